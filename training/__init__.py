@@ -1,0 +1,1 @@
+"""talklike's library: chat exports -> persona examples -> fine-tuned model. Never imports gradio."""

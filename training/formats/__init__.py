@@ -1,0 +1,78 @@
+"""Every supported source into one Conversation shape; the reader is chosen from content."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Iterable
+
+from ..conversation import ImportResult
+from ..errors import UserError
+from ..sources import SourceFile, read_inputs
+from . import dataset_files, discord, messenger, telegram, text, whatsapp
+from .base import FormatReader, ImportOptions
+
+# Most specific first: text is the fallback for any readable prose or code file.
+READERS: list[FormatReader] = [messenger, telegram, discord, dataset_files, whatsapp, text]
+
+__all__ = ["READERS", "ImportOptions", "detect", "detect_file", "load", "load_sources"]
+
+
+def detect(source: SourceFile) -> FormatReader | None:
+    for reader in READERS:
+        if reader.sniff(source):
+            return reader
+    return None
+
+
+def detect_file(path: str | os.PathLike) -> str:
+    """The format of one file (or of the files inside a folder or zip), for `training detect`."""
+    sources = read_inputs([path])
+    labels = sorted({_require(source).LABEL for source in sources})
+    return ", ".join(labels)
+
+
+def _require(source: SourceFile) -> FormatReader:
+    reader = detect(source)
+    if reader is None:
+        raise UserError(f"{source.name}: {_unknown_reason(source)}")
+    return reader
+
+
+def _unknown_reason(source: SourceFile) -> str:
+    head = source.head(2048).lstrip()
+    if not head:
+        return "the file is empty; expected a chat export or data set"
+    if source.looks_binary():
+        return "looks like a binary file, not a chat export or data set"
+    if head[:1] in "{[":
+        return (
+            "JSON in a shape talklike does not know; expected a Messenger/Instagram message_N.json, "
+            "Telegram result.json, DiscordChatExporter JSON, or JSONL with messages, conversations, "
+            "instruction/output, prompt/completion or text fields"
+        )
+    return "unknown format; expected a chat export (Messenger, WhatsApp, Telegram, Discord) or a data set"
+
+
+def load_sources(sources: list[SourceFile], options: ImportOptions | None = None) -> ImportResult:
+    options = options or ImportOptions()
+    claimed: dict[str, list[SourceFile]] = defaultdict(list)
+    by_name = {reader.NAME: reader for reader in READERS}
+    for source in sources:
+        claimed[_require(source).NAME].append(source)
+    result = ImportResult()
+    for name, group in claimed.items():
+        part = by_name[name].parse(group, options)
+        result.extend(part)
+    if not result.conversations and not result.documents:
+        names = ", ".join(s.name for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+        raise UserError(f"{names}: no text messages found (only media, calls or system notices)")
+    return result
+
+
+def load(paths: Iterable[str | os.PathLike], options: ImportOptions | None = None) -> ImportResult:
+    skipped: list[str] = []
+    sources = read_inputs(list(paths), skipped)
+    result = load_sources(sources, options)
+    result.skipped_files.extend(skipped)
+    return result
