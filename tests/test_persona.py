@@ -1,0 +1,168 @@
+"""Persona shaping: turns, sessions, context, filters, split. Built from Conversations directly."""
+
+from collections import Counter
+
+import pytest
+
+from training.conversation import Conversation, Document, ImportResult, Message
+from training.errors import UserError
+from training.persona import (
+    ShapingOptions,
+    participants,
+    prepare,
+    save,
+    split_by_conversation,
+    to_dataset,
+    validation_path,
+)
+
+MIN = 60.0
+
+
+def chat(*lines, group=False, id="t1", title="Maya", start=0.0, system=None):
+    """lines: (minute, sender, text)."""
+    messages = [Message(sender, text, start + minute * MIN) for minute, sender, text in lines]
+    return Conversation(id=id, title=title, messages=messages, is_group=group, system=system)
+
+
+def shape(*conversations, **options):
+    options.setdefault("val_fraction", 0.0)
+    options.setdefault("me", "Sam")
+    return prepare(ImportResult(conversations=list(conversations)), ShapingOptions(**options))
+
+
+def test_consecutive_messages_form_one_turn_joined_by_the_separator():
+    convo = chat((0, "Maya", "hey"), (1, "Maya", "u up?"), (2, "Sam", "ya"), (2, "Sam", "whats up"))
+    newline = shape(convo).train
+    pipe = shape(convo, separator="|").train
+    assert newline == [
+        {"prompt": [{"role": "user", "content": "hey\nu up?"}], "completion": [{"role": "assistant", "content": "ya\nwhats up"}]}
+    ]
+    assert pipe[0]["prompt"][0]["content"] == "hey|u up?"
+    assert pipe[0]["completion"][0]["content"] == "ya|whats up"
+
+
+def test_one_example_per_reply_of_mine_with_earlier_turns_as_context():
+    convo = chat((0, "Maya", "a"), (1, "Sam", "b"), (2, "Maya", "c"), (3, "Sam", "d"))
+    rows = shape(convo).train
+    assert [r["completion"][0]["content"] for r in rows] == ["b", "d"]
+    assert rows[1]["prompt"] == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+
+
+def test_a_long_silence_starts_a_new_conversation():
+    convo = chat((0, "Maya", "a"), (1, "Sam", "b"), (200, "Maya", "c"), (201, "Sam", "d"))
+    rows = shape(convo, gap_minutes=60).train
+    assert rows[1]["prompt"] == [{"role": "user", "content": "c"}]
+    assert shape(convo, gap_minutes=300).train[1]["prompt"][0]["content"] == "a"
+
+
+def test_my_opening_message_is_not_an_example_and_prompts_start_with_the_user():
+    convo = chat((0, "Sam", "yo"), (1, "Maya", "hi"), (2, "Sam", "sup"), (3, "Maya", "x"), (4, "Sam", "y"))
+    prepared = shape(convo, context_turns=2)
+    assert prepared.summary["dropped"]["my turn opens the conversation"] == 1
+    # context of 2 would start at my "sup": trimmed so the user speaks first
+    assert prepared.train[1]["prompt"] == [{"role": "user", "content": "x"}]
+    assert all(r["prompt"][0]["role"] == "user" for r in prepared.train)
+
+
+def test_group_chat_turns_by_different_people_merge_with_names():
+    convo = chat((0, "Maya", "climb sat?"), (1, "Priya", "im in"), (2, "Sam", "same"), group=True)
+    rows = shape(convo).train
+    assert rows[0]["prompt"] == [{"role": "user", "content": "Maya: climb sat?\nPriya: im in"}]
+    plain = shape(convo, name_prefix_in_groups=False).train
+    assert plain[0]["prompt"][0]["content"] == "climb sat?\nim in"
+
+
+def test_system_prompt_names_the_persona_and_data_set_system_wins():
+    convo = chat((0, "Maya", "a"), (1, "Sam", "b"))
+    rows = shape(convo, system_prompt="You are {me}.").train
+    assert rows[0]["prompt"][0] == {"role": "system", "content": "You are Sam."}
+    own = chat((0, "user", "a"), (1, "assistant", "b"), system="Be Vader.")
+    rows = shape(own, me="assistant", system_prompt="You are {me}.").train
+    assert rows[0]["prompt"][0] == {"role": "system", "content": "Be Vader."}
+
+
+def test_filters_threads_groups_dates_lengths_and_duplicates():
+    maya = chat((0, "Maya", "a"), (1, "Sam", "ok"), (2, "Maya", "b"), (3, "Sam", "a much longer reply"))
+    group = chat((0, "Leo", "a"), (1, "Sam", "ok"), group=True, id="g", title="crew")
+    p = shape(maya, group, exclude_threads=["crew"])
+    assert p.summary["dropped"]["excluded thread"] == 2
+    p = shape(maya, group, include_threads=["crew"])
+    assert [r["completion"][0]["content"] for r in p.train] == ["ok"]
+    p = shape(maya, group, include_groups=False)
+    assert p.summary["dropped"]["group chat excluded"] == 2
+    p = shape(maya, min_chars=3)
+    assert p.summary["dropped"]["reply too short"] == 1
+    p = shape(maya, max_chars=3)
+    assert p.summary["dropped"]["reply too long"] == 1
+    p = shape(maya, start=1.5 * MIN)
+    assert p.summary["dropped"]["outside date range"] == 2
+    twice = shape(maya, group, name_prefix_in_groups=False)  # "a" -> "ok" in both threads
+    assert twice.summary["dropped"]["duplicate example"] == 1
+    assert len(shape(maya, group, dedup=False, name_prefix_in_groups=False).train) == 3
+
+
+def test_pii_is_scrubbed_in_prompts_and_replies_with_counts():
+    convo = chat((0, "Maya", "mail me maya@example.com"), (1, "Sam", "call +1 503 555 0142"))
+    p = shape(convo, scrub_pii=True)
+    assert p.train[0]["prompt"][0]["content"] == "mail me <email>"
+    assert p.train[0]["completion"][0]["content"] == "call <phone number>"
+    assert p.summary["pii_replaced"] == {"email": 1, "phone": 1}
+
+
+def test_split_is_deterministic_and_never_splits_a_conversation():
+    convos = [chat((0, "F", "q"), (1, "Sam", f"r{i}"), (2, "F", "q2"), (3, "Sam", f"s{i}"), id=f"t{i}") for i in range(40)]
+    a = shape(*convos, val_fraction=0.1)
+    b = shape(*reversed(convos), val_fraction=0.1)
+    assert len(a.validation) == 8  # 4 of 40 conversations, 2 examples each
+    key = lambda rows: sorted(r["completion"][0]["content"] for r in rows)
+    assert key(a.validation) == key(b.validation)
+    for i in range(40):
+        assert (f"r{i}" in key(a.validation)) == (f"s{i}" in key(a.validation))
+
+
+def test_small_inputs_still_get_a_validation_conversation():
+    train, validation = split_by_conversation([("a", {"x": 1}), ("b", {"x": 2})], 0.1)
+    assert len(train) == 1 and len(validation) == 1
+    assert split_by_conversation([("a", {"x": 1})], 0.1) == ([{"x": 1}], [])
+
+
+def test_unknown_me_names_close_matches_and_participants():
+    convo = chat((0, "Maya Chen", "a"), (1, "Sam Rivera", "b"), (2, "Sam Rivera", "c"))
+    with pytest.raises(UserError, match="did you mean 'Sam Rivera'.*Sam Rivera \\(2\\)"):
+        shape(convo, me="Sam Riviera")
+    assert participants(ImportResult(conversations=[convo])) == [("Sam Rivera", 2), ("Maya Chen", 1)]
+
+
+def test_no_reply_at_all_is_a_clear_error():
+    with pytest.raises(UserError, match="never replies"):
+        shape(chat((0, "Sam", "hello?")))
+
+
+def test_documents_become_text_rows():
+    result = ImportResult(documents=[Document("notes.md#0", "File: notes.md\nhello")])
+    p = prepare(result, ShapingOptions(me="anyone", val_fraction=0))
+    assert p.train == [{"text": "File: notes.md\nhello"}]
+
+
+def test_save_writes_train_and_validation_atomically(tmp_path):
+    convos = [chat((0, "F", "q"), (1, "Sam", f"r{i}"), id=f"t{i}") for i in range(10)]
+    p = shape(*convos, val_fraction=0.2)
+    train_path, val_path = save(p, tmp_path / "out" / "sam.jsonl")
+    assert val_path == validation_path(train_path) == tmp_path / "out" / "sam.val.jsonl"
+    assert len(train_path.read_text().splitlines()) == 8
+    assert len(val_path.read_text().splitlines()) == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sam.jsonl", "sam.val.jsonl"]
+    dataset = to_dataset(p.train)
+    assert dataset.column_names == ["prompt", "completion"] and len(dataset) == 8
+
+
+def test_options_are_validated_with_field_names():
+    with pytest.raises(UserError, match="validation fraction"):
+        ShapingOptions(me="x", val_fraction=1.5).validate()
+    with pytest.raises(UserError, match="context turns"):
+        ShapingOptions(me="x", context_turns=0).validate()
