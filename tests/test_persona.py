@@ -166,3 +166,13 @@ def test_options_are_validated_with_field_names():
         ShapingOptions(me="x", val_fraction=1.5).validate()
     with pytest.raises(UserError, match="context turns"):
         ShapingOptions(me="x", context_turns=0).validate()
+
+
+def test_guess_me_prefers_the_person_in_every_thread():
+    a = chat((0, "Maya", "a"), (1, "Maya", "b"), (2, "Maya", "c"), (3, "Sam", "d"), id="a")
+    b = chat((0, "Leo", "x"), (1, "Sam", "y"), id="b")
+    from training.persona import guess_me
+
+    assert guess_me(ImportResult(conversations=[a, b])) == "Sam"
+    roles = chat((0, "user", "q"), (1, "assistant", "r"))
+    assert guess_me(ImportResult(conversations=[roles])) == "assistant"

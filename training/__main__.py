@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
-
 from .errors import UserError
 
 
@@ -15,14 +13,13 @@ def _unescape(value: str) -> str:
     return value.encode("utf-8").decode("unicode_escape") if "\\" in value else value
 
 
-def _date(value: str) -> float:
+def _date(value: str) -> float | None:
+    from .persona import parse_day
+
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2024-05-31") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+        return parse_day(value, "date")
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _print_json(value) -> None:

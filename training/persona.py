@@ -294,3 +294,35 @@ def to_dataset(rows: list[dict]):
     import datasets  # imported late: it costs a second and the CLI's detect/participants never need it
 
     return datasets.Dataset.from_list(rows)
+
+
+def guess_me(result: ImportResult) -> str | None:
+    """A first guess at who exported the chats, for the UI to preselect (the user confirms).
+
+    The exporting person is in every thread of their own export, so pick the sender present
+    in the most conversations; data sets use the "assistant" role.
+    """
+    people = dict(participants(result))
+    if not people:
+        return None
+    if "assistant" in people:
+        return "assistant"
+    presence: Counter = Counter()
+    for conversation in result.conversations:
+        presence.update({m.sender for m in conversation.messages})
+    return max(people, key=lambda name: (presence[name], people[name]))
+
+
+def parse_day(value: str | None, field_name: str) -> float | None:
+    """'2024-05-31' (or a full ISO time) -> epoch seconds, UTC; blank -> None."""
+    from datetime import datetime, timezone
+
+    if value is None or not str(value).strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise UserError(f"{field_name}: {value!r} is not a date like 2024-05-31") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()

@@ -1,0 +1,61 @@
+"""talklike: turn your chat history into a chatbot that texts like you.
+
+`python app.py` parses flags, assembles the tabs and launches; everything else lives in
+components/ (views) and training/ (the library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# Must precede importing gradio/huggingface_hub: they read these at import time. The user can
+# still opt in by setting them.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from components.data_tab import build_data_tab  # noqa: E402
+
+THEME = gr.themes.Soft()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="talklike: a chatbot that texts like you")
+    parser.add_argument("--host", default=os.environ.get("TALKLIKE_HOST", "127.0.0.1"), help="address to listen on (0.0.0.0 for a LAN or a Space)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("TALKLIKE_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    parser.add_argument("--auth", default=os.environ.get("TALKLIKE_AUTH"), metavar="USER:PASS", help="require a login (or set TALKLIKE_AUTH)")
+    parser.add_argument("--data-dir", default=None, help="where uploads, data sets, runs and exports go (or TALKLIKE_DATA_DIR)")
+    return parser.parse_args(argv)
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="talklike") as demo:
+        gr.Markdown("# talklike\nTurn your chat history into a chatbot that texts like you.")
+        with gr.Tab("1 · Data"):
+            build_data_tab()
+    return demo
+
+
+def _auth(value: str | None):
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("--auth: expected USER:PASS")
+    return (user, password)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.data_dir:
+        os.environ["TALKLIKE_DATA_DIR"] = args.data_dir
+    demo = build_app()
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=_auth(args.auth), theme=THEME)
+
+
+if __name__ == "__main__":
+    main()

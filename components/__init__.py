@@ -1,0 +1,1 @@
+"""Thin Gradio views over the training library: one module per tab."""

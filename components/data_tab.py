@@ -1,0 +1,213 @@
+"""Data tab: upload an export, say who you are, shape examples, and see exactly what the model learns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from training import formats, persona, templates
+from training.models import OFFLINE_TINY, load_tokenizer
+from training.paths import subdir, timestamped
+
+from .common import shows_user_errors
+
+SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
+PREVIEW_ROWS = 500  # rows shown in the examples table
+STATS_SAMPLE = 5000  # rows tokenized for the length statistics
+
+
+@dataclass
+class DataTab:
+    dataset_path: gr.Textbox  # the saved training JSONL, handed to the Train tab
+    system_prompt: gr.Textbox
+
+
+def build_data_tab() -> DataTab:
+    imported = gr.State(None)
+    prepared = gr.State(None)
+    gr.Markdown(
+        "Drop in your chat export (Facebook Messenger or Instagram folder/zip, WhatsApp `.txt`/zip, "
+        "Telegram `result.json`, DiscordChatExporter JSON) or a data set (JSONL/CSV/text). "
+        "Try `samples/sam_messenger_export.zip` if you have none at hand."
+    )
+    files = gr.File(label="Chat export or data set", file_count="multiple", type="filepath")
+    import_summary = gr.Markdown()
+    with gr.Row():
+        me = gr.Dropdown(label="Which participant are you?", choices=[], interactive=True, scale=2)
+        exclude = gr.Dropdown(label="Leave out these threads", choices=[], multiselect=True, scale=3)
+    with gr.Row():
+        separator = gr.Dropdown(label="Join my consecutive messages with", choices=list(SEPARATORS), value="new line")
+        gap = gr.Slider(5, 24 * 60, value=60, step=5, label="New conversation after a silence of (minutes)")
+        context = gr.Slider(1, 20, value=6, step=1, label="Earlier turns in each prompt")
+    system_prompt = gr.Textbox(label="System prompt ({me} = your name; empty for none)", value=persona.DEFAULT_SYSTEM_PROMPT)
+    with gr.Accordion("More filters", open=False):
+        with gr.Row():
+            include_groups = gr.Checkbox(label="Include group chats", value=True)
+            name_prefix = gr.Checkbox(label="Prefix group-chat turns with names", value=True)
+            dedup = gr.Checkbox(label="Drop duplicate examples", value=True)
+            scrub_pii = gr.Checkbox(label="Scrub emails, phones, URLs, card numbers, IPs", value=False)
+        with gr.Row():
+            since = gr.Textbox(label="From date (YYYY-MM-DD)", placeholder="any")
+            until = gr.Textbox(label="Before date (YYYY-MM-DD)", placeholder="any")
+            min_chars = gr.Number(label="Shortest reply (chars)", value=1, precision=0)
+            max_chars = gr.Number(label="Longest reply (chars)", value=4000, precision=0)
+            val_fraction = gr.Slider(0, 0.5, value=0.1, step=0.01, label="Held out for validation")
+    with gr.Row():
+        preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_TINY, scale=3)
+        max_length = gr.Number(label="Max length (tokens)", value=512, precision=0, scale=1)
+    build = gr.Button("Build training examples", variant="primary")
+    summary = gr.Markdown()
+    dataset_path = gr.Textbox(label="Saved for training", interactive=False)
+    with gr.Row():
+        histogram = gr.BarPlot(x="tokens", y="examples", title="Example length (tokens)", sort=None, scale=3)
+        dropped = gr.Dataframe(headers=["dropped because", "count"], label="Not trained on", scale=2)
+    length_report = gr.Markdown()
+    examples = gr.Dataframe(label="Examples (first 500)", wrap=True, max_height=420)
+    with gr.Row():
+        example_index = gr.Slider(0, 1, value=0, step=1, label="Example shown exactly as the model sees it")
+    rendered = gr.HighlightedText(
+        label="Green = learned (your reply); grey = context the model reads but is not trained on",
+        color_map={"trained": "green", "cut off": "red"},
+        show_legend=True,
+    )
+
+    files.change(_on_upload, inputs=files, outputs=[imported, import_summary, me, exclude])
+    shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
+               dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
+
+    def on_build(values: dict):
+        if values[imported] is None:
+            raise gr.Error("Upload a chat export or data set first.")
+        options = persona.ShapingOptions(
+            me=values[me] or "",
+            separator=SEPARATORS[values[separator]],
+            gap_minutes=float(values[gap]),
+            context_turns=int(values[context]),
+            system_prompt=values[system_prompt] or None,
+            name_prefix_in_groups=values[name_prefix],
+            exclude_threads=values[exclude] or [],
+            include_groups=values[include_groups],
+            start=persona.parse_day(values[since], "From date"),
+            end=persona.parse_day(values[until], "Before date"),
+            min_chars=int(values[min_chars] or 0),
+            max_chars=int(values[max_chars] or 0),
+            dedup=values[dedup],
+            scrub_pii=values[scrub_pii],
+            val_fraction=float(values[val_fraction]),
+        )
+        return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
+
+    build.click(
+        shows_user_errors(on_build),
+        inputs=shaping,
+        outputs=[prepared, summary, dataset_path, histogram, dropped, length_report, examples, example_index, rendered],
+    )
+    example_index.change(
+        shows_user_errors(_render), inputs=[prepared, example_index, preview_model, max_length], outputs=rendered
+    )
+    return DataTab(dataset_path=dataset_path, system_prompt=system_prompt)
+
+
+@shows_user_errors
+def _on_upload(paths: list[str] | None):
+    if not paths:
+        return None, "", gr.update(choices=[], value=None), gr.update(choices=[], value=[])
+    result = formats.load(paths)
+    people = persona.participants(result)
+    threads = sorted(result.conversations, key=lambda c: -len(c.messages))
+    thread_choices = [
+        (f"{c.title} ({len(c.messages)} messages{', group' if c.is_group else ''})", c.id) for c in threads
+    ]
+    return (
+        result,
+        _import_report(result),
+        gr.update(choices=[(f"{name} ({count})", name) for name, count in people], value=persona.guess_me(result)),
+        gr.update(choices=thread_choices, value=[]),
+    )
+
+
+def _import_report(result) -> str:
+    detected = ", ".join(f"{label} ({n} file{'s' if n != 1 else ''})" for label, n in result.formats.items())
+    lines = [
+        f"**Detected:** {detected}",
+        f"**{len(result.conversations)} threads, {result.message_count:,} text messages**"
+        + (f", {len(result.documents)} raw-text chunks" if result.documents else ""),
+    ]
+    if result.dropped:
+        lines.append("Not text, never trained on: " + ", ".join(f"{n:,} {why}" for why, n in result.dropped.most_common()))
+    if result.skipped_files:
+        lines.append(f"Skipped {len(result.skipped_files):,} attachment or non-text files.")
+    lines += [f"⚠️ {warning}" for warning in result.warnings]
+    return "\n\n".join(lines)
+
+
+def _build(result, options: persona.ShapingOptions, preview_model: str, max_length: int):
+    prepared = persona.prepare(result, options)
+    train_path, _ = persona.save(prepared, subdir("datasets") / f"{timestamped(options.me)}.jsonl")
+    tokenizer = load_tokenizer(preview_model)
+    templates.ensure_chat_template(tokenizer)
+    rows = prepared.rows
+    stats = templates.length_stats(tokenizer, rows[:STATS_SAMPLE], max_length)
+    s = prepared.summary
+    report = (
+        f"**{s['examples']:,} examples** ({s['train']:,} train / {s['validation']:,} validation) "
+        f"from {s['conversations']:,} conversations in {s['threads']:,} threads."
+    )
+    if "pii_replaced" in s:
+        report += "\n\nPII replaced: " + (", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found")
+    bars = pd.DataFrame(
+        {"tokens": [f"{int(lo)}–{int(hi)}" for lo, hi, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]}
+    )
+    dropped = pd.DataFrame(list(s["dropped"].items()), columns=["dropped because", "count"])
+    return (
+        prepared,
+        report,
+        str(train_path),
+        bars,
+        dropped,
+        _length_report(stats, max_length, len(rows)),
+        _examples_table(prepared),
+        gr.update(maximum=max(len(rows) - 1, 1), value=0),
+        templates.render_loss_mask(tokenizer, rows[0], max_length),
+    )
+
+
+def _length_report(stats: dict, max_length: int, total: int) -> str:
+    sampled = f" (from the first {stats['count']:,} of {total:,})" if stats["count"] < total else ""
+    text = (
+        f"Tokens per example{sampled}: median {stats['median']:.0f}, 90th percentile {stats['p90']:.0f}, "
+        f"max {stats['max']:,}; {stats['trained_tokens']:,} tokens of your replies to learn from."
+    )
+    if stats["over_max"]:
+        text += (
+            f"\n\n⚠️ {stats['over_max']:,} examples are longer than the max length of {max_length} tokens and will be "
+            "cut: raise the max length, or keep fewer earlier turns."
+        )
+    return text
+
+
+def _examples_table(prepared) -> pd.DataFrame:
+    records = []
+    for split, rows in (("train", prepared.train), ("validation", prepared.validation)):
+        for row in rows:
+            if len(records) >= PREVIEW_ROWS:
+                break
+            if "text" in row:
+                records.append({"split": split, "they said": "(raw text)", "you replied": row["text"][:300]})
+            else:
+                records.append(
+                    {"split": split, "they said": row["prompt"][-1]["content"], "you replied": row["completion"][0]["content"]}
+                )
+    return pd.DataFrame(records, columns=["split", "they said", "you replied"])
+
+
+def _render(prepared, index, preview_model, max_length):
+    if prepared is None:
+        return None
+    rows = prepared.rows
+    row = rows[min(int(index), len(rows) - 1)]
+    tokenizer = load_tokenizer(preview_model)
+    templates.ensure_chat_template(tokenizer)
+    return templates.render_loss_mask(tokenizer, row, int(max_length or 512))

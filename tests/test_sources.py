@@ -1,0 +1,93 @@
+"""Reading inputs: folders and zips, with the protections a hostile or broken upload needs."""
+
+import os
+import zipfile
+
+import pytest
+
+from training import sources
+from training.errors import UserError
+from training.sources import read_inputs
+
+
+def make_zip(path, members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_members_are_named_by_archive_path_and_media_is_skipped(tmp_path):
+    archive = make_zip(
+        tmp_path / "export.zip",
+        {
+            "messages/inbox/a_1/message_1.json": b"{}",
+            "messages/inbox/a_1/photos/p.jpg": b"\xff\xd8binary",
+            "__MACOSX/._x": b"junk",
+        },
+    )
+    skipped = []
+    files = read_inputs([archive], skipped)
+    assert [f.name for f in files] == ["export.zip/messages/inbox/a_1/message_1.json"]
+    assert "export.zip/messages/inbox/a_1/photos/p.jpg" in skipped
+
+
+def test_zip_with_parent_paths_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "evil.zip", {"../../etc/passwd.txt": b"x"})
+    with pytest.raises(UserError, match="evil.zip.*outside the archive"):
+        read_inputs([archive])
+    assert not (tmp_path.parent.parent / "etc" / "passwd.txt").exists()
+
+
+def test_zip_bomb_is_refused_before_inflating(tmp_path):
+    archive = make_zip(tmp_path / "bomb.zip", {"chat.txt": b"0" * (20 * 1024 * 1024)})
+    with pytest.raises(UserError, match="bomb.zip/chat.txt.*zip bomb"):
+        read_inputs([archive])
+
+
+def test_files_over_the_size_limit_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "big.txt"
+    big.write_text("a" * 2000)
+    with pytest.raises(UserError, match="big.txt.*over the 0 MB limit"):
+        read_inputs([big])
+
+
+def test_folders_skip_binaries_hidden_files_and_links(tmp_path):
+    root = tmp_path / "export"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text("x")
+    (root / "chat.txt").write_text("hello")
+    (root / "blob.dat").write_bytes(b"\x00\x01\x02")
+    os.symlink("/etc/hostname", root / "link.txt")
+    skipped = []
+    files = read_inputs([root], skipped)
+    assert [f.name for f in files] == ["export/chat.txt"]
+    assert set(skipped) == {"export/blob.dat", "export/link.txt"}
+
+
+def test_missing_and_empty_inputs_say_so(tmp_path):
+    with pytest.raises(UserError, match="nope.json: no such file"):
+        read_inputs([tmp_path / "nope.json"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no chat export or data set files found"):
+        read_inputs([tmp_path / "empty"])
+
+
+def test_a_corrupt_zip_is_a_clear_error(tmp_path):
+    archive = make_zip(tmp_path / "cut.zip", {"chat.txt": b"hello " * 5000})
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="cut.zip"):
+        read_inputs([archive])
+
+
+def test_json_errors_name_the_file_and_say_truncated(tmp_path):
+    source = sources.SourceFile("message_1.json", b'{"participants": [{"name": "A"}], "messages": [')
+    with pytest.raises(UserError, match="message_1.json: the JSON ends early.*truncated"):
+        source.json()
+    source = sources.SourceFile("x.json", b'{"a": 1,, "b": 2}')
+    with pytest.raises(UserError, match="x.json: not valid JSON at line 1"):
+        source.json()
+    with pytest.raises(UserError, match="y.txt: not UTF-8"):
+        sources.SourceFile("y.txt", b"ok \xff\xfe bad").text()
