@@ -73,7 +73,7 @@ def build_data_tab() -> DataTab:
         show_legend=True,
     )
 
-    files.change(_on_upload, inputs=files, outputs=[imported, import_summary, me, exclude])
+    files.change(_on_upload, inputs=files, outputs=[imported, import_summary, me, exclude], api_name="import_files")
     shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
                dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
 
@@ -103,9 +103,13 @@ def build_data_tab() -> DataTab:
         shows_user_errors(on_build),
         inputs=shaping,
         outputs=[prepared, summary, dataset_path, histogram, dropped, length_report, examples, example_index, rendered],
+        api_name="build_examples",
     )
     example_index.change(
-        shows_user_errors(_render), inputs=[prepared, example_index, preview_model, max_length], outputs=rendered
+        shows_user_errors(_render),
+        inputs=[prepared, example_index, preview_model, max_length],
+        outputs=rendered,
+        api_name="show_example",
     )
     return DataTab(dataset_path=dataset_path, system_prompt=system_prompt)
 

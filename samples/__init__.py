@@ -1,0 +1,1 @@
+"""Bundled sample data (a fictional persona) and the code that builds it."""
