@@ -1,0 +1,419 @@
+"""Facebook Messenger / Instagram DYI JSON and the E2EE export: layout, encoding, drops, hostile input."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from training.conversation import (
+    DROP_CALL, DROP_DUPLICATE, DROP_EMPTY, DROP_MEDIA, DROP_SHARE, DROP_STICKER, DROP_SYSTEM,
+    DROP_UNSENT,
+)
+from training.errors import UserError
+from training.formats import ImportOptions, detect, load, load_sources, messenger
+from training.sources import SourceFile
+
+ME, ALICE, BOB, CARL = "Sam Rivera", "Alice Dvořák", "Bob Chen", "Carl Ng"
+T0 = 1_700_000_000_000  # ms
+FB_ROOT = "your_facebook_activity/messages"
+
+
+def mojibake(text: str) -> str:
+    """How Facebook stores text: each UTF-8 byte as its own \\u00XX code point."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def msg(sender: str, minute: int, content: str | None = None, **fields) -> dict:
+    item = {"sender_name": mojibake(sender), "timestamp_ms": T0 + minute * 60_000}
+    if content is not None:
+        item["content"] = mojibake(content)
+    item.update(fields)
+    item.setdefault("is_geoblocked_for_viewer", False)
+    return item
+
+
+def thread(title: str, people: list[str], messages: list[dict], **fields) -> dict:
+    """A message_N.json document; messages are given oldest first and stored newest first."""
+    return {"participants": [{"name": mojibake(p)} for p in people], "messages": messages[::-1],
+            "title": mojibake(title), "is_still_participant": True, **fields}
+
+
+def e2ee(title: str, people: list[str], messages: list[dict]) -> dict:
+    return {"participants": people, "threadName": title, "messages": messages}
+
+
+def e2ee_msg(sender: str, minute: int, text: str, **fields) -> dict:
+    return {"senderName": sender, "text": text, "timestamp": T0 + minute * 60_000, "type": "Generic",
+            "isUnsent": False, "media": [], "reactions": [], **fields}
+
+
+def source(name: str, document) -> SourceFile:
+    return SourceFile(name, json.dumps(document, indent=2).encode("ascii"))
+
+
+def parse(*sources: SourceFile):
+    return messenger.parse(list(sources), ImportOptions())
+
+
+def texts(conversation) -> list[str]:
+    return [m.text for m in conversation.messages]
+
+
+def by_title(result) -> dict:
+    return {c.title: c for c in result.conversations}
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+def test_a_thread_split_over_message_2_and_message_10_is_merged_numerically_and_sorted(tmp_path):
+    folder = tmp_path / "inbox" / "alice_123"
+    folder.mkdir(parents=True)
+    # message_2 holds the newer slice. Two messages share a millisecond: only the file order
+    # (newest first, message_2 before message_10) says which came first.
+    newer = [msg(ALICE, 10, "third"), msg(ME, 10, "fourth, same ms"), msg(ALICE, 11, "fifth")]
+    older = [msg(ME, 1, "first"), msg(ALICE, 2, "second")]
+    (folder / "message_2.json").write_text(json.dumps(thread(ALICE, [ALICE, ME], newer)))
+    (folder / "message_10.json").write_text(json.dumps(thread(ALICE, [ALICE, ME], older)))
+
+    result = load([tmp_path / "inbox"])
+
+    [conversation] = result.conversations
+    assert texts(conversation) == ["first", "second", "third", "fourth, same ms", "fifth"]
+    assert conversation.id == "inbox/alice_123"
+    assert conversation.title == ALICE and not conversation.is_group
+    assert conversation.messages[0].timestamp == T0 / 1000 + 60
+    assert result.formats[messenger.LABEL] == 2
+
+
+def test_whole_export_zip_reads_every_section_merges_the_cutover_and_skips_media(tmp_path):
+    alice_old = [msg(ME, 1, "hi alice"), msg(ALICE, 2, "hey sam"), msg(ALICE, 3, photos=[{"uri": "p.jpg"}])]
+    alice_new = [msg(ALICE, 2, "hey sam"), msg(ME, 4, "after the cutover")]  # one message overlaps
+    members = {
+        f"{FB_ROOT}/inbox/alicedvorak_1/message_1.json": thread(ALICE, [ALICE, ME], alice_old),
+        f"{FB_ROOT}/e2ee_cutover/alicedvorak_9/message_1.json": thread(ALICE, [ALICE, ME], alice_new),
+        f"{FB_ROOT}/archived_threads/bobchen_2/message_1.json": thread(BOB, [BOB, ME], [msg(BOB, 5, "old news")]),
+    }
+    path = tmp_path / "facebook-sam.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, document in members.items():
+            archive.writestr(name, json.dumps(document))
+        archive.writestr(f"{FB_ROOT}/inbox/alicedvorak_1/photos/p.jpg", b"\xff\xd8\xff\xe0 jpeg")
+        archive.writestr(f"{FB_ROOT}/inbox/alicedvorak_1/videos/v.mp4", b"\x00\x00\x00\x18ftyp")
+        archive.writestr(f"{FB_ROOT}/stickers_used/s.png", b"\x89PNG\r\n")
+
+    result = load([path])
+
+    conversations = by_title(result)
+    assert texts(conversations[ALICE]) == ["hi alice", "hey sam", "after the cutover"]
+    assert conversations[ALICE].id == f"facebook-sam.zip/{FB_ROOT}/inbox/alicedvorak_1"
+    assert texts(conversations[BOB]) == ["old news"]
+    assert result.dropped == Counter({DROP_DUPLICATE: 1, DROP_MEDIA: 1})
+    assert result.formats[messenger.LABEL] == 3
+    assert sorted(Path(name).suffix for name in result.skipped_files) == [".jpg", ".mp4", ".png"]
+
+
+def test_two_loose_message_1_files_of_different_people_stay_two_threads():
+    first = source("message_1.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "from alice")]))
+    second = source("message_1.json", thread(BOB, [BOB, ME], [msg(BOB, 1, "from bob")]))
+    result = parse(first, second)
+    assert {c.title: texts(c) for c in result.conversations} == {ALICE: ["from alice"], BOB: ["from bob"]}
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+def test_mojibake_is_repaired_in_names_titles_and_text():
+    messages = [msg(ALICE, 1, "café at 5? 😀"), msg(ME, 2, "řekni mi to")]
+    result = parse(source(f"{FB_ROOT}/inbox/a_1/message_1.json", thread("Kavárna ☕", [ALICE, ME], messages)))
+    [conversation] = result.conversations
+    assert conversation.title == "Kavárna ☕"
+    assert [(m.sender, m.text) for m in conversation.messages] == [
+        (ALICE, "café at 5? 😀"), (ME, "řekni mi to")]
+    raw = source("x/message_1.json", thread("t", [ALICE, ME], messages)).data
+    assert b"caf\\u00c3\\u00a9" in raw  # the fixture really is encoded like Facebook's
+
+
+@pytest.mark.parametrize("text", [
+    "café",  # correctly stored é: its Latin-1 byte alone is not UTF-8
+    "Ã© is how mojibake looks ✓",  # a character above U+00FF: not Facebook's encoding
+    "plain ascii",
+    "\u00c3",  # a lone lead byte
+])
+def test_text_that_is_not_mojibake_is_left_alone(text):
+    assert messenger.repair_mojibake(text) == text
+    document = thread("t", [ALICE, ME], [])
+    document["messages"] = [{"sender_name": ALICE, "timestamp_ms": T0, "content": text}]
+    [conversation] = parse(source("a/message_1.json", document)).conversations
+    assert texts(conversation) == [text]
+
+
+def test_mojibake_repair_round_trips_any_text():
+    for text in ["café", "řeč", "日本語", "🧗‍♀️ climbing", "naïve — “quotes”"]:
+        assert messenger.repair_mojibake(mojibake(text)) == text
+
+
+# --- E2EE and Instagram ----------------------------------------------------------------------
+
+def test_e2ee_export_is_read_and_its_overlap_with_the_dyi_thread_dropped():
+    dyi = thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "before"), msg(ME, 2, "café?")])
+    secure = e2ee(ALICE, [ALICE, ME], [
+        e2ee_msg(ME, 9, "newest"),  # the export is not guaranteed oldest first
+        e2ee_msg(ME, 2, mojibake("café?")),  # same message as in the DYI inbox
+        e2ee_msg(ALICE, 3, "", media=[{"uri": "./media/1.jpeg"}]),
+        e2ee_msg(ALICE, 4, "gone", isUnsent=True),
+        e2ee_msg(ALICE, 5, "nice", reactions=[{"actor": ME, "reaction": "❤"}]),
+    ])
+    result = parse(source(f"{FB_ROOT}/inbox/alice_1/message_1.json", dyi),
+                   source("secure_storage/Alice_1.json", secure))
+
+    [conversation] = result.conversations
+    assert texts(conversation) == ["before", "café?", "nice", "newest"]
+    assert result.dropped == Counter({DROP_DUPLICATE: 1, DROP_MEDIA: 1, DROP_UNSENT: 1})
+    assert conversation.id == f"{FB_ROOT}/inbox/alice_1"
+
+
+def test_e2ee_thread_on_its_own_uses_the_file_name_and_counts_people_for_groups():
+    secure = e2ee("climbers", [ALICE, BOB, ME], [e2ee_msg(BOB, 1, "rope?")])
+    [conversation] = parse(source("e2ee/climbers_2.json", secure)).conversations
+    assert conversation.id == "e2ee/climbers_2.json"
+    assert conversation.title == "climbers" and conversation.is_group
+
+
+def test_instagram_thread_drops_instagrams_generated_sentences():
+    name = f"instagram-sam.zip/your_instagram_activity/messages/inbox/alice_17845/message_1.json"
+    messages = [
+        msg(ALICE, 1, "did you see my post"), msg(ME, 2, "Liked a message"),
+        msg(ALICE, 3, "alice.dv sent an attachment."), msg(ALICE, 4, "alice.dv shared a story."),
+        msg(ME, 5, "Reacted ❤️ to your message"), msg(ALICE, 6, "alice.dv started an audio call"),
+        msg(ME, 7, "You missed an audio call"), msg(ME, 8, "yes!! so good"),
+        msg(ALICE, 9, share={"link": "https://instagram.com/p/x", "share_text": "beach day"}),
+    ]
+    result = parse(source(name, thread("alice.dv", [ALICE, ME], messages)))
+    [conversation] = result.conversations
+    assert texts(conversation) == ["did you see my post", "yes!! so good"]
+    assert result.dropped == Counter({DROP_SYSTEM: 6, DROP_SHARE: 1})
+
+
+# --- what is dropped -------------------------------------------------------------------------
+
+def test_every_non_text_event_is_dropped_and_counted_under_its_reason():
+    media = [msg(ALICE, 1, **{key: [{"uri": "m"}]}) for key in ("photos", "videos", "audio_files", "gifs", "files")]
+    events = [
+        msg(ALICE, 2, "Alice Dvořák sent a photo.", photos=[{"uri": "p.jpg"}]),
+        msg(ALICE, 3, sticker={"uri": "s.png"}),
+        msg(ALICE, 4, "Alice called you.", type="Call", call_duration=65),
+        msg(ME, 5, "You missed a call from Alice Dvořák.", call_duration=0, missed=True),  # 2024: no type
+        msg(ALICE, 6, type="Share", share={"link": "https://example.com"}),
+        msg(ALICE, 7, "Alice Dvořák sent a link.", type="Share", share={"link": "https://example.com"}),
+        msg(ALICE, 8, "https://example.com", share={"link": "https://example.com"}),
+        msg(ALICE, 9, is_unsent=True), msg(ALICE, 10, "hidden", is_geoblocked_for_viewer=True),
+        msg(ALICE, 11, "Alice Dvořák added Carl Ng to the group.", type="Subscribe", users=[{"name": CARL}]),
+        msg(ALICE, 12, "", type="Generic"), msg(ALICE, 13, "   \n "), msg(ALICE, 14),
+    ]
+    notices = [msg(ME, 20 + i, text) for i, text in enumerate(GENERATED_SENTENCES)]
+    kept = [
+        msg(ALICE, 40, "look at this https://example.com", type="Share", share={"link": "https://example.com"}),
+        msg(ME, 41, "love it", reactions=[{"reaction": mojibake("❤"), "actor": ALICE}]),
+        msg(ME, 42, "I left the keys at home, can you let me in?"),
+    ]
+    result = parse(source("inbox/a_1/message_1.json", thread(ALICE, [ALICE, ME], media + events + notices + kept)))
+
+    assert texts(result.conversations[0]) == [
+        "look at this https://example.com", "love it", "I left the keys at home, can you let me in?"]
+    assert result.dropped == Counter({
+        DROP_MEDIA: 6, DROP_STICKER: 1, DROP_CALL: 2, DROP_SHARE: 3, DROP_UNSENT: 2,
+        DROP_SYSTEM: 1 + len(GENERATED_SENTENCES), DROP_EMPTY: 3,
+    })
+
+
+GENERATED_SENTENCES = [
+    "You are now connected on Messenger", "Say hi to your new Facebook friend, Alice.",
+    "Alice Dvořák left the group.", "Sam Rivera named the group Climbers 🧗.",
+    "Latent Vampirism changed the group photo.", "You set the nickname for Alice Dvořák to Al.",
+    "Alice Dvořák set her own nickname to ally.", "Bob Chen added Carl Ng to the group.",
+    "Bob Chen removed Carl Ng from the group.", "Alice Dvořák changed the theme to Love.",
+    "Messages and calls are secured with end-to-end encryption. Only people in this chat can read them.",
+    "Alice Dvořák reacted 😆 to your message", "Alice Dvořák started a video chat.",
+    "Alice Dvořák missed a video call", "You unsent a message",
+    "Bob Chen turned on disappearing messages.", "Bob Chen joined the video chat.",
+]
+
+
+@pytest.mark.parametrize("text", GENERATED_SENTENCES)
+def test_generated_sentences_are_recognised(text):
+    assert messenger.is_generated_notice(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I left the keys at home", "you named the dog what??", "ok", "sent it to you yesterday",
+    "she said she wanted to \"take a break\"", "Reacted badly tbh", "Missed call sorry, driving",
+    "wait Alice left the group?\nwhy", "hey " * 40 + "left the group",
+    "we ended the call early lol", "She turned on the lights.", "I shared a post about it yesterday",
+])
+def test_real_messages_are_not_taken_for_generated_sentences(text):
+    assert not messenger.is_generated_notice(text)
+
+
+def test_reactions_never_become_text():
+    reactions = [{"reaction": mojibake(e), "actor": ALICE} for e in ("❤", "😆", "👍")]
+    messages = [msg(ME, 1, "big news", reactions=reactions), msg(ALICE, 2, photos=[{"uri": "p"}], reactions=reactions)]
+    result = parse(source("a/message_1.json", thread(ALICE, [ALICE, ME], messages)))
+    assert texts(result.conversations[0]) == ["big news"]
+
+
+# --- groups and time -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("people, senders, fields, expected", [
+    ([ALICE, ME], [ALICE, ME], {"thread_type": "Regular"}, False),
+    ([ALICE, ME], [ALICE, ME], {"thread_type": "RegularGroup"}, True),  # a group of two left
+    ([ALICE, BOB, ME], [ALICE, ME], {}, True),
+    ([ALICE, ME], [ALICE, CARL, ME], {}, True),  # Carl left: only his messages remember him
+])
+def test_group_detection(people, senders, fields, expected):
+    messages = [msg(sender, i, f"hi from {sender}") for i, sender in enumerate(senders)]
+    [conversation] = parse(source("g/message_1.json", thread("t", people, messages, **fields))).conversations
+    assert conversation.is_group is expected
+
+
+def test_old_exports_with_timestamp_in_seconds():
+    document = thread(ALICE, [ALICE, ME], [])
+    document["messages"] = [{"sender_name": ALICE, "timestamp": 1_500_000_060, "content": "later"},
+                            {"sender_name": ME, "timestamp": 1_500_000_000, "content": "earlier"}]
+    [conversation] = parse(source("messages/inbox/a_1/message_1.json", document)).conversations
+    assert [(m.text, m.timestamp) for m in conversation.messages] == [
+        ("earlier", 1_500_000_000.0), ("later", 1_500_000_060.0)]
+
+
+def test_title_falls_back_to_the_participants():
+    document = thread("", [ALICE, ME], [msg(ALICE, 1, "hi")])
+    del document["title"]
+    [conversation] = parse(source("a/message_1.json", document)).conversations
+    assert conversation.title == f"{ALICE}, {ME}"
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def test_truncated_file_is_a_user_error_naming_the_file():
+    data = source("x", thread(ALICE, [ALICE, ME], [msg(ALICE, i, "hello there") for i in range(20)])).data
+    cut_after_a_field = data.index(b",", len(data) // 2) + 1
+    name = "export/inbox/alice_1/message_1.json"
+    with pytest.raises(UserError, match=r"^export/inbox/alice_1/message_1\.json: .*truncated"):
+        load_sources([SourceFile(name, data[:cut_after_a_field])])
+    with pytest.raises(UserError, match=r"^export/inbox/alice_1/message_1\.json: "):
+        load_sources([SourceFile(name, data[: len(data) // 2])])  # cut inside a string
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d.update(messages={"a": 1}), "'messages'"),
+    (lambda d: d.update(participants="Alice"), "'participants'"),
+    (lambda d: d.update(title=["x"]), "'title'"),
+    (lambda d: d["messages"][0].update(sender_name=["Alice"]), r"messages\[0\]\.sender_name"),
+    (lambda d: d["messages"][0].update(content=42), r"messages\[0\]\.content"),
+    (lambda d: d["messages"][0].update(timestamp_ms="yesterday"), r"messages\[0\]\.timestamp_ms"),
+    (lambda d: d["messages"][0].pop("timestamp_ms"), r"messages\[0\] needs timestamp_ms or timestamp"),
+    (lambda d: d["messages"].append("hi"), r"messages\[1\] should be an object"),
+])
+def test_wrong_shaped_fields_are_user_errors_naming_file_and_field(mutate, field):
+    document = thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])
+    mutate(document)
+    with pytest.raises(UserError, match=rf"^inbox/a_1/message_1\.json: .*{field}"):
+        parse(source("inbox/a_1/message_1.json", document))
+
+
+# --- detection -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, document", [
+    ("inbox/a_1/message_1.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
+    ("inbox/a_1/message_3.json", thread(ALICE, [ALICE, ME], [])),
+    ("old/message_1.json", {"participants": [{"name": "A"}], "messages": [
+        {"sender_name": "A", "timestamp": 1500000000, "content": "x"}]}),
+    ("Alice_1.json", e2ee(ALICE, [ALICE, ME], [e2ee_msg(ALICE, 1, "hi")])),
+    ("renamed.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
+])
+def test_sniff_recognises_messenger_shapes(name, document):
+    assert messenger.sniff(source(name, document))
+    assert detect(source(name, document)) is messenger
+
+
+def test_sniff_finds_a_resaved_file_whose_participants_come_last():
+    document = thread(ALICE, [ALICE, ME], [msg(ALICE, i, "x" * 100) for i in range(1000)])
+    resaved = json.dumps(document, sort_keys=True).encode()  # "messages" < "participants"
+    assert resaved.index(b'"participants"') > 65536
+    assert messenger.sniff(SourceFile("a/message_1.json", resaved))
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00\x01\xff", b"hello\n", b"[1, 2]", b"null", b"{",
+    b'{"name": "Pat", "type": "personal_chat", "messages": [{"id": 1, "date_unixtime": "1"}]}',
+    b'{"guild": {"id": "0"}, "channel": {"id": "1"}, "messages": []}',
+    b'{"messages": [{"role": "user", "content": "hi"}]}',
+    b'{"participants": ["A", "B"], "messages": [{"sender": "A"}]}',
+])
+def test_sniff_rejects_other_content(data):
+    assert not messenger.sniff(SourceFile("message_1.json", data))
+
+
+def test_sniff_never_raises():
+    assert not messenger.sniff(SourceFile("x.json", None))  # type: ignore[arg-type]
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+VALID = [
+    thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "café"), msg(ME, 2, "ok", reactions=[{"reaction": "x", "actor": ALICE}]),
+                                msg(ALICE, 3, share={"link": "l"}), msg(ME, 4, photos=[{"uri": "p"}])],
+           thread_type="Regular"),
+    e2ee(ALICE, [ALICE, ME], [e2ee_msg(ALICE, 1, "hi"), e2ee_msg(ME, 2, "", media=[{"uri": "m"}])]),
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _slots(value, found):
+    """Every (container, key) in a JSON document, so a mutation can hit any field."""
+    pairs = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in pairs:
+        found.append((value, key))
+        _slots(item, found)
+    return found
+
+
+@st.composite
+def hostile_files(draw) -> bytes:
+    kind = draw(st.sampled_from(["random", "truncate", "flip", "delete", "retype"]))
+    if kind == "random":
+        return draw(st.binary(max_size=300))
+    document = json.loads(json.dumps(draw(st.sampled_from(VALID))))
+    if kind in ("delete", "retype"):
+        container, key = draw(st.sampled_from(_slots(document, [])))
+        if kind == "delete":
+            del container[key]
+        else:
+            container[key] = draw(json_values)
+        return json.dumps(document).encode()
+    data = bytearray(json.dumps(document).encode())
+    if kind == "truncate":
+        return bytes(data[: draw(st.integers(0, len(data)))])
+    for _ in range(draw(st.integers(1, 5))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_files())
+def test_hostile_files_raise_only_user_errors(data):
+    try:
+        result = load_sources([SourceFile("export/inbox/alice_1/message_1.json", data)])
+    except UserError as error:
+        assert str(error) and "\n" not in str(error)
+        return
+    for conversation in result.conversations:
+        assert all(isinstance(m.text, str) and m.text.strip() for m in conversation.messages)
