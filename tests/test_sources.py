@@ -91,3 +91,12 @@ def test_json_errors_name_the_file_and_say_truncated(tmp_path):
         source.json()
     with pytest.raises(UserError, match="y.txt: not UTF-8"):
         sources.SourceFile("y.txt", b"ok \xff\xfe bad").text()
+
+
+def test_json_cut_inside_a_string_or_nested_absurdly_is_a_clear_error():
+    cut = sources.SourceFile("message_1.json", b'{"messages": [{"content": "hey how are y')
+    with pytest.raises(UserError, match="message_1.json: the JSON ends early.*truncated"):
+        cut.json()
+    deep = sources.SourceFile("deep.json", b"[" * 100_000)
+    with pytest.raises(UserError, match="deep.json"):
+        deep.json()

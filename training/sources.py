@@ -85,9 +85,14 @@ def parse_json(text: str, name: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        if exc.pos >= len(text.rstrip()) - 1:
+        # A string left open until the end of the file is reported at its start; it is
+        # still a file cut short, which is what the user needs to hear.
+        cut_in_string = exc.msg.startswith("Unterminated string") and '"' not in text[exc.pos + 1 :]
+        if exc.pos >= len(text.rstrip()) - 1 or cut_in_string:
             raise UserError(f"{name}: the JSON ends early at {where}; the file looks truncated") from None
         raise UserError(f"{name}: not valid JSON at {where} ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{name}: JSON nested too deeply to be a chat export or data set") from None
 
 
 def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[SourceFile]:
