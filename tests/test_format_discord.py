@@ -1,0 +1,274 @@
+"""DiscordChatExporter JSON: DMs, guild channels, partitions, --reverse, drops and hostile input."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from training.conversation import (
+    DROP_BOT, DROP_CALL, DROP_DUPLICATE, DROP_EMPTY, DROP_MEDIA, DROP_SHARE, DROP_STICKER, DROP_SYSTEM,
+)
+from training.errors import UserError
+from training.formats import ImportOptions, detect, discord, load_sources
+from training.sources import SourceFile
+
+# Enough messages to expose a slow per-message path; 400k were timed by hand (see the report).
+COUNT = 100_000
+FIXTURES = Path(__file__).parent / "fixtures" / "discord"
+DM = "Direct Messages - Private - alex_w [800000000000000001].json"
+PART_1 = "Hobby Hub - Text channels - general [810000000000000001] [part 1].json"
+PART_2 = "Hobby Hub - Text channels - general [810000000000000001] [part 2].json"
+REVERSED = "Hobby Hub - general - weekend plans [830000000000000001].json"
+
+
+def fixture(name: str) -> SourceFile:
+    return SourceFile(f"discord/{name}", (FIXTURES / name).read_bytes())
+
+
+def parse(*sources: SourceFile):
+    return discord.parse(list(sources), ImportOptions())
+
+
+def export(messages, channel_type="GuildTextChat", guild_id="1", name="export.json") -> SourceFile:
+    root = {"guild": {"id": guild_id, "name": "G"}, "channel": {"id": "5", "type": channel_type, "name": "c"},
+            "exportedAt": "2024-01-01T00:00:00+00:00", "messages": messages, "messageCount": 0}
+    return SourceFile(name, json.dumps(root).encode())
+
+
+def message(content="hi", mid="1", **fields) -> dict:
+    return {"id": mid, "type": "Default", "timestamp": "2024-01-01T00:00:00+00:00", "content": content,
+            "author": {"id": "9", "name": "pat", "nickname": "Pat", "isBot": False},
+            "attachments": [], "embeds": [], "stickers": [], **fields}
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).astimezone(timezone.utc).timestamp()
+
+
+# --- detection -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [DM, PART_1, PART_2, REVERSED])
+def test_sniff_claims_exports_and_detection_picks_discord(name):
+    assert discord.sniff(fixture(name))
+    assert detect(fixture(name)) is discord
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\xff\xfe\x00", b"[]", b"guild channel messages",
+    b'{"name": "A", "type": "personal_chat", "id": 1, "messages": []}',
+    b'{"guild": "x", "channel": "y", "messages": []}',
+    b'{"participants": [], "messages": []}',
+])
+def test_sniff_rejects_other_content(data):
+    assert not discord.sniff(SourceFile("export.json", data))
+
+
+# --- direct messages -------------------------------------------------------------------------
+
+def test_dm_keeps_text_and_reads_offsets_as_real_instants():
+    result = parse(fixture(DM))
+    [chat] = result.conversations
+    assert chat.title == "alex_w" and not chat.is_group and chat.source_format == "discord"
+    assert chat.id == f"discord/{DM}#800000000000000001"
+    assert [(m.sender, m.text) for m in chat.messages] == [
+        ("Alex", "you up for ranked later?"), ("Sam", "yeah after dinner"), ("Sam", "gg"),
+    ]
+    assert chat.messages[0].timestamp == epoch("2024-05-01T18:00:00.123+00:00")
+    # "18:22Z" is 20:22 at +02:00, so the reply stays after the messages written in +02:00.
+    assert chat.messages[2].timestamp == epoch("2024-05-01T18:22:00+00:00")
+    assert result.formats == {"Discord (DiscordChatExporter)": 1}
+
+
+def test_dm_drops_calls_attachments_and_stickers_by_type_not_text():
+    result = parse(fixture(DM))
+    assert dict(result.dropped) == {DROP_CALL: 1, DROP_MEDIA: 1, DROP_STICKER: 1}
+    texts = [m.text for m in result.conversations[0].messages]
+    assert not any("Started a call" in text for text in texts)
+
+
+# --- guild channels, partitions, --reverse ---------------------------------------------------
+
+def test_partitions_of_one_channel_merge_into_one_sorted_conversation():
+    # Given in the wrong order: part 2 first.
+    result = parse(fixture(PART_2), fixture(PART_1))
+    [chat] = result.conversations
+    assert chat.title == "Hobby Hub / general" and chat.is_group
+    assert chat.id == f"discord/{PART_1}#810000000000000001"
+    assert [(m.sender, m.text) for m in chat.messages] == [
+        ("mo.k", "hi all, new here"), ("Alex", "welcome mo!"), ("Sam", "welcome :)"),
+        ("mo.k", "thanks everyone"),
+    ]
+    assert dict(result.dropped) == {DROP_SYSTEM: 2, DROP_BOT: 1, DROP_MEDIA: 1}
+    assert result.formats == {"Discord (DiscordChatExporter)": 2}
+
+
+def test_reverse_order_export_is_sorted_oldest_first():
+    result = parse(fixture(REVERSED))
+    [chat] = result.conversations
+    assert [m.text for m in chat.messages] == ["hike on saturday?", "I'm in"]
+    assert chat.is_group  # a guild thread, even with two people talking
+    assert result.dropped == {DROP_SYSTEM: 1}  # ThreadCreated
+
+
+def test_all_fixture_files_together_make_one_conversation_per_channel():
+    result = load_sources([fixture(name) for name in (DM, PART_1, PART_2, REVERSED)])
+    assert sorted(c.title for c in result.conversations) == [
+        "Hobby Hub / general", "Hobby Hub / weekend plans", "alex_w",
+    ]
+    assert result.formats == {"Discord (DiscordChatExporter)": 4}
+
+
+def test_overlapping_exports_of_a_channel_count_repeats_as_duplicates():
+    first = export([message("a", mid="1"), message("b", mid="2")], name="one.json")
+    second = export([message("b", mid="2"), message("c", mid="3")], name="two.json")
+    result = parse(first, second)
+    assert [m.text for m in result.conversations[0].messages] == ["a", "b", "c"]
+    assert result.dropped == {DROP_DUPLICATE: 1}
+
+
+def test_equal_timestamps_fall_back_to_snowflake_order():
+    messages = [message("second", mid="20"), message("first", mid="10")]
+    assert [m.text for m in parse(export(messages)).conversations[0].messages] == ["first", "second"]
+
+
+def test_an_absurdly_long_numeric_id_is_not_used_for_ordering():
+    messages = [message("first", mid="1" * 5000), message("second", mid="2")]
+    assert [m.text for m in parse(export(messages)).conversations[0].messages] == ["first", "second"]
+
+
+@pytest.mark.parametrize("channel_type, guild_id, senders, expected", [
+    ("DirectTextChat", "0", 2, False),
+    ("DirectGroupTextChat", "0", 2, True),
+    ("GuildTextChat", "1", 1, True),
+    (None, "0", 2, False),
+    (None, "0", 3, True),
+])
+def test_is_group(channel_type, guild_id, senders, expected):
+    messages = [message(str(i), mid=str(i), author={"id": str(i), "name": f"u{i}", "isBot": False})
+                for i in range(senders)]
+    source = export(messages, channel_type=channel_type, guild_id=guild_id)
+    assert parse(source).conversations[0].is_group is expected
+
+
+def test_sender_falls_back_to_name_without_a_nickname():
+    source = export([message(author={"id": "1", "name": "raw_name", "nickname": "", "isBot": False})])
+    assert parse(source).conversations[0].messages[0].sender == "raw_name"
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"author": {"id": "2", "name": "bot", "isBot": True}}, DROP_BOT),
+    ({"type": "RecipientAdd"}, DROP_SYSTEM),
+    ({"type": "ChannelNameChange"}, DROP_SYSTEM),
+    ({"type": "GuildMemberJoin"}, DROP_SYSTEM),
+    ({"type": "Call"}, DROP_CALL),
+    ({"content": "", "forwardedMessage": {"content": "someone else"}}, DROP_SHARE),
+    ({"content": "", "embeds": [{"title": "link"}]}, DROP_MEDIA),
+    ({"content": "   "}, DROP_EMPTY),
+])
+def test_each_drop_reason(fields, reason):
+    result = parse(export([message(**fields)]))
+    assert result.conversations == [] and result.dropped == {reason: 1}
+
+
+# --- wrong shapes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("root, words", [
+    ({"guild": {}, "channel": {"id": "1"}, "messages": {}}, "`messages`"),
+    ({"guild": [], "channel": {"id": "1"}, "messages": []}, "`guild`"),
+    ({"guild": {}, "channel": {"id": 5}, "messages": []}, "`channel.id`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [3]}, "message 0"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(content=5)]}, "`content`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author="pat")]}, "`author`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(timestamp="noon")]}, "`timestamp`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author={"name": 7})]}, "`author.name`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(type=["Default"])]}, "`type`"),
+    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(stickers="x", content="")]}, "`stickers`"),
+])
+def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(root, words):
+    with pytest.raises(UserError) as caught:
+        parse(SourceFile("export.json", json.dumps(root).encode()))
+    text = str(caught.value)
+    assert text.startswith("export.json") and words in text and "\n" not in text
+
+
+def test_parsing_costs_a_small_multiple_of_json_decoding():
+    one = ('{"id": "%d", "type": "Default", "timestamp": "2024-01-01T00:%02d:%02d.123+00:00", '
+           '"content": "message %d", "author": {"id": "%d", "name": "u%d", "nickname": "U%d", "isBot": false}, '
+           '"attachments": [], "embeds": [], "stickers": [], "reactions": [], "mentions": []}')
+    body = ",".join(one % (i, (i // 60) % 60, i % 60, i, i % 2, i % 2, i % 2) for i in range(COUNT))
+    data = ('{"guild": {"id": "1", "name": "G"}, "channel": {"id": "2", "type": "GuildTextChat", "name": "c"}, '
+            '"messages": [' + body + "]}").encode()
+    started = time.perf_counter()
+    json.loads(data)
+    json_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    result = parse(SourceFile("big.json", data))
+    parse_seconds = time.perf_counter() - started
+    assert result.message_count == COUNT
+    # Relative, because this box is shared: the bound catches a slow or quadratic loop
+    # without failing when other work slows everything down alike.
+    assert parse_seconds < 4 * json_seconds + 1, (parse_seconds, json_seconds)
+
+
+# --- hostile input through the public loader -------------------------------------------------
+
+VALID = [(FIXTURES / name).read_bytes() for name in (DM, PART_1, REVERSED)]
+
+
+def load_only_user_errors(data: bytes) -> None:
+    try:
+        load_sources([SourceFile("export.json", data)])
+    except UserError as error:
+        assert str(error) and "\n" not in str(error)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_random_bytes_raise_only_user_errors(data):
+    load_only_user_errors(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(VALID), st.data())
+def test_mutated_exports_raise_only_user_errors(original, data):
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 8))):
+        if not mutated:
+            break
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        action = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+        if action == "flip":
+            mutated[position] = data.draw(st.integers(0, 255))
+        elif action == "delete":
+            del mutated[position:position + data.draw(st.integers(1, 40))]
+        elif action == "insert":
+            mutated[position:position] = data.draw(st.sampled_from(
+                [b"null", b"1", b'"x"', b"[]", b"{}", b"true", b'"RecipientAdd"', b'"2024-13-45"', b","]))
+        else:
+            del mutated[position:]
+    load_only_user_errors(bytes(mutated))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["id", "type", "timestamp", "content", "author", "attachments", "embeds", "stickers",
+                     "forwardedMessage"]),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(
+            st.sampled_from(["id", "name", "nickname", "isBot"]), children, max_size=4),
+        max_leaves=8,
+    ),
+    max_size=5,
+))
+def test_any_json_value_in_a_message_raises_only_user_errors(fields):
+    try:
+        parse(export([{**message(), **fields}]))
+    except UserError:
+        pass
