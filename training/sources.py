@@ -93,6 +93,8 @@ def parse_json(text: str, name: str) -> Any:
         raise UserError(f"{name}: not valid JSON at {where} ({exc.msg})") from None
     except RecursionError:
         raise UserError(f"{name}: JSON nested too deeply to be a chat export or data set") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        raise UserError(f"{name}: not usable JSON ({exc})") from None
 
 
 def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[SourceFile]:

@@ -1,0 +1,80 @@
+"""The Data tab driven through Gradio's API, as the browser drives it, on the sample export."""
+
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+import app
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    import os
+
+    os.environ["TALKLIKE_DATA_DIR"] = str(tmp_path_factory.mktemp("ui-data"))
+    demo = app.build_app()
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def build_args(client: Client, **by_label) -> list:
+    """Arguments of build_examples in API order, looked up by the widget labels a user sees."""
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/build_examples"]["parameters"]
+    return [by_label.get(p["label"], p["parameter_default"]) for p in params]
+
+
+def test_upload_pick_me_build_and_preview(client):
+    report, me, threads = client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
+    assert "Facebook Messenger / Instagram" in report and "813 text messages" in report
+    assert me["value"] == "Sam Rivera"
+    assert ["Sam Rivera (339)", "Sam Rivera"] in me["choices"]
+    assert any("climbing crew" in label and "group" in label for label, _ in threads["choices"])
+
+    args = build_args(client, **{"Which participant are you?": "Sam Rivera", "Max length (tokens)": 256})
+    summary, saved, histogram, dropped, lengths, examples, index, rendered = client.predict(*args, api_name="/build_examples")
+    assert "245 examples" in summary and "217 train / 28 validation" in summary
+    saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
+    assert len(saved_rows) == 217 and Path(saved).with_name(Path(saved).name.replace(".jsonl", ".val.jsonl")).exists()
+    reasons = {row[0]: row[1] for row in dropped["data"]}
+    assert reasons["media"] == 4 and reasons["call"] == 1 and reasons["unsent or deleted"] == 1
+    assert sum(bar[1] for bar in histogram["data"]) == 245
+    assert "Tokens per example" in lengths
+    assert examples["headers"] == ["split", "they said", "you replied"] and len(examples["data"]) == 245
+    trained = "".join(seg["token"] for seg in rendered if seg["class_or_confidence"] == "trained")
+    first_reply = examples["data"][0][2]
+    assert trained.startswith(first_reply)
+    context = "".join(seg["token"] for seg in rendered if seg["class_or_confidence"] is None)
+    assert examples["data"][0][1] in context and first_reply not in context
+
+    second = client.predict(1, "offline-tiny", 256, api_name="/show_example")
+    trained = "".join(seg["token"] for seg in second if seg["class_or_confidence"] == "trained")
+    assert trained.startswith(examples["data"][1][2])
+
+
+def test_group_chats_can_be_left_out(client):
+    client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
+    args = build_args(client, **{"Which participant are you?": "Sam Rivera", "Include group chats": False})
+    summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = client.predict(*args, api_name="/build_examples")
+    reasons = {row[0]: row[1] for row in dropped["data"]}
+    assert reasons["group chat excluded"] == 195
+    assert not any(reply.startswith(("Maya Chen:", "Leo Duarte:")) for _, reply, _ in examples["data"])
+
+
+def test_garbage_upload_shows_a_readable_error(client, tmp_path):
+    garbage = tmp_path / "notes.json"
+    garbage.write_text('{"participants": [{"name": "A"}], "messages": [{"sender_na')
+    with pytest.raises(Exception, match="notes.json.*truncated"):
+        client.predict([handle_file(str(garbage))], api_name="/import_files")
