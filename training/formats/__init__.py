@@ -46,6 +46,9 @@ def _unknown_reason(source: SourceFile) -> str:
     if source.looks_binary():
         return "looks like a binary file, not a chat export or data set"
     if head[:1] in "{[":
+        problem = dataset_files.json_problem(source)  # truncated, or line N broken: say so
+        if problem:
+            return problem
         return (
             "JSON in a shape talklike does not know; expected a Messenger/Instagram message_N.json, "
             "Telegram result.json, DiscordChatExporter JSON, or JSONL with messages, conversations, "
