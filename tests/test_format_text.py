@@ -79,7 +79,7 @@ def test_prose_txt_is_text():
     assert document.text == "File: diary.txt\nDear diary,\ntoday I fixed the kettle. Again.\n"
 
 
-def test_code_folder_reads_code_and_config_and_skips_the_image(tmp_path):
+def test_code_folder_reads_code_and_skips_json_config_and_the_image(tmp_path):
     repo = tmp_path / "repo"
     (repo / "src" / "pkg").mkdir(parents=True)
     (repo / "src" / "app.py").write_text(APP_PY)
@@ -92,11 +92,13 @@ def test_code_folder_reads_code_and_config_and_skips_the_image(tmp_path):
     result = load([repo], ImportOptions(text_chunk_tokens=200))
 
     files = {d.id.split("#")[0] for d in result.documents}
-    assert files == {"repo/src/app.py", "repo/README.md", "repo/Makefile", "repo/package.json"}
+    assert files == {"repo/src/app.py", "repo/README.md", "repo/Makefile"}
     assert result.conversations == []
-    assert result.formats == {"Plain text / code": 4}
+    assert result.formats == {"Plain text / code": 3}
     assert result.dropped == {DROP_EMPTY: 1}  # the empty __init__.py
-    assert result.skipped_files == ["repo/logo.png"]
+    # JSON is data, not prose: skipped inside a folder, and said so
+    assert sorted(result.skipped_files) == ["repo/logo.png", "repo/package.json"]
+    assert any("package.json" in warning for warning in result.warnings)
 
 
 @pytest.mark.parametrize(

@@ -100,3 +100,48 @@ def test_json_cut_inside_a_string_or_nested_absurdly_is_a_clear_error():
     deep = sources.SourceFile("deep.json", b"[" * 100_000)
     with pytest.raises(UserError, match="deep.json"):
         deep.json()
+
+
+def test_a_whole_export_skips_files_that_are_not_chats_but_reports_broken_ones(tmp_path):
+    from training.formats import load
+
+    thread = {
+        "participants": [{"name": "Sam"}, {"name": "Maya"}],
+        "messages": [
+            {"sender_name": "Sam", "timestamp_ms": 2000, "content": "ya"},
+            {"sender_name": "Maya", "timestamp_ms": 1000, "content": "u up"},
+        ],
+        "title": "Maya",
+    }
+    import json
+
+    members = {
+        "your_facebook_activity/messages/inbox/maya_1/message_1.json": json.dumps(thread).encode(),
+        "personal_information/profile_information/profile_information.json": b'{"profile_v2": {"name": {}}}',
+        "ads_information/advertisers.json": b'{"ig_custom_audiences_all_types": []}',
+    }
+    result = load([make_zip(tmp_path / "facebook.zip", members)])
+    assert [c.title for c in result.conversations] == ["Maya"]
+    assert "facebook.zip/ads_information/advertisers.json" in result.skipped_files
+    assert any("2 files are not chats" in w for w in result.warnings)
+
+    members["ads_information/advertisers.json"] = b'{"ig_custom_audiences_all_types": [{"a": '
+    with pytest.raises(UserError, match="advertisers.json.*truncated"):
+        load([make_zip(tmp_path / "broken.zip", members)])
+
+
+def test_a_single_unknown_or_non_utf8_or_empty_file_is_an_error(tmp_path):
+    from training.formats import load
+
+    unknown = tmp_path / "advertisers.json"
+    unknown.write_text('{"ig_custom_audiences_all_types": []}')
+    with pytest.raises(UserError, match="advertisers.json: JSON in a shape talklike does not know"):
+        load([unknown])
+    latin = tmp_path / "notes.txt"
+    latin.write_bytes("caf\xe9 ol\xe9".encode("latin-1"))
+    with pytest.raises(UserError, match="notes.txt: not UTF-8"):
+        load([latin])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(UserError, match="empty.txt: the file is empty"):
+        load([empty])

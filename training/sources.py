@@ -43,6 +43,9 @@ class SourceFile:
 
     name: str  # what the user sees in messages
     data: bytes
+    # True for a file found inside a folder or zip the user gave: there an unrecognised file
+    # (a Facebook export's ads_information.json, say) is skipped, not an error.
+    in_container: bool = False
 
     @property
     def suffix(self) -> str:
@@ -166,6 +169,7 @@ def _read_dir(root: Path, files: list[SourceFile], skipped: list[str], budget: l
                 skipped.append(name)
                 continue
             source = _read_file(path, name, budget)
+            source.in_container = True
             if source.looks_binary():
                 skipped.append(name)
                 continue
@@ -204,7 +208,7 @@ def _read_zip(path: Path, label: str, files: list[SourceFile], skipped: list[str
                 data = _read_member(archive, info)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise UserError(f"{name}: cannot be unpacked ({exc}); the zip may be truncated") from None
-            source = SourceFile(name=name, data=data)
+            source = SourceFile(name=name, data=data, in_container=True)
             if source.looks_binary():
                 skipped.append(name)
                 continue

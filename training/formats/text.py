@@ -35,7 +35,11 @@ def sniff(source: SourceFile) -> bool:
     if source.suffix in NEVER_CLAIMED_SUFFIXES or source.looks_binary() or not _head_is_utf8(source):
         return False
     head = source.head().lstrip()
-    return not (head[:1] in ("{", "[") and _CHAT_KEYS.search(head))
+    # JSON is data, not prose: in a whole export (profile, ads, settings files) or a code
+    # folder (package.json) it is skipped rather than trained on as text.
+    if source.suffix == ".json" or head[:1] == "{":
+        return False
+    return not (head[:1] == "[" and _CHAT_KEYS.search(head))
 
 
 def _head_is_utf8(source: SourceFile) -> bool:
