@@ -24,6 +24,9 @@ from .errors import UserError
 from .scrub import scrub
 
 DEFAULT_SYSTEM_PROMPT = "You are {me}. Reply the way {me} texts."
+# One encoder for every row: json.dumps with options builds a new encoder per call, which is
+# a fifth of `prepare`'s time on a million-message export.
+_encode_row = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass
@@ -274,7 +277,7 @@ def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> Path:
     try:
         with handle:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False))
+                handle.write(_encode_row(row))
                 handle.write("\n")
         os.replace(handle.name, path)
     except BaseException:
