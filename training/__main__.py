@@ -121,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.set_defaults(handler=cmd_tiny_model)
 
     # --- training commands ---
+    from .train import add_runs_arguments, add_train_arguments, run_runs_command, run_train_command
+
+    train = commands.add_parser("train", help="train a model on a persona JSONL (see RunConfig for every field)")
+    add_train_arguments(train)
+    train.set_defaults(handler=run_train_command)
+
+    runs = commands.add_parser("runs", help="list training runs with their state and best eval loss")
+    add_runs_arguments(runs)
+    runs.set_defaults(handler=run_runs_command)
     return parser
 
 
