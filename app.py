@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from components.data_tab import build_data_tab  # noqa: E402
+from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 
 THEME = gr.themes.Soft()
 
@@ -35,7 +36,15 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="talklike") as demo:
         gr.Markdown("# talklike\nTurn your chat history into a chatbot that texts like you.")
         with gr.Tab("1 · Data"):
-            build_data_tab()
+            data = build_data_tab()
+        with gr.Tab("2 · Train"):
+            train = build_train_tab()
+        # The Data tab's saved examples become the Train tab's training data.
+        data.dataset_path.change(
+            lambda path: gr.update(choices=[path], value=path) if path else gr.update(),
+            inputs=data.dataset_path, outputs=train.train_file, api_name=False,
+        )
+        attach_on_load(demo, train)
     return demo
 
 

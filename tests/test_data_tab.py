@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 import app
+from tests.ui_client import call, launch
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
 
@@ -17,23 +18,8 @@ def client(tmp_path_factory):
     os.environ["TALKLIKE_DATA_DIR"] = str(tmp_path_factory.mktemp("ui-data"))
     demo = app.build_app()
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    yield Client(url, verbose=False)
+    yield Client(launch(demo), verbose=False)
     demo.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def build_args(client: Client, **by_label) -> list:
-    """Arguments of build_examples in API order, looked up by the widget labels a user sees."""
-    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/build_examples"]["parameters"]
-    return [by_label.get(p["label"], p["parameter_default"]) for p in params]
 
 
 def test_upload_pick_me_build_and_preview(client):
@@ -43,8 +29,9 @@ def test_upload_pick_me_build_and_preview(client):
     assert ["Sam Rivera (339)", "Sam Rivera"] in me["choices"]
     assert any("climbing crew" in label and "group" in label for label, _ in threads["choices"])
 
-    args = build_args(client, **{"Which participant are you?": "Sam Rivera", "Max length (tokens)": 256})
-    summary, saved, histogram, dropped, lengths, examples, index, rendered = client.predict(*args, api_name="/build_examples")
+    summary, saved, histogram, dropped, lengths, examples, index, rendered = call(
+        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
+    )
     assert "245 examples" in summary and "217 train / 28 validation" in summary
     saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
     assert len(saved_rows) == 217 and Path(saved).with_name(Path(saved).name.replace(".jsonl", ".val.jsonl")).exists()
@@ -66,8 +53,9 @@ def test_upload_pick_me_build_and_preview(client):
 
 def test_group_chats_can_be_left_out(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
-    args = build_args(client, **{"Which participant are you?": "Sam Rivera", "Include group chats": False})
-    summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = client.predict(*args, api_name="/build_examples")
+    summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = call(
+        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Include group chats": False}
+    )
     reasons = {row[0]: row[1] for row in dropped["data"]}
     assert reasons["group chat excluded"] == 195
     assert not any(reply.startswith(("Maya Chen:", "Leo Duarte:")) for _, reply, _ in examples["data"])

@@ -130,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list training runs with their state and best eval loss")
     add_runs_arguments(runs)
     runs.set_defaults(handler=run_runs_command)
+
+    from .estimate import add_estimate_arguments, run_estimate_command
+
+    estimate = commands.add_parser("estimate", help="parameters, peak memory, time and cost of a run before it starts")
+    add_estimate_arguments(estimate)
+    estimate.set_defaults(handler=run_estimate_command)
+
+    from .export import add_export_arguments, run_export_command
+
+    export = commands.add_parser("export", help="export a run (adapter or merged), optionally push to the Hub")
+    add_export_arguments(export)
+    export.set_defaults(handler=run_export_command)
     return parser
 
 

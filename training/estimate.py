@@ -303,4 +303,4 @@ def run_estimate_command(args) -> None:
     config = get_preset(args.preset) if args.preset else RunConfig.from_yaml(args.config)
     device = device_by_name(args.device) if args.device else None
     result = estimate_for_data(config, device=device, dollars_per_hour=args.dollars_per_hour)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else format_estimate(result))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_estimate(result).replace("**", ""))

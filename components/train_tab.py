@@ -1,0 +1,350 @@
+"""Train tab: pick a recipe, see what it costs, start it, and watch it learn.
+
+Training runs in its own process (training.runs.start); this tab only writes config.yaml and
+reads status.json, metrics.jsonl and train.log, so a page reload or a restarted UI re-attaches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from training import estimate as estimating
+from training import runs, sweep
+from training.config import CHAT_TEMPLATES, DTYPES, METHODS, OPTIMIZERS, SCHEDULERS, RunConfig, parse_target_modules
+from training.errors import UserError
+from training.paths import subdir
+from training.persona import validation_path
+from training.presets import DEFAULT_PRESET, PRESETS, get_preset
+
+from .common import shows_user_errors
+
+THIS_MACHINE = "This machine"
+LOG_LINES = 40
+# RunConfig fields where 0 in a number box means "off" (None in the config).
+ZERO_IS_OFF = {"max_steps", "neftune_noise_alpha", "early_stopping_patience"}
+
+
+@dataclass
+class TrainTab:
+    current_run: gr.Dropdown  # the run being watched; other tabs list runs the same way
+    train_file: gr.Dropdown
+
+
+def build_train_tab() -> TrainTab:
+    with gr.Row():
+        preset = gr.Dropdown([(p.title, name) for name, p in PRESETS.items()], value=DEFAULT_PRESET, label="Recipe", scale=3)
+        name = gr.Textbox(label="Run name (optional)", scale=1)
+    preset_source = gr.Markdown(PRESETS[DEFAULT_PRESET].source)
+    fields: dict[str, gr.components.Component] = {"name": name}
+    with gr.Row():
+        fields["model"] = gr.Dropdown(_model_choices(), allow_custom_value=True, label="Model: Hub id, local folder, or offline-tiny", scale=3)
+        fields["train_file"] = gr.Dropdown(_dataset_choices(), allow_custom_value=True, label="Training data (from the Data tab)", scale=3)
+        fields["method"] = gr.Dropdown(list(METHODS), label="Method", scale=1)
+    with gr.Row():
+        fields["lora_r"] = gr.Number(label="LoRA rank r", precision=0)
+        fields["lora_alpha"] = gr.Number(label="LoRA alpha", precision=0)
+        fields["lora_dropout"] = gr.Number(label="LoRA dropout")
+        fields["target_modules"] = gr.Textbox(label="Target modules (auto, all-linear, or names)")
+    with gr.Row():
+        fields["learning_rate"] = gr.Number(label="Learning rate")
+        fields["epochs"] = gr.Number(label="Epochs")
+        fields["max_steps"] = gr.Number(label="Max steps (0 = by epochs)", precision=0)
+        fields["batch_size"] = gr.Number(label="Batch size", precision=0)
+        fields["grad_accumulation"] = gr.Number(label="Gradient accumulation", precision=0)
+        fields["max_length"] = gr.Number(label="Max length (tokens)", precision=0)
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            fields["scheduler"] = gr.Dropdown(list(SCHEDULERS), label="LR schedule")
+            fields["warmup_steps"] = gr.Number(label="Warmup steps", precision=0)
+            fields["warmup_ratio"] = gr.Number(label="Warmup ratio")
+            fields["weight_decay"] = gr.Number(label="Weight decay")
+            fields["optimizer"] = gr.Dropdown(list(OPTIMIZERS), label="Optimizer")
+            fields["dtype"] = gr.Dropdown(list(DTYPES), label="Precision")
+        with gr.Row():
+            fields["completion_only_loss"] = gr.Checkbox(label="Learn only my replies")
+            fields["padding_free"] = gr.Checkbox(label="Padding-free batches")
+            fields["packing"] = gr.Checkbox(label="Packing")
+            fields["activation_checkpointing"] = gr.Checkbox(label="Activation checkpointing")
+            fields["neftune_noise_alpha"] = gr.Number(label="NEFTune alpha (0 = off)")
+        with gr.Row():
+            fields["eval_steps"] = gr.Number(label="Evaluate every (steps)", precision=0)
+            fields["save_steps"] = gr.Number(label="Checkpoint every (steps)", precision=0)
+            fields["early_stopping_patience"] = gr.Number(label="Early-stopping patience (0 = off)", precision=0)
+            fields["logging_steps"] = gr.Number(label="Log every (steps)", precision=0)
+            fields["seed"] = gr.Number(label="Seed", precision=0)
+        with gr.Row():
+            fields["quantization_bits"] = gr.Dropdown([4, 8], label="QLoRA bits")
+            fields["adalora_init_r"] = gr.Number(label="AdaLoRA initial rank", precision=0)
+            fields["adalora_target_r"] = gr.Number(label="AdaLoRA target rank", precision=0)
+            fields["chat_template"] = gr.Dropdown(list(CHAT_TEMPLATES), label="Template if the model has none")
+            fields["use_unsloth"] = gr.Dropdown(["auto", "on", "off"], label="Unsloth (GPU only)")
+            fields["report_to"] = gr.Dropdown(["none", "tensorboard"], label="Tracker")
+        fields["system_prompt"] = gr.Textbox(label="System prompt for rows without one")
+    form = list(fields.values())
+    for component, value in zip(form, _preset_values(DEFAULT_PRESET, list(fields))[1:]):
+        component.value = value  # the page opens on the recommended recipe, not blank fields
+
+    with gr.Accordion("Estimate before you spend", open=True):
+        with gr.Row():
+            device = gr.Dropdown([THIS_MACHINE] + [d.name for d in estimating.SPACE_DEVICES], value=THIS_MACHINE, label="Hardware")
+            price = gr.Number(label="$ per hour (blank = list price)")
+            estimate_button = gr.Button("Estimate")
+        estimate_report = gr.Markdown()
+
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary")
+        queue = gr.Checkbox(label="Queue if another run is active", value=False)
+        stop = gr.Button("Stop (keeps what was learned)", variant="stop")
+        resume = gr.Button("Resume")
+    current_run = gr.Dropdown(_run_names(), label="Watching run", allow_custom_value=True)
+    status = gr.Markdown()
+    progress = gr.HTML()
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Loss", height=260)
+        lr_plot = gr.LinePlot(x="step", y="learning_rate", title="Learning rate", height=260)
+        speed_plot = gr.LinePlot(x="step", y="tokens_per_second", title="Tokens/s (without padding)", height=260)
+    log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True)
+    with gr.Accordion("All runs", open=False):
+        runs_table = gr.Dataframe(label="Runs", wrap=True)
+        compare = gr.Dropdown(_run_names(), multiselect=True, allow_custom_value=True, label="Overlay the loss curves of")
+        compare_plot = gr.LinePlot(x="step", y="loss", color="run", title="Training loss by run", height=260)
+    with gr.Accordion("Sweep (seed 003's manual search)", open=False):
+        with gr.Row():
+            sweep_ranks = gr.Textbox(label="Ranks", value="8, 16, 32")
+            sweep_alphas = gr.Textbox(label="Alpha as multiple of rank", value="1, 2")
+            sweep_lrs = gr.Textbox(label="Learning rates", value="2e-4")
+            sweep_batches = gr.Textbox(label="Batch sizes", value="4")
+            sweep_name = gr.Textbox(label="Sweep name", value="sweep")
+        sweep_button = gr.Button("Queue the sweep")
+        sweep_table = gr.Dataframe(label="Ranked by eval loss")
+    timer = gr.Timer(2.0)
+
+    def form_config(values: dict) -> RunConfig:
+        chosen = {field: values[component] for field, component in fields.items()}
+        return _config_from_form(values[preset], chosen)
+
+    def on_preset(chosen: str, data: str):
+        source, *values = _preset_values(chosen, list(fields))
+        values[list(fields).index("train_file")] = data  # keep the data the user chose
+        return source, *values
+
+    preset.change(on_preset, inputs=[preset, fields["train_file"]], outputs=[preset_source, *form], api_name="load_preset")
+    estimate_button.click(
+        shows_user_errors(lambda values: _estimate(form_config(values), values[device], values[price])),
+        inputs={preset, device, price, *form}, outputs=estimate_report, api_name="estimate",
+    )  # fmt: skip
+
+    def on_start(values: dict):
+        config = form_config(values)
+        run = runs.create_run(config)
+        runs.start(run, queue=values[queue])
+        return gr.update(choices=_run_names(), value=run.name), _estimate(config, values[device], values[price])
+
+    start.click(shows_user_errors(on_start), inputs={preset, queue, device, price, *form},
+                outputs=[current_run, estimate_report], api_name="start_run")  # fmt: skip
+    stop.click(shows_user_errors(_stop), inputs=current_run, outputs=status, api_name="stop_run")
+    resume.click(shows_user_errors(_resume), inputs=[current_run, queue], outputs=status, api_name="resume_run")
+    watched = [status, progress, loss_plot, lr_plot, speed_plot, log]
+    current_run.change(shows_user_errors(run_view), inputs=current_run, outputs=watched, api_name="watch_run")
+    timer.tick(shows_user_errors(run_view), inputs=current_run, outputs=watched, api_name=False)
+    timer.tick(_runs_table, outputs=runs_table, api_name=False)
+    compare.change(_compare, inputs=compare, outputs=compare_plot, api_name="compare_runs")
+
+    def on_sweep(values: dict):
+        base = form_config(values)
+        configs = sweep.sweep_configs(
+            base, sweep.parse_numbers(values[sweep_ranks], "Ranks", int), sweep.parse_numbers(values[sweep_alphas], "Alphas"),
+            sweep.parse_numbers(values[sweep_lrs], "Learning rates"), sweep.parse_numbers(values[sweep_batches], "Batch sizes", int),
+            values[sweep_name] or "sweep",
+        )  # fmt: skip
+        sweep.queue_sweep(configs)
+        return _sweep_table(values[sweep_name] or "sweep")
+
+    sweep_button.click(shows_user_errors(on_sweep), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
+                       sweep_name, *form}, outputs=sweep_table, api_name="queue_sweep")  # fmt: skip
+    return TrainTab(current_run=current_run, train_file=fields["train_file"])
+
+
+def attach_on_load(demo: gr.Blocks, tab: TrainTab) -> None:
+    """On every page load, fill the form from the default preset and re-attach to the live run."""
+    def on_load():
+        names = _run_names()
+        active = [r["name"] for r in runs.list_runs() if r["state"] in runs.ACTIVE_STATES]
+        return gr.update(choices=names, value=(active or names or [None])[0]), gr.update(choices=_dataset_choices())
+
+    demo.load(on_load, outputs=[tab.current_run, tab.train_file], api_name=False)
+
+
+# ---- form <-> RunConfig --------------------------------------------------------------------------
+
+
+def _preset_values(name: str, field_names: list[str]):
+    config = get_preset(name)
+    values = []
+    for field in field_names:
+        value = getattr(config, field)
+        if field in ZERO_IS_OFF and value is None:
+            value = 0
+        if field == "target_modules" and isinstance(value, list):
+            value = ", ".join(value)
+        values.append(value)
+    return (PRESETS[name].source, *values)
+
+
+
+
+def _config_from_form(preset: str, chosen: dict) -> RunConfig:
+    """The preset's config with every form value applied, validated with messages per field."""
+    values = {}
+    for field, value in chosen.items():
+        if field in ZERO_IS_OFF and not value:
+            value = None
+        elif field == "target_modules":
+            value = parse_target_modules(value or "")
+        values[field] = value
+    base = get_preset(preset or DEFAULT_PRESET)
+    config = dataclasses.replace(base, **{k: v for k, v in values.items() if k in ZERO_IS_OFF}).with_overrides(
+        **{k: v for k, v in values.items() if k not in ZERO_IS_OFF}
+    )
+    if config.train_file and not config.validation_file and not config.validation_split:
+        held_out = validation_path(config.train_file)
+        if held_out.is_file() and held_out.stat().st_size:
+            config = dataclasses.replace(config, validation_file=str(held_out))
+    return config.validate()
+
+
+def _estimate(config: RunConfig, device_name: str, price: float | None) -> str:
+    device = None if device_name in (None, THIS_MACHINE) else estimating.device_by_name(device_name)
+    result = estimating.estimate_for_data(config, device=device, dollars_per_hour=price or None)
+    return estimating.format_estimate(result)
+
+
+# ---- watching runs -------------------------------------------------------------------------------
+
+
+def run_view(name: str | None):
+    """Everything shown about one run, read from its folder."""
+    if not name:
+        return "No run yet: press Start training.", "", None, None, None, ""
+    run = runs.open_run(runs.runs_root() / name)
+    summary = runs.summarize(run)
+    records, _ = runs.read_metrics(run)
+    return (_status_text(run, summary), _progress_bar(records, summary), *_plots(records), _log_tail(run))
+
+
+def _status_text(run: runs.Run, summary: dict) -> str:
+    status = runs.read_status(run)
+    parts = [f"**{run.name}**: {summary['state']}"]
+    if status.get("backend"):
+        parts.append(f"backend: {status['backend']}")
+    if summary["best_eval_loss"] is not None:
+        parts.append(f"best eval loss {summary['best_eval_loss']:.4f}")
+    text = " · ".join(parts)
+    if summary["reason"]:
+        text += f"\n\n{'⚠️ ' if summary['state'] == 'failed' else ''}{summary['reason']}"
+    if summary["has_final"]:
+        text += f"\n\nSaved model: `{run.final_dir}`"
+    return text
+
+
+def _progress_bar(records: list[dict], summary: dict) -> str:
+    last = next((r for r in reversed(records) if r.get("step") is not None), {})
+    step, total = last.get("step") or summary.get("step") or 0, last.get("total_steps") or summary.get("total_steps") or 0
+    if not total:
+        return ""
+    share = min(step / total, 1.0)
+    eta = last.get("eta")
+    eta_text = f" · ETA {_seconds(eta)}" if eta and summary["state"] == "running" else ""
+    memory = f" · memory {last['memory_mb'] / 1024:.2f} GB" if last.get("memory_mb") else ""
+    return (
+        f"<div style='border:1px solid #ccc;border-radius:6px;height:14px;overflow:hidden'>"
+        f"<div style='width:{share:.1%};height:100%;background:#22a06b'></div></div>"
+        f"<p>step {step:g} / {total:g} ({share:.0%}){eta_text}{memory}</p>"
+    )
+
+
+def _seconds(value: float) -> str:
+    value = int(value)
+    return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
+
+
+def _plots(records: list[dict]):
+    frame = pd.DataFrame(records)
+    if frame.empty or "step" not in frame:
+        return None, None, None
+    series = []
+    for column, label in (("loss", "train"), ("eval_loss", "eval")):
+        if column in frame:
+            part = frame[["step", column]].dropna().rename(columns={column: "value"})
+            series.append(part.assign(series=label))
+    loss = pd.concat(series) if series else None
+    rate = frame[["step", "learning_rate"]].dropna() if "learning_rate" in frame else None
+    speed = frame[["step", "tokens_per_second"]].dropna() if "tokens_per_second" in frame else None
+    return loss, rate, speed
+
+
+def _log_tail(run: runs.Run) -> str:
+    try:
+        lines = run.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(lines[-LOG_LINES:])
+
+
+def _stop(name: str | None) -> str:
+    if not name:
+        raise UserError("no run selected to stop")
+    runs.stop(runs.open_run(runs.runs_root() / name))
+    return f"**{name}**: stopping at the end of the current step; the adapter is saved."
+
+
+def _resume(name: str | None, queue: bool) -> str:
+    if not name:
+        raise UserError("no run selected to resume")
+    runs.resume(runs.open_run(runs.runs_root() / name), queue=queue)
+    return f"**{name}**: resuming from its last checkpoint."
+
+
+def _runs_table() -> pd.DataFrame:
+    rows = [
+        {"run": r["name"], "state": r["state"], "model": Path(r["model"]).name, "method": r["method"],
+         "best eval loss": r["best_eval_loss"], "minutes": round(r["duration_s"] / 60, 1) if r["duration_s"] else None}
+        for r in runs.list_runs()
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["run", "state", "model", "method", "best eval loss", "minutes"])
+
+
+def _compare(names: list[str] | None):
+    frames = []
+    for name in names or []:
+        records, _ = runs.read_metrics(runs.open_run(runs.runs_root() / name))
+        frame = pd.DataFrame(records)
+        if not frame.empty and "loss" in frame:
+            frames.append(frame[["step", "loss"]].dropna().assign(run=name))
+    return pd.concat(frames) if frames else None
+
+
+def _sweep_table(prefix: str) -> pd.DataFrame:
+    rows = [{"run": r["name"], "state": r["state"], "best eval loss": r["best_eval_loss"]} for r in sweep.ranking(prefix)]
+    return pd.DataFrame(rows, columns=["run", "state", "best eval loss"])
+
+
+def _run_names() -> list[str]:
+    return [r["name"] for r in runs.list_runs()]
+
+
+def _dataset_choices() -> list[str]:
+    folder = subdir("datasets")
+    files = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [str(p) for p in files if not p.name.endswith(".val.jsonl")]
+
+
+def _model_choices() -> list[str]:
+    models = dict.fromkeys(p.config.model for p in PRESETS.values())
+    finished = [str(runs.Run(Path(r["path"])).final_dir) for r in runs.list_runs() if r["has_final"] and r["method"] == "full"]
+    return list(models) + finished

@@ -1,0 +1,83 @@
+"""The Train tab through Gradio's API: a run started from the UI streams its progress to any
+client, survives the client going away, and stops keeping what it learned."""
+
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+import app
+from tests.ui_client import call, launch
+from training import formats, persona
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
+
+
+@pytest.fixture
+def ui(isolated_data_dir):
+    train_file = isolated_data_dir / "datasets" / "sam.jsonl"
+    prepared = persona.prepare(formats.load([SAMPLE]), persona.ShapingOptions(me="Sam Rivera"))
+    persona.save(prepared, train_file)
+    demo = app.build_app()
+    url = launch(demo)
+    yield url, train_file
+    demo.close()
+
+
+def watch(client: Client, run: str):
+    status, progress, loss, _lr, _speed, log = client.predict(run, api_name="/watch_run")
+    rows = loss["data"] if loss else []
+    return status, progress, rows, log
+
+
+def wait_for(predicate, client, run, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        view = watch(client, run)
+        if predicate(*view):
+            return view
+        time.sleep(1)
+    raise AssertionError(f"timed out; last view: {view[0]!r} {view[1]!r}")
+
+
+def test_estimate_start_watch_reconnect_and_stop(ui):
+    url, train_file = ui
+    client = Client(url, verbose=False)
+    # Choosing the recipe fills the form, as in the browser; the test then sends that form.
+    source, *values = client.predict("offline-tiny", str(train_file), api_name="/load_preset")
+    assert "offline" in source.lower()
+    returns = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/load_preset"]["returns"]
+    form = {r["label"]: value for r, value in zip(returns[1:], values)}
+    assert form["Model: Hub id, local folder, or offline-tiny"] == "offline-tiny"
+    form.update({"Recipe": "offline-tiny", "Max steps (0 = by epochs)": 400, "Log every (steps)": 2,
+                 "Evaluate every (steps)": 10, "Checkpoint every (steps)": 10})  # fmt: skip
+    report = call(client, "/estimate", **form)
+    assert "trainable" in report and "Peak memory" in report and "400 steps" in report
+
+    run_choice, _ = call(client, "/start_run", **form)
+    run = run_choice["value"]
+    assert run in [choice[1] for choice in run_choice["choices"]]
+
+    # Updates stream in while it trains: steps and loss points grow between two looks.
+    _, first_progress, first_rows, _ = wait_for(lambda s, p, rows, log: len(rows) >= 2, client, run)
+    _, later_progress, later_rows, log = wait_for(lambda s, p, rows, log: len(rows) > len(first_rows) + 2, client, run)
+    assert "step" in later_progress and "ETA" in later_progress
+    assert {row[2] for row in later_rows} >= {"train"}
+
+    # A client that reconnects (a reloaded page) sees the same live run, further along.
+    client.close() if hasattr(client, "close") else None
+    again = Client(url, verbose=False)
+    status, _, rows, _ = watch(again, run)
+    assert "running" in status and len(rows) >= len(later_rows)
+
+    # A second Start while it runs is refused with a message, not a traceback.
+    with pytest.raises(Exception, match="already active"):
+        call(again, "/start_run", **form)
+
+    stopped = call(again, "/stop_run", **{"Watching run": run})
+    assert "stopping" in stopped
+    status, *_ = wait_for(lambda s, p, rows, log: "stopped" in s, again, run)
+    assert "Saved model" in status
+    run_dir = Path(status.split("Saved model: `")[1].split("`")[0])
+    assert (run_dir / "adapter_config.json").is_file()
