@@ -61,10 +61,10 @@ def build_data_tab() -> DataTab:
     summary = gr.Markdown()
     dataset_path = gr.Textbox(label="Saved for training", interactive=False)
     with gr.Row():
-        histogram = gr.BarPlot(x="tokens", y="examples", title="Example length (tokens)", sort=None, scale=3)
+        histogram = gr.BarPlot(x="tokens", y="examples", title="Example length (tokens, bucket start)", scale=3)
         dropped = gr.Dataframe(headers=["dropped because", "count"], label="Not trained on", scale=2)
     length_report = gr.Markdown()
-    examples = gr.Dataframe(label="Examples (first 500)", wrap=True, max_height=420)
+    examples = gr.Dataframe(label="Examples (first 500)", wrap=True, max_height=420, column_widths=["10%", "45%", "45%"])
     with gr.Row():
         example_index = gr.Slider(0, 1, value=0, step=1, label="Example shown exactly as the model sees it")
     rendered = gr.HighlightedText(
@@ -161,9 +161,8 @@ def _build(result, options: persona.ShapingOptions, preview_model: str, max_leng
     )
     if "pii_replaced" in s:
         report += "\n\nPII replaced: " + (", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found")
-    bars = pd.DataFrame(
-        {"tokens": [f"{int(lo)}–{int(hi)}" for lo, hi, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]}
-    )
+    # Numeric bucket starts, so the bars sort by length rather than as text ("108" before "12").
+    bars = pd.DataFrame({"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]})
     dropped = pd.DataFrame(list(s["dropped"].items()), columns=["dropped because", "count"])
     return (
         prepared,

@@ -92,7 +92,7 @@ def build_train_tab() -> TrainTab:
     with gr.Accordion("Estimate before you spend", open=True):
         with gr.Row():
             device = gr.Dropdown([THIS_MACHINE] + [d.name for d in estimating.SPACE_DEVICES], value=THIS_MACHINE, label="Hardware")
-            price = gr.Number(label="$ per hour (blank = list price)")
+            price = gr.Number(label="$ per hour (0 = list price)", value=0)
             estimate_button = gr.Button("Estimate")
         estimate_report = gr.Markdown()
 
