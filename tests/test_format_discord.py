@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -197,23 +196,15 @@ def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(root, wor
     assert text.startswith("export.json") and words in text and "\n" not in text
 
 
-def test_parsing_costs_a_small_multiple_of_json_decoding():
+def test_a_large_export_parses_completely():
     one = ('{"id": "%d", "type": "Default", "timestamp": "2024-01-01T00:%02d:%02d.123+00:00", '
            '"content": "message %d", "author": {"id": "%d", "name": "u%d", "nickname": "U%d", "isBot": false}, '
            '"attachments": [], "embeds": [], "stickers": [], "reactions": [], "mentions": []}')
     body = ",".join(one % (i, (i // 60) % 60, i % 60, i, i % 2, i % 2, i % 2) for i in range(COUNT))
     data = ('{"guild": {"id": "1", "name": "G"}, "channel": {"id": "2", "type": "GuildTextChat", "name": "c"}, '
             '"messages": [' + body + "]}").encode()
-    started = time.perf_counter()
-    json.loads(data)
-    json_seconds = time.perf_counter() - started
-    started = time.perf_counter()
     result = parse(SourceFile("big.json", data))
-    parse_seconds = time.perf_counter() - started
-    assert result.message_count == COUNT
-    # Relative, because this box is shared: the bound catches a slow or quadratic loop
-    # without failing when other work slows everything down alike.
-    assert parse_seconds < 4 * json_seconds + 1, (parse_seconds, json_seconds)
+    assert result.message_count == COUNT  # speed is measured in bench/, not asserted here
 
 
 # --- hostile input through the public loader -------------------------------------------------

@@ -185,7 +185,7 @@ def test_e2ee_thread_on_its_own_uses_the_file_name_and_counts_people_for_groups(
 
 
 def test_instagram_thread_drops_instagrams_generated_sentences():
-    name = f"instagram-sam.zip/your_instagram_activity/messages/inbox/alice_17845/message_1.json"
+    name = "instagram-sam.zip/your_instagram_activity/messages/inbox/alice_17845/message_1.json"
     messages = [
         msg(ALICE, 1, "did you see my post"), msg(ME, 2, "Liked a message"),
         msg(ALICE, 3, "alice.dv sent an attachment."), msg(ALICE, 4, "alice.dv shared a story."),

@@ -4,7 +4,6 @@ Fixtures are written here with escapes so the invisible marks WhatsApp puts in (
 U+202F, NBSP) are visible in the test source.
 """
 
-import time
 import zipfile
 from collections import Counter
 from datetime import datetime, timezone
@@ -331,7 +330,7 @@ def test_invalid_utf8_is_a_user_error_naming_the_file():
         whatsapp.parse([source], ImportOptions())
 
 
-def test_a_long_chat_parses_in_well_under_a_second():
+def test_a_long_chat_with_continuation_lines_parses_completely():
     lines = []
     for n in range(40_000):
         day, minute = 1 + n // 1440 % 28, n % 1440
@@ -339,11 +338,9 @@ def test_a_long_chat_parses_in_well_under_a_second():
         if n % 10 == 0:
             lines.append("a continuation line")
     source = SourceFile("WhatsApp Chat with B.txt", "\n".join(lines).encode())
-    started = time.perf_counter()
     result = whatsapp.parse([source], ImportOptions())
-    elapsed = time.perf_counter() - started
-    assert result.message_count == 40_000
-    assert elapsed < 1.5, f"{elapsed:.2f} s"  # ~0.2 s here; generous for busy 2-core CI
+    assert result.message_count == 40_000  # speed is measured in bench/, not asserted here
+    assert result.conversations[0].messages[10].text == "message 10\na continuation line"
 
 
 # --- robustness: nothing but UserError may escape, and what comes out is well formed -----------

@@ -1,6 +1,5 @@
 """Persona shaping: turns, sessions, context, filters, split. Built from Conversations directly."""
 
-from collections import Counter
 
 import pytest
 
