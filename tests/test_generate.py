@@ -21,6 +21,7 @@ from training.generate import (
     DecodingSettings,
     add_chat_arguments,
     build_prompt,
+    clear_model_cache,
     compare_replies,
     load_chat_model,
     preset,
@@ -147,15 +148,13 @@ def test_greedy_is_deterministic(tuned):
 
 
 def test_sampling_honours_the_seed(base):
-    settings = preset("Creative", max_new_tokens=12)
     same = [reply(base, [], "how was the trip?", preset("Creative", max_new_tokens=12, seed=11)) for _ in range(2)]
     assert same[0] and same[0] == same[1]
     others = {reply(base, [], "how was the trip?", preset("Creative", max_new_tokens=12, seed=s)) for s in range(4)}
     assert len(others) >= 3, others
-    assert settings.seed == 0  # preset() copies: the seed loop did not change the preset
 
 
-def test_max_new_tokens_bounds_the_reply(tuned, base):
+def test_max_new_tokens_bounds_the_reply(base):
     short = reply(base, [], "hello", DecodingSettings(max_new_tokens=4))
     longer = reply(base, [], "hello", DecodingSettings(max_new_tokens=30))
     assert longer.startswith(short) and len(short) < len(longer)
@@ -280,12 +279,16 @@ def test_run_folder_chats_with_the_runs_system_prompt_and_template(tuned, run_di
 def test_run_without_a_system_prompt_uses_the_one_in_its_training_data(run_dir, tmp_path):
     shutil.copytree(run_dir / "final", tmp_path / "jo" / "final")
     data = tmp_path / "train.jsonl"
-    row = {"prompt": [{"role": "system", "content": "You are Jo."}, {"role": "user", "content": "hi"}],
-           "completion": [{"role": "assistant", "content": "hey"}]}  # fmt: skip
-    data.write_text(json.dumps(row) + "\n", encoding="utf-8")
-    RunConfig(name="jo", model="offline-tiny", train_file=str(data)).save(tmp_path / "jo" / "config.yaml")
-    model = load_chat_model(tmp_path / "jo", device="cpu")
-    assert model.system_prompt == "You are Jo." and model.has_adapter
+    rows = {
+        "prompt": [{"role": "system", "content": "You are Jo."}, {"role": "user", "content": "hi"}],
+        "messages": [{"role": "system", "content": "You are Jo."}, {"role": "assistant", "content": "hey"}],
+    }
+    for shape, messages in rows.items():  # prompt/completion rows and messages rows
+        data.write_text(json.dumps({shape: messages}) + "\n", encoding="utf-8")
+        RunConfig(name="jo", model="offline-tiny", train_file=str(data)).save(tmp_path / "jo" / "config.yaml")
+        model = load_chat_model(tmp_path / "jo", device="cpu")
+        assert model.system_prompt == "You are Jo." and model.has_adapter
+        clear_model_cache()
 
 
 def test_history_bubbles_and_gradio_parts_become_one_turn(tuned):

@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_estimate_arguments(estimate)
     estimate.set_defaults(handler=run_estimate_command)
 
+    from .generate import add_chat_arguments, run_chat_command
+
+    chat = commands.add_parser("chat", help="reply to a prompt with a run, adapter, model folder or Hub id")
+    add_chat_arguments(chat)
+    chat.set_defaults(handler=run_chat_command)
+
     from .export import add_export_arguments, run_export_command
 
     export = commands.add_parser("export", help="export a run (adapter or merged), optionally push to the Hub")
