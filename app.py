@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from components.chat_tab import build_chat_tab, refresh_sources  # noqa: E402
 from components.data_tab import build_data_tab  # noqa: E402
 from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 
@@ -29,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--auth", default=os.environ.get("TALKLIKE_AUTH"), metavar="USER:PASS", help="require a login (or set TALKLIKE_AUTH)")
     parser.add_argument("--data-dir", default=None, help="where uploads, data sets, runs and exports go (or TALKLIKE_DATA_DIR)")
+    parser.add_argument("--chat-only", metavar="RUN_OR_MODEL", default=os.environ.get("TALKLIKE_CHAT_ONLY"),
+                        help="serve only the chat with this run/model: the page to share with friends")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="chat-only: longest reply a visitor can ask for")
+    parser.add_argument("--concurrency", type=int, default=2, help="chat-only: replies generated at the same time")
     return parser.parse_args(argv)
 
 
@@ -39,12 +44,24 @@ def build_app() -> gr.Blocks:
             data = build_data_tab()
         with gr.Tab("2 · Train"):
             train = build_train_tab()
+        with gr.Tab("3 · Chat"):
+            chat = build_chat_tab()
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
             lambda path: gr.update(choices=[path], value=path) if path else gr.update(),
             inputs=data.dataset_path, outputs=train.train_file, api_name=False,
         )
         attach_on_load(demo, train)
+        demo.load(refresh_sources, outputs=chat.source, api_name=False)
+    return demo
+
+
+def build_chat_app(source: str, max_new_tokens: int = 256, concurrency: int = 2) -> gr.Blocks:
+    """Only the chat, with the model fixed server-side: no data, training or export event exists,
+    so none can be called through Gradio's API either."""
+    with gr.Blocks(title="talklike chat") as demo:
+        gr.Markdown("# talklike\nA chatbot fine-tuned to text like its owner. Replies are generated, not real messages.")
+        build_chat_tab(fixed_source=source, max_new_tokens_cap=max_new_tokens, concurrency_limit=concurrency)
     return demo
 
 
@@ -61,7 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.data_dir:
         os.environ["TALKLIKE_DATA_DIR"] = args.data_dir
-    demo = build_app()
+    if args.chat_only:
+        demo = build_chat_app(args.chat_only, args.max_new_tokens, args.concurrency)
+    else:
+        demo = build_app()
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=_auth(args.auth), theme=THEME)
 

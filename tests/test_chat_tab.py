@@ -1,0 +1,94 @@
+"""The Chat tab and the chat-only page friends get, through Gradio's API."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gradio_client import Client
+
+import app
+from tests.export_runs import CHAT, adapter_run
+from tests.ui_client import call, launch
+
+STUDIO_ENDPOINTS = {"/import_files", "/build_examples", "/show_example", "/load_preset", "/estimate", "/start_run",
+                    "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return adapter_run(tmp_path_factory)  # a tiny llama with a briefly trained LoRA adapter
+
+
+@pytest.fixture(scope="module")
+def studio():
+    demo = app.build_app()
+    url = launch(demo)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def assistant_texts(history):
+    return [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
+            for m in history if m["role"] == "assistant"]  # fmt: skip
+
+
+def test_chat_streams_a_greedy_reply_with_speed_and_is_repeatable(studio, run):
+    source = str(run.path)
+    message, tuned, base, speed = call(studio, "/chat", **{
+        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": source,
+        "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
+    assert message == ""
+    assert tuned[0] == {"role": "user", "content": CHAT[0]["content"]} or tuned[0]["role"] == "user"
+    assert assistant_texts(tuned) and "tokens/s" in speed
+    _, again, _, _ = call(studio, "/chat", **{
+        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": source,
+        "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
+    assert assistant_texts(again) == assistant_texts(tuned)  # greedy is deterministic
+
+
+def test_compare_mode_answers_with_the_base_model_too(studio, run):
+    _, tuned, base, speed = call(studio, "/chat", **{
+        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+        "Message": CHAT[0]["content"], "Side by side with the base model": True, "Max new tokens": 24})  # fmt: skip
+    assert base and base[0]["role"] == "user" and "fine-tuned:" in speed and "base:" in speed
+    assert assistant_texts(base) != assistant_texts(tuned)
+
+
+def test_no_model_chosen_is_a_readable_error(studio):
+    with pytest.raises(Exception, match="Pick what to chat with"):
+        call(studio, "/chat", **{"Message": "hi"})
+
+
+@pytest.fixture(scope="module")
+def chat_only(run):
+    demo = app.build_chat_app(str(run.path), max_new_tokens=16, concurrency=2)
+    url = launch(demo)
+    yield url
+    demo.close()
+
+
+def test_chat_only_exposes_no_studio_endpoint(chat_only):
+    endpoints = set(Client(chat_only, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert endpoints and "/chat" in endpoints
+    assert not endpoints & STUDIO_ENDPOINTS
+    assert not [e for e in endpoints if "export" in e or "train" in e or "run" in e or "push" in e]
+
+
+def test_chat_only_caps_reply_length_and_serves_8_friends_at_once(chat_only, run):
+    from training import generate
+
+    with pytest.raises(Exception, match="greater than maximum value 16"):  # the cap holds at the API too
+        call(Client(chat_only, verbose=False), "/chat", **{"Message": "write me an essay", "Max new tokens": 1000})
+
+    def one_friend(number: int):
+        client = Client(chat_only, verbose=False)
+        _, tuned, _, _ = call(client, "/chat", **{"Message": f"hey, friend {number} here", "Max new tokens": 16})
+        return tuned
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        histories = list(pool.map(one_friend, range(8)))
+    model = generate.load_chat_model(str(run.path))
+    for number, history in enumerate(histories):
+        assert history[0]["role"] == "user"
+        # The same greedy reply the library gives with the cap: nothing longer got through.
+        expected = generate.reply(model, [], f"hey, friend {number} here", generate.preset("Greedy", max_new_tokens=16))
+        assert "\n".join(assistant_texts(history)) == "\n".join(generate.split_bubbles(expected, model.separator))
