@@ -2,16 +2,14 @@
 
 The writer is `tdesktop: Telegram/SourceFiles/export/output/export_output_json.cpp`; what it does
 and the traps it sets (invalid `\\xNN` escapes, `text` as string or list, null `from`, numeric
-`from_id` in old exports) are in section 3 of chat-export-formats.md.
+`from_id` in old exports) are in section 3 of chat-export-formats.md. This module recognises the
+file and turns its chats into Conversations; telegram_export reads it and finds the exporting account.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,8 +18,11 @@ from ..conversation import (
     DROP_STICKER, DROP_SYSTEM, Conversation, ImportResult, Message,
 )
 from ..errors import UserError
-from ..sources import SourceFile, parse_json
+from ..sources import SourceFile
 from .base import ImportOptions
+from .telegram_export import (
+    DELETED_ACCOUNT, Account, dialog_messages, dialog_title, json_kind, normalize_id, read_export,
+)
 
 NAME = "telegram"
 LABEL = "Telegram"
@@ -44,9 +45,6 @@ _FULL_EXPORT = re.compile(
 )
 _MESSAGES_KEY = re.compile(r'"messages"\s*:\s*\[')
 _MESSAGE_TYPE = re.compile(r'"type"\s*:\s*"(?:message|service)"')
-# Control characters are written as `\xNN`, which JSON does not allow. Escaped backslashes are
-# matched as pairs first, so in `\\x41` (a literal backslash, then "x41") nothing is replaced.
-_BACKSLASH_PAIR_OR_HEX_ESCAPE = re.compile(r"\\(?:\\|x[0-9A-Fa-f]{2})")
 # Where a media path would be; never the sender's words.
 _FILE_PLACEHOLDER = re.compile(
     r"\((?:File|Photo) (?:not included|exceeds maximum size|unavailable)[^)]*\)"
@@ -56,8 +54,6 @@ _CHANNEL_TYPES = {"private_channel", "public_channel"}
 _GROUP_TYPES = {"private_group", "private_supergroup", "public_supergroup"}
 _CALL_ACTIONS = {"phone_call", "group_call", "invite_to_group_call", "group_call_scheduled"}
 _MEDIA_KEYS = ("photo", "file", "contact_information", "game_title", "invoice_information")
-_SAVED_MESSAGES = "Saved Messages"
-_DELETED_ACCOUNT = "Deleted Account"
 
 
 def sniff(source: SourceFile) -> bool:
@@ -76,24 +72,9 @@ def sniff(source: SourceFile) -> bool:
         return False
 
 
-@dataclass
-class _Account:
-    """The person who made the export: their messages carry their from_id."""
-
-    from_id: str
-    name: str | None
-
-
-@dataclass
-class _Export:
-    source: SourceFile
-    dialogs: list[dict]
-    account: _Account | None
-
-
 def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
     result = ImportResult()
-    exports = [_read_export(source, result) for source in sources]
+    exports = [read_export(source, result) for source in sources]
     # A single-chat export may not reveal its owner; another file of the same import can.
     fallback = next((export.account for export in exports if export.account), None)
     skipped: dict[str, list[str]] = {"channel": [], "bot chat": [], "replies thread": []}
@@ -120,153 +101,17 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
     return result
 
 
-def _read_export(source: SourceFile, result: ImportResult) -> _Export:
-    root, repaired = _load_json(source)
-    if repaired:
-        result.warnings.append(f"{source.name}: repaired Telegram's invalid \\xNN escapes")
-    if not isinstance(root, dict):
-        raise UserError(
-            f"{source.name}: expected a JSON object (Telegram result.json), found {_kind(root)}"
-        )
-    if "messages" in root:
-        dialogs = [root]
-    else:
-        dialogs = []
-        for section in ("chats", "left_chats"):
-            dialogs.extend(_dialog_list(root, section, source.name))
-        if not dialogs:
-            result.warnings.append(f"{source.name}: a Telegram account export with no chats in it")
-    return _Export(source, dialogs, _find_account(root, dialogs, source.name))
-
-
-def _load_json(source: SourceFile) -> tuple[Any, bool]:
-    """The parsed file, and whether Telegram's `\\xNN` escapes had to be repaired first."""
-    text = source.text()
-    try:
-        return json.loads(text), False
-    except ValueError:
-        pass  # strict parse first: valid files never pay for the repair
-    except RecursionError:
-        raise UserError(f"{source.name}: JSON nested too deeply to be a Telegram export") from None
-    repaired = _BACKSLASH_PAIR_OR_HEX_ESCAPE.sub(_as_json_escape, text) if "\\x" in text else text
-    try:
-        return parse_json(repaired, source.name), repaired != text
-    except RecursionError:
-        raise UserError(f"{source.name}: JSON nested too deeply to be a Telegram export") from None
-    except ValueError as exc:  # e.g. an integer over Python's digit limit
-        raise UserError(f"{source.name}: not valid JSON ({exc})") from None
-
-
-def _as_json_escape(match: re.Match) -> str:
-    escape = match.group()
-    return escape if escape == "\\\\" else "\\u00" + escape[2:]
-
-
-def _dialog_list(root: dict, section: str, name: str) -> list[dict]:
-    block = root.get(section)
-    if block is None:
-        return []
-    chats = block.get("list") if isinstance(block, dict) else None
-    if not isinstance(chats, list):
-        raise UserError(f"{name}: field `{section}.list` should be a list of chats")
-    for index, dialog in enumerate(chats):
-        if not isinstance(dialog, dict):
-            raise UserError(f"{name}: `{section}.list[{index}]` should be a chat, found {_kind(dialog)}")
-    return chats
-
-
-def _find_account(root: dict, dialogs: list[dict], name: str) -> _Account | None:
-    """Who exported: personal_information, else Saved Messages (its id is the owner's), else the
-    one sender in personal chats who is not the chat's peer (a personal chat's id is the peer's)."""
-    person = root.get("personal_information")
-    from_id = display = None
-    if isinstance(person, dict) and person.get("user_id") is not None:
-        from_id = _from_id(person.get("user_id"), name, "personal_information.user_id")
-        parts = [person.get("first_name"), person.get("last_name")]
-        if any(part is not None and not isinstance(part, str) for part in parts):
-            raise UserError(f"{name}: `personal_information` names should be strings")
-        display = " ".join(part.strip() for part in parts if part and part.strip()) or None
-    if from_id is None:
-        saved = [d for d in dialogs if d.get("type") == "saved_messages" and d.get("id") is not None]
-        if saved:
-            from_id = _from_id(saved[0]["id"], name, "id")
-    if from_id is None:
-        from_id = _owner_of_personal_chats(dialogs, name)
-    if from_id is None:
-        return None
-    return _Account(from_id, display or _most_common_name(dialogs, from_id, name))
-
-
-def _owner_of_personal_chats(dialogs: list[dict], name: str) -> str | None:
-    others: Counter = Counter()
-    for dialog in dialogs:
-        if dialog.get("type") != "personal_chat" or dialog.get("id") is None:
-            continue
-        peer = _from_id(dialog["id"], name, "id")
-        for message in _messages(dialog, name):
-            if not isinstance(message, dict):
-                continue  # reported with its position when the chat is converted
-            sender = _from_id(message.get("from_id"), name, "from_id")
-            if sender is not None and sender != peer:
-                others[sender] += 1
-    return others.most_common(1)[0][0] if others else None
-
-
-def _most_common_name(dialogs: list[dict], from_id: str, name: str) -> str | None:
-    names: Counter = Counter()
-    for dialog in dialogs:
-        for message in _messages(dialog, name):
-            if isinstance(message, dict) and isinstance(message.get("from"), str) and (
-                _from_id(message.get("from_id"), name, "from_id") == from_id
-            ):
-                names[message["from"]] += 1
-    return names.most_common(1)[0][0] if names else None
-
-
-def _from_id(value: Any, name: str, field: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):  # old exports: bare user numbers
-        return f"user{value}"
-    raise UserError(f"{name}: field `{field}` should be a string or a number, found {_kind(value)}")
-
-
-def _messages(dialog: dict, name: str) -> list:
-    messages = dialog.get("messages")
-    if not isinstance(messages, list):
-        title = _title(dialog)
-        raise UserError(
-            f"{name}: field `messages` of chat {title!r} should be a list, found {_kind(messages)}"
-        )
-    return messages
-
-
-def _title(dialog: dict) -> str:
-    title = dialog.get("name")
-    if isinstance(title, str) and title.strip():
-        return title
-    if dialog.get("type") == "saved_messages":
-        return _SAVED_MESSAGES
-    if dialog.get("type") == "replies":
-        return "Replies"
-    if "name" in dialog and title is None:
-        return _DELETED_ACCOUNT
-    return f"Telegram chat {dialog.get('id')}"
-
-
 def _dialog_to_conversation(
-    source: SourceFile, index: int, dialog: dict, account: _Account | None,
+    source: SourceFile, index: int, dialog: dict, account: Account | None,
     result: ImportResult, skipped: dict[str, list[str]],
 ) -> Conversation | None:
     kind = dialog.get("type")
     if kind is not None and not isinstance(kind, str):
         raise UserError(
-            f"{source.name}: field `type` of chat {index} should be a string, found {_kind(kind)}"
+            f"{source.name}: field `type` of chat {index} should be a string, found {json_kind(kind)}"
         )
-    title = _title(dialog)
-    messages = _messages(dialog, source.name)
+    title = dialog_title(dialog)
+    messages = dialog_messages(dialog, source.name)
     if kind in _CHANNEL_TYPES:
         skipped["channel"].append(f"{title} ({len(messages)} post{'s' if len(messages) != 1 else ''})")
         return None
@@ -295,13 +140,13 @@ def _dialog_to_conversation(
 
 
 def _convert_messages(
-    messages: list, account: _Account | None, where: str, result: ImportResult
+    messages: list, account: Account | None, where: str, result: ImportResult
 ) -> list[Message]:
     kept: list[Message] = []
     dropped = result.dropped
     for position, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise UserError(f"{where}, message {position}: should be an object, found {_kind(message)}")
+            raise UserError(f"{where}, message {position}: should be an object, found {json_kind(message)}")
         outcome = _convert(message, account, where, position)
         if isinstance(outcome, Message):
             kept.append(outcome)
@@ -310,7 +155,7 @@ def _convert_messages(
     return kept
 
 
-def _convert(message: dict, account: _Account | None, where: str, position: int) -> Message | str:
+def _convert(message: dict, account: Account | None, where: str, position: int) -> Message | str:
     """One message -> a kept Message, or the DROP_* reason it is not one of the sender's own words."""
     kind = message.get("type", "message")
     if kind == "service":
@@ -363,17 +208,17 @@ def _media_reason(message: dict) -> str:
     return DROP_EMPTY
 
 
-def _sender(message: dict, account: _Account | None, where: str, position: int) -> str:
+def _sender(message: dict, account: Account | None, where: str, position: int) -> str:
     name = message.get("from")
     if name is not None and name.__class__ is not str:
         raise _field_error(where, position, "from", "a string or null", name)
     if account is not None and account.name:
         from_id = message.get("from_id")
         if from_id.__class__ is not str:
-            from_id = _from_id(from_id, where, "from_id")
+            from_id = normalize_id(from_id, where, "from_id")
         if from_id == account.from_id:
             return account.name
-    return (name and name.strip()) or _DELETED_ACCOUNT
+    return (name and name.strip()) or DELETED_ACCOUNT
 
 
 def _timestamp(message: dict, where: str, position: int) -> float | None:
@@ -404,9 +249,5 @@ def _iso_timestamp(raw: Any, where: str, position: int) -> float | None:
 
 
 def _field_error(where: str, position: int, field: str, expected: str, value: Any) -> UserError:
-    shown = repr(value)[:40] if isinstance(value, (str, int, float)) else _kind(value)
+    shown = repr(value)[:40] if isinstance(value, (str, int, float)) else json_kind(value)
     return UserError(f"{where}, message {position}: field `{field}` should be {expected}, found {shown}")
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
