@@ -18,6 +18,8 @@ import gradio as gr  # noqa: E402
 
 from components.chat_tab import build_chat_tab, refresh_sources  # noqa: E402
 from components.data_tab import build_data_tab  # noqa: E402
+from components.export_tab import build_export_tab  # noqa: E402
+from components.export_tab import refresh_runs as refresh_export_runs  # noqa: E402
 from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 
 THEME = gr.themes.Soft()
@@ -46,6 +48,8 @@ def build_app() -> gr.Blocks:
             train = build_train_tab()
         with gr.Tab("3 · Chat"):
             chat = build_chat_tab()
+        with gr.Tab("4 · Export"):
+            export_run = build_export_tab()
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
             lambda path: gr.update(choices=[path], value=path) if path else gr.update(),
@@ -53,6 +57,7 @@ def build_app() -> gr.Blocks:
         )
         attach_on_load(demo, train)
         demo.load(refresh_sources, outputs=chat.source, api_name=False)
+        demo.load(refresh_export_runs, outputs=export_run, api_name=False)
     return demo
 
 

@@ -1,0 +1,147 @@
+"""Export tab: a finished run becomes an adapter or a merged model in a folder, and optionally a
+private Hub repository with a model card. The token is a password field: it is passed to the push
+and nowhere else (never written, logged or shown)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from training import export as exporting
+from training import generate
+from training.gguf_export import gguf_status, write_gguf
+from training.hub import push
+from training.modelcard import check_samples, write_model_card
+from training.paths import subdir
+from training.runs import list_runs
+
+from .common import shows_user_errors
+
+ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full model (loads on its own)"
+
+
+def build_export_tab() -> gr.Dropdown:
+    with gr.Row():
+        run = gr.Dropdown(_finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
+        kind = gr.Radio([ADAPTER, MERGED], value=ADAPTER, label="What to export", scale=3)
+    sizes = gr.Markdown()
+    with gr.Row():
+        out = gr.Textbox(label="Folder (blank = the data folder's exports/)", scale=3)
+        gguf = gr.Checkbox(label="Also write GGUF (llama.cpp / Ollama)", value=False, scale=1)
+    samples = gr.Dataframe(
+        headers=["prompt", "reply"], value=[["hey! what are you up to this weekend?", ""]], interactive=True,
+        label="Sample replies for the model card (optional): type prompts, generate, edit or delete rows",
+        column_count=(2, "fixed"),
+    )  # fmt: skip
+    generate_samples = gr.Button("Generate the replies with this run")
+    export_button = gr.Button("Export", variant="primary")
+    export_result = gr.Markdown()
+    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+        gr.Markdown("Private by default. The token is used for this push only; it is never saved or shown. "
+                    "Leave it blank to use `HF_TOKEN` or a prior `hf auth login`.")  # fmt: skip
+        with gr.Row():
+            repo = gr.Textbox(label="Repository (you/name)", placeholder="your-name/my-persona")
+            private = gr.Checkbox(label="Private", value=True)
+            token = gr.Textbox(label="Token (write access)", type="password")
+        push_button = gr.Button("Export and push")
+        push_result = gr.Markdown()
+    card = gr.Markdown(label="Model card preview")
+
+    run.change(shows_user_errors(_describe), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
+    kind.change(shows_user_errors(_describe), inputs=[run, kind], outputs=[sizes, card], api_name=False)
+    generate_samples.click(shows_user_errors(_fill_replies), inputs=[run, samples], outputs=samples, api_name="sample_replies")
+
+    def do_export(run_name, chosen_kind, folder, with_gguf, rows, progress=gr.Progress()):
+        progress(0.1, desc="Exporting")
+        path = _export(run_name, chosen_kind, folder, rows, repo_id=None)
+        lines = [f"Exported to `{path}` ({_megabytes(path):.1f} MB)."]
+        if with_gguf:
+            progress(0.7, desc="Writing GGUF")
+            lines.append(_gguf(path, chosen_kind))
+        return "\n\n".join(lines)
+
+    def do_push(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, progress=gr.Progress()):
+        if not (repo_id or "").strip():
+            raise gr.Error("Repository: give a name like your-name/my-persona.")
+        progress(0.1, desc="Exporting")
+        path = _export(run_name, chosen_kind, folder, rows, repo_id=repo_id.strip())
+        progress(0.5, desc="Uploading")
+        url = push(path, repo_id.strip(), token=secret or None, private=is_private)
+        return f"Pushed {'privately ' if is_private else ''}to [{url}]({url})"
+
+    export_button.click(shows_user_errors(do_export), inputs=[run, kind, out, gguf, samples], outputs=export_result,
+                        api_name="export_run")  # fmt: skip
+    push_button.click(shows_user_errors(do_push), inputs=[run, kind, out, samples, repo, private, token],
+                      outputs=push_result, api_name="push_run")  # fmt: skip
+    return run
+
+
+def refresh_runs():
+    return gr.update(choices=_finished_runs())
+
+
+def _finished_runs() -> list[tuple[str, str]]:
+    return [(f"{r['name']} ({r['method']})", r["path"]) for r in list_runs() if r["has_final"]]
+
+
+def _describe(run_name: str | None, chosen_kind: str):
+    if not run_name:
+        return "", ""
+    sizes = exporting.export_sizes(run_name)
+    parts = []
+    if sizes["adapter_mb"] is not None:
+        parts.append(f"adapter **{sizes['adapter_mb']:.1f} MB**")
+    merged = f"**{sizes['merged_mb']:.1f} MB**" if sizes["merged_mb"] is not None else "the base model's size (not known offline)"
+    parts.append(f"merged {merged}")
+    source = exporting.read_run(run_name)
+    with tempfile.TemporaryDirectory() as folder:  # the card exactly as the export will write it
+        readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [])
+        text = readme.read_text(encoding="utf-8")
+    body = text.split("---", 2)[-1]  # the YAML front matter is for the Hub, not for reading
+    return f"Sizes: {', '.join(parts)} ({sizes['method']} run).", body
+
+
+def _sample_rows(rows) -> list[dict[str, str]]:
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows or [], columns=["prompt", "reply"])
+    kept = [{"prompt": str(p), "reply": str(r)} for p, r in zip(frame["prompt"], frame["reply"])
+            if str(p or "").strip() and str(r or "").strip()]  # fmt: skip
+    return check_samples(kept)
+
+
+def _fill_replies(run_name: str | None, rows):
+    if not run_name:
+        raise gr.Error("Choose a run first.")
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows or [], columns=["prompt", "reply"])
+    model = generate.load_chat_model(run_name)
+    settings = generate.preset("Greedy", max_new_tokens=64)
+    replies = [generate.reply(model, [], str(p), settings) if str(p or "").strip() else "" for p in frame["prompt"]]
+    return pd.DataFrame({"prompt": frame["prompt"], "reply": replies})
+
+
+def _export(run_name, chosen_kind, folder, rows, repo_id):
+    if not run_name:
+        raise gr.Error("Choose a run to export.")
+    source = exporting.read_run(run_name)
+    merged = chosen_kind == MERGED
+    chosen = (folder or "").strip()
+    target = Path(chosen) if chosen else subdir("exports") / f"{source.name}-{'merged' if merged else 'adapter'}"
+    # Re-exporting into talklike's own exports/ replaces the last export; a folder the user
+    # named is never overwritten (export_run refuses a non-empty one).
+    return exporting.export_run(source.path, target, merge=merged, samples=_sample_rows(rows), repo_id=repo_id,
+                                overwrite=not chosen)  # fmt: skip
+
+
+def _gguf(path: Path, chosen_kind: str) -> str:
+    if chosen_kind != MERGED:
+        return "GGUF: choose the merged export (a GGUF holds a whole model, not an adapter)."
+    status = gguf_status(path)
+    if not status["supported"]:
+        return f"GGUF not written: {status['reason']}:\n\n```\n{status['command']}\n```"
+    return f"GGUF written to `{write_gguf(path, path / 'model.gguf')}`."
+
+
+def _megabytes(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024**2

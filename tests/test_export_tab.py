@@ -1,0 +1,79 @@
+"""The Export tab through Gradio's API: sizes and card preview, sample replies, export, and a
+push to a local Hub over real HTTP with the token typed into the password field."""
+
+import json
+
+import pytest
+from gradio_client import Client
+from huggingface_hub import constants
+
+import app
+from tests.export_runs import adapter_run
+from tests.hub_server import HubServer
+from tests.ui_client import call, launch
+
+TOKEN = "hf_exportTabSecret1234567890"
+ADAPTER = "Adapter only (small; needs the base model)"
+MERGED = "Merged full model (loads on its own)"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return adapter_run(tmp_path_factory)
+
+
+@pytest.fixture
+def ui(run):
+    demo = app.build_app()
+    url = launch(demo)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    with HubServer(users={TOKEN: "alice"}) as server:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield server
+
+
+def test_sizes_card_preview_samples_and_merged_export(ui, run, isolated_data_dir):
+    sizes, card = call(ui, "/describe_export", **{"Run to export": str(run.path), "What to export": ADAPTER})
+    assert "adapter" in sizes and "merged" in sizes and "MB" in sizes
+    assert "How to use" in card and "private" in card.lower()
+    filled = call(ui, "/sample_replies", **{"Run to export": str(run.path),
+                  "Sample replies for the model card (optional): type prompts, generate, edit or delete rows":
+                  {"headers": ["prompt", "reply"], "data": [["hey Sam, are we still on for tonight?", ""]]}})  # fmt: skip
+    assert filled["data"][0][1].strip()
+
+    report = call(ui, "/export_run", **{"Run to export": str(run.path), "What to export": MERGED,
+                  "Also write GGUF (llama.cpp / Ollama)": True})  # fmt: skip
+    folder = isolated_data_dir / "exports" / f"{run.path.name}-merged"
+    assert f"`{folder}`" in report and (folder / "config.json").is_file() and (folder / "README.md").is_file()
+    assert "GGUF written" in report or "GGUF not written" in report
+
+
+def test_push_is_private_by_default_and_the_token_never_surfaces(ui, run, hub, isolated_data_dir):
+    result = call(ui, "/push_run", **{"Run to export": str(run.path), "Repository (you/name)": "alice/sam-bot",
+                  "Token (write access)": TOKEN})  # fmt: skip
+    assert "alice/sam-bot" in result and "privately" in result and TOKEN not in result
+    created = [r for r in hub.state.requests if r.path == "/api/repos/create"]
+    sent = json.loads(created[0].body)
+    assert sent.get("visibility") == "private" or sent.get("private") is True
+    assert hub.state.repo("alice/sam-bot") is not None
+    for path in isolated_data_dir.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    for stored in hub.state.repo("alice/sam-bot").files.values():
+        assert TOKEN.encode() not in stored
+
+
+def test_push_without_a_repository_or_token_says_what_to_do(ui, run, hub):
+    with pytest.raises(Exception, match="Repository: give a name"):
+        call(ui, "/push_run", **{"Run to export": str(run.path)})
+    with pytest.raises(Exception, match="hf auth login"):
+        call(ui, "/push_run", **{"Run to export": str(run.path), "Repository (you/name)": "alice/sam-bot"})
