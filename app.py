@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from components.chat_tab import build_chat_tab, refresh_sources  # noqa: E402
+from components.common import owner_only  # noqa: E402
 from components.data_tab import build_data_tab  # noqa: E402
 from components.export_tab import build_export_tab  # noqa: E402
 from components.export_tab import refresh_runs as refresh_export_runs  # noqa: E402
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--auth", default=os.environ.get("TALKLIKE_AUTH"), metavar="USER:PASS", help="require a login (or set TALKLIKE_AUTH)")
     parser.add_argument("--data-dir", default=None, help="where uploads, data sets, runs and exports go (or TALKLIKE_DATA_DIR)")
+    parser.add_argument("--owner", default=os.environ.get("TALKLIKE_OWNER"), metavar="HF_USERNAME",
+                        help="on a Space with hf_oauth: only this Hugging Face user may use Data/Train/Export")
     parser.add_argument("--chat-only", metavar="RUN_OR_MODEL", default=os.environ.get("TALKLIKE_CHAT_ONLY"),
                         help="serve only the chat with this run/model: the page to share with friends")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="chat-only: longest reply a visitor can ask for")
@@ -39,25 +42,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_app() -> gr.Blocks:
+def build_app(owner: str | None = None) -> gr.Blocks:
+    """The studio. With `owner`, Data/Train/Export answer only that signed-in Hugging Face user."""
     with gr.Blocks(title="talklike") as demo:
         gr.Markdown("# talklike\nTurn your chat history into a chatbot that texts like you.")
+        if owner:
+            with gr.Row():
+                gr.Markdown(f"Training and export are for **{owner}** only; everyone can chat.")
+                if os.environ.get("SPACE_ID"):  # Hugging Face sign-in exists on Spaces with hf_oauth: true
+                    gr.LoginButton()
         with gr.Tab("1 · Data"):
-            data = build_data_tab()
+            data = build_data_tab(owner)
         with gr.Tab("2 · Train"):
-            train = build_train_tab()
+            train = build_train_tab(owner)
         with gr.Tab("3 · Chat"):
             chat = build_chat_tab()
         with gr.Tab("4 · Export"):
-            export_run = build_export_tab()
+            export_run = build_export_tab(owner)
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
             lambda path: gr.update(choices=[path], value=path) if path else gr.update(),
             inputs=data.dataset_path, outputs=train.train_file, api_name=False,
         )
-        attach_on_load(demo, train)
+        attach_on_load(demo, train, owner)
         demo.load(refresh_sources, outputs=chat.source, api_name=False)
-        demo.load(refresh_export_runs, outputs=export_run, api_name=False)
+        demo.load(owner_only(owner, denied=gr.update)(refresh_export_runs), outputs=export_run, api_name=False)
     return demo
 
 
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.chat_only:
         demo = build_chat_app(args.chat_only, args.max_new_tokens, args.concurrency)
     else:
-        demo = build_app()
+        demo = build_app(args.owner)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=_auth(args.auth), theme=THEME)
 

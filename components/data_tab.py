@@ -11,7 +11,7 @@ from training import formats, persona, templates
 from training.models import OFFLINE_TINY, load_tokenizer
 from training.paths import subdir, timestamped
 
-from .common import shows_user_errors
+from .common import owner_only, shows_user_errors
 
 SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
 PREVIEW_ROWS = 500  # rows shown in the examples table
@@ -24,7 +24,8 @@ class DataTab:
     system_prompt: gr.Textbox
 
 
-def build_data_tab() -> DataTab:
+def build_data_tab(owner: str | None = None) -> DataTab:
+    studio = owner_only(owner)
     imported = gr.State(None)
     prepared = gr.State(None)
     gr.Markdown(
@@ -73,7 +74,7 @@ def build_data_tab() -> DataTab:
         show_legend=True,
     )
 
-    files.change(_on_upload, inputs=files, outputs=[imported, import_summary, me, exclude], api_name="import_files")
+    files.change(studio(_on_upload), inputs=files, outputs=[imported, import_summary, me, exclude], api_name="import_files")
     shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
                dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
 
@@ -100,13 +101,13 @@ def build_data_tab() -> DataTab:
         return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
 
     build.click(
-        shows_user_errors(on_build),
+        studio(shows_user_errors(on_build)),
         inputs=shaping,
         outputs=[prepared, summary, dataset_path, histogram, dropped, length_report, examples, example_index, rendered],
         api_name="build_examples",
     )
     example_index.change(
-        shows_user_errors(_render),
+        studio(shows_user_errors(_render)),
         inputs=[prepared, example_index, preview_model, max_length],
         outputs=rendered,
         api_name="show_example",

@@ -18,12 +18,13 @@ from training.modelcard import check_samples, write_model_card
 from training.paths import subdir
 from training.runs import list_runs
 
-from .common import shows_user_errors
+from .common import owner_only, shows_user_errors
 
 ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full model (loads on its own)"
 
 
-def build_export_tab() -> gr.Dropdown:
+def build_export_tab(owner: str | None = None) -> gr.Dropdown:
+    studio = owner_only(owner)
     with gr.Row():
         run = gr.Dropdown(_finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
         kind = gr.Radio([ADAPTER, MERGED], value=ADAPTER, label="What to export", scale=3)
@@ -50,9 +51,9 @@ def build_export_tab() -> gr.Dropdown:
         push_result = gr.Markdown()
     card = gr.Markdown(label="Model card preview")
 
-    run.change(shows_user_errors(_describe), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
-    kind.change(shows_user_errors(_describe), inputs=[run, kind], outputs=[sizes, card], api_name=False)
-    generate_samples.click(shows_user_errors(_fill_replies), inputs=[run, samples], outputs=samples, api_name="sample_replies")
+    run.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
+    kind.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name=False)
+    generate_samples.click(studio(shows_user_errors(_fill_replies)), inputs=[run, samples], outputs=samples, api_name="sample_replies")
 
     def do_export(run_name, chosen_kind, folder, with_gguf, rows, progress=gr.Progress()):
         progress(0.1, desc="Exporting")
@@ -72,9 +73,9 @@ def build_export_tab() -> gr.Dropdown:
         url = push(path, repo_id.strip(), token=secret or None, private=is_private)
         return f"Pushed {'privately ' if is_private else ''}to [{url}]({url})"
 
-    export_button.click(shows_user_errors(do_export), inputs=[run, kind, out, gguf, samples], outputs=export_result,
+    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, samples], outputs=export_result,
                         api_name="export_run")  # fmt: skip
-    push_button.click(shows_user_errors(do_push), inputs=[run, kind, out, samples, repo, private, token],
+    push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, repo, private, token],
                       outputs=push_result, api_name="push_run")  # fmt: skip
     return run
 

@@ -21,7 +21,7 @@ from training.paths import subdir
 from training.persona import validation_path
 from training.presets import DEFAULT_PRESET, PRESETS, get_preset
 
-from .common import shows_user_errors
+from .common import owner_only, shows_user_errors
 
 THIS_MACHINE = "This machine"
 LOG_LINES = 40
@@ -35,7 +35,8 @@ class TrainTab:
     train_file: gr.Dropdown
 
 
-def build_train_tab() -> TrainTab:
+def build_train_tab(owner: str | None = None) -> TrainTab:
+    studio = owner_only(owner)
     with gr.Row():
         preset = gr.Dropdown([(p.title, name) for name, p in PRESETS.items()], value=DEFAULT_PRESET, label="Recipe", scale=3)
         name = gr.Textbox(label="Run name (optional)", scale=1)
@@ -133,9 +134,9 @@ def build_train_tab() -> TrainTab:
         values[list(fields).index("train_file")] = data  # keep the data the user chose
         return source, *values
 
-    preset.change(on_preset, inputs=[preset, fields["train_file"]], outputs=[preset_source, *form], api_name="load_preset")
+    preset.change(studio(on_preset), inputs=[preset, fields["train_file"]], outputs=[preset_source, *form], api_name="load_preset")
     estimate_button.click(
-        shows_user_errors(lambda values: _estimate(form_config(values), values[device], values[price])),
+        studio(shows_user_errors(lambda values: _estimate(form_config(values), values[device], values[price]))),
         inputs={preset, device, price, *form}, outputs=estimate_report, api_name="estimate",
     )  # fmt: skip
 
@@ -145,15 +146,15 @@ def build_train_tab() -> TrainTab:
         runs.start(run, queue=values[queue])
         return gr.update(choices=_run_names(), value=run.name), _estimate(config, values[device], values[price])
 
-    start.click(shows_user_errors(on_start), inputs={preset, queue, device, price, *form},
+    start.click(studio(shows_user_errors(on_start)), inputs={preset, queue, device, price, *form},
                 outputs=[current_run, estimate_report], api_name="start_run")  # fmt: skip
-    stop.click(shows_user_errors(_stop), inputs=current_run, outputs=status, api_name="stop_run")
-    resume.click(shows_user_errors(_resume), inputs=[current_run, queue], outputs=status, api_name="resume_run")
+    stop.click(studio(shows_user_errors(_stop)), inputs=current_run, outputs=status, api_name="stop_run")
+    resume.click(studio(shows_user_errors(_resume)), inputs=[current_run, queue], outputs=status, api_name="resume_run")
     watched = [status, progress, loss_plot, lr_plot, speed_plot, log]
-    current_run.change(shows_user_errors(run_view), inputs=current_run, outputs=watched, api_name="watch_run")
-    timer.tick(shows_user_errors(run_view), inputs=current_run, outputs=watched, api_name=False)
-    timer.tick(_runs_table, outputs=runs_table, api_name=False)
-    compare.change(_compare, inputs=compare, outputs=compare_plot, api_name="compare_runs")
+    current_run.change(studio(shows_user_errors(run_view)), inputs=current_run, outputs=watched, api_name="watch_run")
+    timer.tick(owner_only(owner, denied=lambda: run_view(None))(shows_user_errors(run_view)), inputs=current_run, outputs=watched, api_name=False)
+    timer.tick(owner_only(owner, denied=lambda: None)(_runs_table), outputs=runs_table, api_name=False)
+    compare.change(studio(_compare), inputs=compare, outputs=compare_plot, api_name="compare_runs")
 
     def on_sweep(values: dict):
         base = form_config(values)
@@ -165,19 +166,20 @@ def build_train_tab() -> TrainTab:
         sweep.queue_sweep(configs)
         return _sweep_table(values[sweep_name] or "sweep")
 
-    sweep_button.click(shows_user_errors(on_sweep), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
+    sweep_button.click(studio(shows_user_errors(on_sweep)), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
                        sweep_name, *form}, outputs=sweep_table, api_name="queue_sweep")  # fmt: skip
     return TrainTab(current_run=current_run, train_file=fields["train_file"])
 
 
-def attach_on_load(demo: gr.Blocks, tab: TrainTab) -> None:
+def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: str | None = None) -> None:
     """On every page load, fill the form from the default preset and re-attach to the live run."""
     def on_load():
         names = _run_names()
         active = [r["name"] for r in runs.list_runs() if r["state"] in runs.ACTIVE_STATES]
         return gr.update(choices=names, value=(active or names or [None])[0]), gr.update(choices=_dataset_choices())
 
-    demo.load(on_load, outputs=[tab.current_run, tab.train_file], api_name=False)
+    hidden = owner_only(owner, denied=lambda: (gr.update(), gr.update()))  # visitors see no run names
+    demo.load(hidden(on_load), outputs=[tab.current_run, tab.train_file], api_name=False)
 
 
 # ---- form <-> RunConfig --------------------------------------------------------------------------

@@ -92,3 +92,36 @@ def test_chat_only_caps_reply_length_and_serves_8_friends_at_once(chat_only, run
         # The same greedy reply the library gives with the cap: nothing longer got through.
         expected = generate.reply(model, [], f"hey, friend {number} here", generate.preset("Greedy", max_new_tokens=16))
         assert "\n".join(assistant_texts(history)) == "\n".join(generate.split_bubbles(expected, model.separator))
+
+
+def test_owner_mode_refuses_the_studio_to_visitors_but_not_the_chat(run):
+    """A Space with TALKLIKE_OWNER: visitors (not signed in as the owner) cannot train or export,
+    even through the API, and can still chat."""
+    demo = app.build_app(owner="alice")
+    client = Client(launch(demo), verbose=False)
+    try:
+        for api_name, fields in (("/start_run", {}), ("/import_files", None), ("/export_run", {}),
+                                 ("/watch_run", {"Watching run": "anything"})):  # fmt: skip
+            with pytest.raises(Exception, match="Only alice can train or export"):
+                if fields is None:
+                    client.predict([], api_name=api_name)
+                else:
+                    call(client, api_name, **fields)
+        _, tuned, _, _ = call(client, "/chat", **{
+            "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+            "Message": "hey", "Max new tokens": 8})  # fmt: skip
+        assert tuned[0]["role"] == "user" and len(tuned) >= 1
+    finally:
+        demo.close()
+
+
+def test_owner_gate_lets_the_signed_in_owner_through():
+    from types import SimpleNamespace
+
+    from components.common import owner_only
+
+    guarded = owner_only("alice")(lambda name, count: f"{name} x{count}")
+    assert guarded("run", 2, SimpleNamespace(username="alice")) == "run x2"
+    with pytest.raises(Exception, match="Only alice"):
+        guarded("run", 2, SimpleNamespace(username="mallory"))
+    assert owner_only(None)(len) is len  # a local install: handlers untouched
