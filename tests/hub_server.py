@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _API_REPO = re.compile(r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
+_SPACE_VARIABLES = re.compile(r"^/api/spaces/([^/]+)/([^/]+)/variables$")
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"  # the real Hub's wording
 
@@ -48,6 +49,7 @@ class Repo:
     private: bool
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # a Space's settings variables
 
     @property
     def sha(self) -> str:
@@ -160,6 +162,14 @@ def _route(state: HubState, request: RecordedRequest):
         user = _user(state, request, required=True)
         role = "read" if _token(request) in state.read_only_tokens else "write"
         return _json({"type": "user", "name": user, "auth": {"accessToken": {"role": role}}})
+    if (match := _SPACE_VARIABLES.match(path)) and method == "POST":
+        namespace, name = match.groups()
+        _writer(state, request, namespace)
+        repo = _readable_repo(state, request, "space", f"{namespace}/{name}")
+        body = request.json()
+        repo.variables[body["key"]] = body["value"]
+        # The Hub answers every variable with its value and when it changed.
+        return _json({key: {"value": value, "updatedAt": "2026-01-01T00:00:00.000Z"} for key, value in repo.variables.items()})
     if match := _API_REPO.match(path):
         kind, namespace, name, action, revision, rest = match.groups()
         repo = _readable_repo(state, request, REPO_TYPES[kind], f"{namespace}/{name}")
