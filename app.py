@@ -55,9 +55,9 @@ def build_app(owner: str | None = None) -> gr.Blocks:
             data = build_data_tab(owner)
         with gr.Tab("2 · Train"):
             train = build_train_tab(owner)
-        with gr.Tab("3 · Chat"):
+        with gr.Tab("3 · Chat") as chat_page:
             chat = build_chat_tab()
-        with gr.Tab("4 · Export"):
+        with gr.Tab("4 · Export") as export_page:
             export_run = build_export_tab(owner)
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
@@ -65,8 +65,11 @@ def build_app(owner: str | None = None) -> gr.Blocks:
             inputs=data.dataset_path, outputs=train.train_file, api_name=False,
         )
         attach_on_load(demo, train, owner)
-        demo.load(refresh_sources, outputs=chat.source, api_name=False)
-        demo.load(owner_only(owner, denied=gr.update)(refresh_export_runs), outputs=export_run, api_name=False)
+        # Also on opening the tab: a run that finished after the page loaded must be listed there.
+        for event in (demo.load, chat_page.select):
+            event(refresh_sources, outputs=chat.source, api_name=False)
+        for event in (demo.load, export_page.select):
+            event(owner_only(owner, denied=gr.update)(refresh_export_runs), outputs=export_run, api_name=False)
     return demo
 
 

@@ -236,7 +236,15 @@ def run_view(name: str | None):
     run = runs.open_run(runs.runs_root() / name)
     summary = runs.summarize(run)
     records, _ = runs.read_metrics(run)
-    return (_status_text(run, summary), _progress_bar(records, summary), *_plots(records), _log_tail(run))
+    plots = _plots(records, evaluates=_evaluates(run))
+    return (_status_text(run, summary), _progress_bar(records, summary), *plots, _log_tail(run))
+
+
+def _evaluates(run: runs.Run) -> bool:
+    try:
+        return run.config().has_validation
+    except UserError:  # a damaged config.yaml: the status line already says what went wrong
+        return False
 
 
 def _status_text(run: runs.Run, summary: dict) -> str:
@@ -275,16 +283,25 @@ def _seconds(value: float) -> str:
     return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
 
 
-def _plots(records: list[dict]):
+def _loss_series(frame: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
+    if column not in frame:
+        return pd.DataFrame(columns=["step", "value", "series"])
+    part = frame[["step", column]].dropna()
+    # float: an all-empty column is dtype object, which Gradio plots as categories, one tick per value
+    return pd.DataFrame({"step": part["step"], "value": part[column].astype(float), "series": label})
+
+
+def _plots(records: list[dict], evaluates: bool = False):
     frame = pd.DataFrame(records)
     if frame.empty or "step" not in frame:
         return None, None, None
-    series = []
-    for column, label in (("loss", "train"), ("eval_loss", "eval")):
-        if column in frame:
-            part = frame[["step", column]].dropna().rename(columns={column: "value"})
-            series.append(part.assign(series=label))
-    loss = pd.concat(series) if series else None
+    train, held_out = _loss_series(frame, "loss", "train"), _loss_series(frame, "eval_loss", "eval")
+    if held_out.empty and evaluates and not train.empty:
+        # Gradio fixes a plot's colour series at its first draw and never draws one that appears
+        # later, so a run that will evaluate carries an empty (undrawn) eval point from the start.
+        held_out = pd.DataFrame({"step": [train["step"].iloc[0]], "value": [float("nan")], "series": ["eval"]})
+    parts = [part for part in (train, held_out) if not part.empty]
+    loss = pd.concat(parts) if parts else None
     rate = frame[["step", "learning_rate"]].dropna() if "learning_rate" in frame else None
     speed = frame[["step", "tokens_per_second"]].dropna() if "tokens_per_second" in frame else None
     return loss, rate, speed
