@@ -10,6 +10,7 @@ allocates nothing, so a 7B estimate takes a second and no download of weights.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ import torch
 
 from .config import RunConfig
 from .errors import UserError
-from .models import load_tokenizer, resolve
+from .models import resolve
 
 GB = 1024**3
 
@@ -64,7 +65,13 @@ SPACE_DEVICES = [
 GPU_EFFICIENCY = 0.35  # share of datasheet FLOPs small-batch LoRA training reaches in practice
 CPU_EFFICIENCY = 0.25  # of the matmul throughput measured on this machine
 GPU_RUNTIME_GB = 0.8  # CUDA context, cuBLAS workspaces, allocator slack
-CPU_RUNTIME_GB = 0.9  # the training process before the model: Python, torch, transformers, TRL, datasets
+# Measured with bench/bench_estimate.py (peak RSS of `python -m training train`, 2-core CPU, torch 2.13):
+# a process that has only imported the training stack peaks at 0.48 GB; 0.5 GB fits tiny-model runs.
+CPU_RUNTIME_GB = 0.5  # the training process before the model: Python, torch, transformers, TRL, datasets
+# glibc's malloc keeps freed activation memory mapped: with a fixed MALLOC_MMAP_THRESHOLD_ peak RSS
+# fell by 0.35-1.45 GB on a 25M Llama (2.3-6.5 layers' worth of activations). About three layers'
+# worth fits all six measured configs within 20%.
+CPU_RETAINED_LAYERS = 3
 
 
 @dataclass
@@ -103,6 +110,13 @@ def architecture(model: str):
 
 def count_parameters(config: RunConfig, arch) -> tuple[int, int]:
     """(total, trainable) for this model and method, exactly, allocating nothing."""
+    total, trainable, _ = _parameters_and_dropout_inputs(config, arch)
+    return total, trainable
+
+
+def _parameters_and_dropout_inputs(config: RunConfig, arch) -> tuple[int, int, int]:
+    """(total, trainable, dropout inputs): the last is the summed input width of every adapted
+    module, whose dropped-out copy LoRA dropout keeps for the backward pass (0 without dropout)."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     seq2seq = bool(getattr(arch, "is_encoder_decoder", False))
@@ -110,8 +124,9 @@ def count_parameters(config: RunConfig, arch) -> tuple[int, int]:
         model = (AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM).from_config(arch)
     if not config.uses_adapter:
         total = sum(p.numel() for p in model.parameters())
-        return total, total
+        return total, total, 0
     from peft import get_peft_model
+    from peft.tuners.lora import LoraLayer
 
     from .methods import adapter_config
 
@@ -119,7 +134,8 @@ def count_parameters(config: RunConfig, arch) -> tuple[int, int]:
     trainable, total = peft_model.get_nb_trainable_parameters()
     if config.method == "adalora":  # pruning leaves target_r of init_r on average
         trainable = int(trainable * config.adalora_target_r / max(config.adalora_init_r, 1))
-    return total, trainable
+    dropped = sum(m.in_features for m in peft_model.modules() if isinstance(m, LoraLayer)) if config.lora_dropout else 0
+    return total, trainable, dropped
 
 
 def _dims(arch) -> tuple[int, int, int, int, int]:
@@ -129,14 +145,18 @@ def _dims(arch) -> tuple[int, int, int, int, int]:
               or arch.encoder_layers + arch.decoder_layers)  # fmt: skip
     mlp = (getattr(arch, "intermediate_size", None) or getattr(arch, "decoder_ffn_dim", None)
            or getattr(arch, "n_inner", None) or 4 * hidden)  # fmt: skip
-    heads = getattr(arch, "num_attention_heads", None) or getattr(arch, "n_head", None) or arch.decoder_attention_heads
-    kv = (getattr(arch, "num_key_value_heads", None) or heads) * (hidden // heads)
+    kv = (getattr(arch, "num_key_value_heads", None) or _heads(arch)) * (hidden // _heads(arch))
     return hidden, layers, mlp, kv, arch.vocab_size
 
 
-def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int) -> dict[str, float]:
+def _heads(arch) -> int:
+    return getattr(arch, "num_attention_heads", None) or getattr(arch, "n_head", None) or arch.decoder_attention_heads
+
+
+def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int,
+                     dropout_inputs: int = 0) -> dict[str, float]:
     compute = _compute_bytes(config, cuda)
-    hidden, layers, mlp, kv, vocab = _dims(arch)
+    hidden, layers, _, _, vocab = _dims(arch)
     frozen = total - trainable if config.uses_adapter else 0
     if config.method == "qlora":
         embedding = vocab * hidden * (1 if getattr(arch, "tie_word_embeddings", False) else 2)
@@ -148,11 +168,13 @@ def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: 
     master = 4 if config.uses_adapter else compute  # peft keeps adapters in fp32
     weights += trainable * master
     optimizer = {"adamw_torch": 2 * master, "adamw_8bit": 2, "sgd": 0}[config.optimizer] * trainable
-    # Per token and layer: the input and output of each projection and of the MLP, which the
-    # backward pass needs (Korthikanti et al.'s 34·h for a 4h MLP, here in explicit widths).
-    per_layer = 6 * hidden + 2 * kv + 4 * mlp
-    kept_layers = 1 if config.activation_checkpointing else layers
-    activations = tokens * compute * (per_layer * kept_layers + (hidden * layers if config.activation_checkpointing else 0))
+    activations = tokens * _activation_bytes_per_token(config, arch, compute, dropout_inputs)
+    if not cuda:
+        unchecked = dataclasses.replace(config, activation_checkpointing=False)
+        one_layer = tokens * _activation_bytes_per_token(unchecked, arch, compute, dropout_inputs) / layers
+        activations += CPU_RETAINED_LAYERS * one_layer
+        if config.padding_free or config.packing:
+            activations += _flattened_attention_bytes(arch, tokens)
     logits = tokens * vocab * (compute + 8)  # logits, their fp32 log-softmax, and its gradient
     return {
         "weights": weights / GB,
@@ -162,6 +184,31 @@ def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: 
         "logits": logits / GB,
         "runtime": GPU_RUNTIME_GB if cuda else CPU_RUNTIME_GB,
     }
+
+
+def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_inputs: int) -> float:
+    """What autograd keeps per token for the backward pass.
+
+    Per layer: the input and output of each projection and of the MLP (Korthikanti et al.'s 34·h
+    for a 4h MLP, here in explicit widths), 2·h more when the norms' weights train (full
+    fine-tuning). Measured on seven Llama shapes with saved-tensor hooks: full = 8h + 2kv + 4mlp floats
+    per token and layer exactly, LoRA without dropout 6h + 2kv + 4mlp to within 3%. LoRA dropout also
+    keeps each adapted module's dropped-out input and its one-byte mask: 5-5.5 bytes per input element
+    measured in fp32 (6h + mlp elements per Llama layer with all-linear; +50% over no dropout).
+    """
+    hidden, layers, mlp, kv, _ = _dims(arch)
+    per_layer = ((6 if config.uses_adapter else 8) * hidden + 2 * kv + 4 * mlp) * compute
+    per_layer += dropout_inputs / layers * (compute + 1)
+    if config.activation_checkpointing:  # each layer's input, plus one layer recomputed at a time
+        return per_layer + hidden * layers * compute
+    return per_layer * layers
+
+
+def _flattened_attention_bytes(arch, tokens: int) -> float:
+    """Padding-free and packed batches are one row of `tokens`; without flash attention's variable-length
+    kernel (any CPU) attention sees a tokens x tokens mask. Measured on a 25M Llama, 8 x 512 tokens
+    flattened: +0.6 GB peak RSS over the same batch padded, one fp32 score per head and token pair."""
+    return _heads(arch) * tokens**2 * 4
 
 
 def _compute_bytes(config: RunConfig, cuda: bool) -> int:
@@ -209,13 +256,13 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
     from .train_data import update_steps
 
     arch = architecture(config.model)
-    total, trainable = count_parameters(config, arch)
+    total, trainable, dropout_inputs = _parameters_and_dropout_inputs(config, arch)
     device = device or local_device()
     cuda = not device.name.startswith(("CPU", "this machine"))
     length = config.max_length if tokens_per_example is None else min(tokens_per_example, config.max_length)
     longest = config.max_length if longest_example is None else min(longest_example, config.max_length)
-    batch_tokens = int(config.batch_size * longest)  # the longest batch sets the peak
-    memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens)
+    batch_tokens = int(config.batch_size * _peak_row_tokens(config, length, longest))
+    memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens, dropout_inputs)
     peak = sum(memory.values())
     steps = update_steps(examples, config)
     step_tokens = int(config.batch_size * config.grad_accumulation * length)
@@ -233,6 +280,17 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
         fits=peak <= device.memory_gb, tokens_per_step=step_tokens, total_steps=steps,
         hours=seconds / 3600, dollars=seconds / 3600 * rate, notes=notes,
     )  # fmt: skip
+
+
+def _peak_row_tokens(config: RunConfig, mean: float, longest: int) -> float:
+    """Tokens per row in the batch that sets the memory peak."""
+    if config.packing:  # packed rows are filled up to max_length
+        return config.max_length
+    if config.padding_free:
+        # Rows keep their own lengths: the largest batch lies between batch x mean and batch x longest
+        # (measured: 8 x 116 mean, 8 x 217 longest on the sample; the midpoint fit its peak RSS).
+        return (mean + longest) / 2
+    return longest  # padded to the longest row of the batch that holds it
 
 
 def format_estimate(result: Estimate) -> str:
@@ -268,14 +326,26 @@ def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_p
     from .train_data import read_rows
 
     rows = read_rows(config.train_file)
-    try:
-        tokenizer = load_tokenizer(config.model)
-    except UserError:  # no tokenizer offline: count the examples, assume max_length tokens
+    tokenizer = _local_tokenizer(config.model)
+    if tokenizer is None:  # not on this machine yet: count the examples, assume max_length tokens
         return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour)
     ensure_chat_template(tokenizer, config.chat_template)
     stats = length_stats(tokenizer, rows[:2000], config.max_length)
     return estimate(config, examples=len(rows), tokens_per_example=stats["mean"], longest_example=stats["max"],
                     device=device, dollars_per_hour=dollars_per_hour)  # fmt: skip
+
+
+def _local_tokenizer(model: str):
+    """The model's tokenizer if it is already on this machine (a folder or the Hub cache), else None.
+
+    An estimate must never wait on a download: offline, huggingface_hub retries for about a minute.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve(model), local_files_only=True)
+    except (OSError, ValueError):
+        return None
 
 
 def device_by_name(name: str) -> Device:
