@@ -14,7 +14,7 @@ from training import export as exporting
 from training import generate
 from training.gguf_export import gguf_status, write_gguf
 from training.hub import push
-from training.modelcard import check_samples, write_model_card
+from training.modelcard import LOSS_PLOT, check_samples, write_model_card
 from training.paths import subdir
 from training.runs import list_runs
 
@@ -102,6 +102,8 @@ def _describe(run_name: str | None, chosen_kind: str):
         readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [])
         text = readme.read_text(encoding="utf-8")
     body = text.split("---", 2)[-1]  # the YAML front matter is for the Hub, not for reading
+    # The loss-curve PNG lives next to the README in the export; this page cannot show it.
+    body = body.replace(f"![training and validation loss]({LOSS_PLOT})", "*(the loss curve image is included in the export)*")
     return f"Sizes: {', '.join(parts)} ({sizes['method']} run).", body
 
 

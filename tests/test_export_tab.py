@@ -45,6 +45,7 @@ def test_sizes_card_preview_samples_and_merged_export(ui, run, isolated_data_dir
     sizes, card = call(ui, "/describe_export", **{"Run to export": str(run.path), "What to export": ADAPTER})
     assert "adapter" in sizes and "merged" in sizes and "MB" in sizes
     assert "How to use" in card and "private" in card.lower()
+    assert "](loss_curve.png)" not in card  # no broken image: the PNG is only in the export
     filled = call(ui, "/sample_replies", **{"Run to export": str(run.path),
                   "Sample replies for the model card (optional): type prompts, generate, edit or delete rows":
                   {"headers": ["prompt", "reply"], "data": [["hey Sam, are we still on for tonight?", ""]]}})  # fmt: skip
