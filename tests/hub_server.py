@@ -354,3 +354,19 @@ class HubServer:
     def requests(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
         with self.state.lock:
             return [r for r in self.state.requests if (method is None or r.method == method) and contains in r.path]
+
+
+def point_huggingface_hub_at(server: HubServer, monkeypatch, tmp_path) -> None:
+    """Make this process's huggingface_hub talk to `server`, with no token but the ones a test passes.
+
+    conftest sets HF_HUB_OFFLINE=1 before huggingface_hub is imported, and it reads its settings
+    once at import, so the module constants are patched rather than the environment.
+    """
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))  # never this machine's token
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)

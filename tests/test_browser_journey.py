@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from huggingface_hub import constants
 
 import app
 from tests.browser import (
@@ -32,7 +31,7 @@ from tests.browser import (
     screenshot,
     toasts,
 )
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, point_huggingface_hub_at
 from tests.ui_client import launch
 
 try:
@@ -77,11 +76,7 @@ def page(browser):
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     with HubServer(users={TOKEN: "alice"}) as server:
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        point_huggingface_hub_at(server, monkeypatch, tmp_path)
         yield server
 
 

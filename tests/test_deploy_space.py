@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from huggingface_hub import constants
 
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, point_huggingface_hub_at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import deploy_space  # noqa: E402
@@ -19,9 +18,7 @@ TOKEN = "hf_deploySpaceToken000000000000"
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     with HubServer(users={TOKEN: "alice"}) as server:
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+        point_huggingface_hub_at(server, monkeypatch, tmp_path)
         yield server
 
 

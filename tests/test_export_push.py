@@ -17,7 +17,7 @@ import torch
 from huggingface_hub import constants
 
 from tests.export_runs import adapter_run
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, point_huggingface_hub_at
 from training.errors import UserError
 from training.export import add_export_arguments, export_run, run_export_command
 from training.hub import push
@@ -44,14 +44,7 @@ def exports(lora, tmp_path_factory):
 def hub(monkeypatch, tmp_path):
     users = {TOKEN: "alice", BOB_TOKEN: "bob", READ_ONLY_TOKEN: "alice"}
     with HubServer(users=users, read_only_tokens={READ_ONLY_TOKEN}) as server:
-        # conftest sets HF_HUB_OFFLINE=1 before huggingface_hub is imported, which reads it once.
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        # Never pick up a token stored on this machine: tests decide which token exists.
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+        point_huggingface_hub_at(server, monkeypatch, tmp_path)
         yield server
 
 

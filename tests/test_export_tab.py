@@ -5,11 +5,10 @@ import json
 
 import pytest
 from gradio_client import Client
-from huggingface_hub import constants
 
 import app
 from tests.export_runs import adapter_run
-from tests.hub_server import HubServer
+from tests.hub_server import HubServer, point_huggingface_hub_at
 from tests.ui_client import call, launch
 
 TOKEN = "hf_exportTabSecret1234567890"
@@ -33,11 +32,7 @@ def ui(run):
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     with HubServer(users={TOKEN: "alice"}) as server:
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        point_huggingface_hub_at(server, monkeypatch, tmp_path)
         yield server
 
 
