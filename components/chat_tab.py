@@ -168,6 +168,9 @@ def _stream(model, history: list, text: str, settings, use_adapter: bool):
     elapsed = time.perf_counter() - started
     tokens = len(model.tokenizer(reply, add_special_tokens=False)["input_ids"]) if reply else 0
     ttft = (first_token_at - started) if first_token_at else elapsed
+    if not reply:  # say so rather than leave an empty chat (a tiny or undertrained model ends its turn at once)
+        yield [], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer."
+        return
     yield _bubbles(model, reply), f"{tokens} tokens in {elapsed:.1f} s ({tokens / max(elapsed, 1e-6):.0f} tokens/s, first after {ttft * 1000:.0f} ms)"
 
 

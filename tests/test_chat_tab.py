@@ -125,3 +125,15 @@ def test_owner_gate_lets_the_signed_in_owner_through():
     with pytest.raises(Exception, match="Only alice"):
         guarded("run", 2, SimpleNamespace(username="mallory"))
     assert owner_only(None)(len) is len  # a local install: handlers untouched
+
+
+def test_an_empty_reply_is_explained_not_shown_as_silence(monkeypatch):
+    from types import SimpleNamespace
+
+    from components import chat_tab
+    from training import generate
+
+    monkeypatch.setattr(generate, "stream_reply", lambda *args, **kwargs: iter(()))
+    model = SimpleNamespace(separator="\n", tokenizer=None)
+    views = list(chat_tab._stream(model, [], "hey", generate.preset("Greedy"), use_adapter=True))
+    assert views == [([], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer.")]
