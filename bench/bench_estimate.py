@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import OUT, ROOT, large_llama, machine, prepare_sample, replace_section, talklike_config, tiny_llama  # noqa: E402
+from bench_train import OUT, ROOT, large_llama, prepare_sample, talklike_config, tiny_llama  # noqa: E402
+from benchdoc import machine, replace_section  # noqa: E402
 
 from training.estimate import CPU_RUNTIME_GB, GB, estimate_for_data  # noqa: E402
 from training.runs import Run, read_metrics  # noqa: E402
