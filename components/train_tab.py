@@ -33,6 +33,7 @@ ZERO_IS_OFF = {"max_steps", "neftune_noise_alpha", "early_stopping_patience"}
 class TrainTab:
     current_run: gr.Dropdown  # the run being watched; other tabs list runs the same way
     train_file: gr.Dropdown
+    form: dict  # RunConfig field name -> its widget
 
 
 def build_train_tab(owner: str | None = None) -> TrainTab:
@@ -168,25 +169,39 @@ def build_train_tab(owner: str | None = None) -> TrainTab:
 
     sweep_button.click(studio(shows_user_errors(on_sweep)), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
                        sweep_name, *form}, outputs=sweep_table, api_name="queue_sweep")  # fmt: skip
-    return TrainTab(current_run=current_run, train_file=fields["train_file"])
+    return TrainTab(current_run=current_run, train_file=fields["train_file"], form=fields)
 
 
 def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: str | None = None) -> None:
-    """On every page load, fill the form from the default preset and re-attach to the live run."""
-    def on_load():
-        names = _run_names()
-        active = [r["name"] for r in runs.list_runs() if r["state"] in runs.ACTIVE_STATES]
-        return gr.update(choices=names, value=(active or names or [None])[0]), gr.update(choices=_dataset_choices())
+    """On every page load, re-attach to the live run and show its settings in the form (a reload
+    must not make the form disagree with the run being watched); otherwise keep the defaults."""
+    names = list(tab.form)
 
-    hidden = owner_only(owner, denied=lambda: (gr.update(), gr.update()))  # visitors see no run names
-    demo.load(hidden(on_load), outputs=[tab.current_run, tab.train_file], api_name=False)
+    def on_load():
+        runs_now = runs.list_runs()
+        active = [r["name"] for r in runs_now if r["state"] in runs.ACTIVE_STATES]
+        watched = (active or [r["name"] for r in runs_now] or [None])[0]
+        form = [gr.update()] * len(names)
+        if active:
+            config = runs.open_run(runs.runs_root() / active[0]).config()
+            form = _form_values(config, names)
+            form[names.index("name")] = ""  # a new Start gets a new name
+        files = gr.update(choices=_dataset_choices(), **({"value": form[names.index("train_file")]} if active else {}))
+        form[names.index("train_file")] = files
+        return gr.update(choices=[r["name"] for r in runs_now], value=watched), *form
+
+    hidden = owner_only(owner, denied=lambda: (gr.update(),) * (len(names) + 1))  # visitors see no run names
+    demo.load(hidden(on_load), outputs=[tab.current_run, *tab.form.values()], api_name=False)
 
 
 # ---- form <-> RunConfig --------------------------------------------------------------------------
 
 
 def _preset_values(name: str, field_names: list[str]):
-    config = get_preset(name)
+    return (PRESETS[name].source, *_form_values(get_preset(name), field_names))
+
+
+def _form_values(config: RunConfig, field_names: list[str]) -> list:
     values = []
     for field in field_names:
         value = getattr(config, field)
@@ -195,7 +210,7 @@ def _preset_values(name: str, field_names: list[str]):
         if field == "target_modules" and isinstance(value, list):
             value = ", ".join(value)
         values.append(value)
-    return (PRESETS[name].source, *values)
+    return values
 
 
 

@@ -167,9 +167,13 @@ def train_and_watch(page, saved: str) -> str:
 
     # A reloaded page (or a second browser) re-attaches to the live run and keeps following it.
     page.reload()
-    open_tab(page, "2 · Train")
+    panel = open_tab(page, "2 · Train")
     expect(page.get_by_label("Watching run")).to_have_value(run_name)
     expect(page.get_by_text(re.compile(rf"^{re.escape(run_name)}: running"))).to_be_visible()
+    # ...and the form shows that run's settings, not the default recipe's.
+    for label, value in SMALL_RUN.items():
+        expect(panel.get_by_label(label, exact=True)).to_have_value(str(value))
+    expect(panel.get_by_label("Model: Hub id, local folder, or offline-tiny", exact=True)).to_have_value("offline-tiny")
     wait_for_step(page, lambda step: step > later_step)
 
     completed = page.get_by_text(re.compile(rf"^{re.escape(run_name)}: completed"))
