@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import load_only_user_errors, mutate
 from training.conversation import (
     DROP_BOT, DROP_CALL, DROP_EMPTY, DROP_LOCATION, DROP_MEDIA, DROP_POLL, DROP_SHARE,
     DROP_STICKER, DROP_SYSTEM,
 )
 from training.errors import UserError
-from training.formats import ImportOptions, detect, load_sources, telegram
+from training.formats import ImportOptions, detect, telegram
 from training.sources import SourceFile
 
 # Enough messages to expose a slow per-message path; 400k were timed by hand (see the report).
@@ -241,42 +242,21 @@ def test_a_large_export_parses_completely():
 
 # --- hostile input through the public loader -------------------------------------------------
 
+INSERTIONS = [b"null", b"1", b'"x"', b"[]", b"{}", b"true", b"\\x1F", b"\\", b'"', b",", b"-1e999"]
 VALID = [(FIXTURES / name).read_bytes() for name in
          ("personal_chat.json", "group_with_escapes.json", "old_numeric_ids.json", "full_account.json")]
-
-
-def load_only_user_errors(data: bytes) -> None:
-    try:
-        load_sources([SourceFile("export/result.json", data)])
-    except UserError as error:
-        assert str(error) and "\n" not in str(error)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_random_bytes_raise_only_user_errors(data):
-    load_only_user_errors(data)
+    load_only_user_errors("export/result.json", data)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_exports_raise_only_user_errors(original, data):
-    mutated = bytearray(original)
-    for _ in range(data.draw(st.integers(1, 8))):
-        position = data.draw(st.integers(0, len(mutated) - 1))
-        action = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if action == "flip":
-            mutated[position] = data.draw(st.integers(0, 255))
-        elif action == "delete":
-            del mutated[position:position + data.draw(st.integers(1, 40))]
-        elif action == "insert":
-            mutated[position:position] = data.draw(st.sampled_from(
-                [b"null", b"1", b'"x"', b"[]", b"{}", b"true", b"\\x1F", b"\\", b'"', b",", b"-1e999"]))
-        else:
-            del mutated[position:]
-        if not mutated:
-            break
-    load_only_user_errors(bytes(mutated))
+    load_only_user_errors("export/result.json", mutate(original, data, INSERTIONS))
 
 
 @settings(max_examples=200, deadline=None)
