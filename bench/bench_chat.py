@@ -19,11 +19,22 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
 from transformers.generation.streamers import BaseStreamer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.generate import DecodingSettings, build_prompt, load_chat_model, preset, stream_reply  # noqa: E402
+from training.chat.generate import (  # noqa: E402
+    DecodingSettings,
+    build_prompt,
+    load_chat_model,
+    preset,
+    stream_reply,
+)
 from training.tiny import build_tiny_model  # noqa: E402
 
 HISTORY = [

@@ -1,4 +1,4 @@
-"""Memory estimate vs measured: training.estimate's peak_gb against the peak RSS of real training runs.
+"""Memory estimate vs measured: training.train.estimate's peak_gb against the peak RSS of real training runs.
 
 Each config trains in its own process (`python -m training train CONFIG`, the CLI a user runs) and
 its peak resident memory is read from the kernel (os.wait4's ru_maxrss, which covers the whole life
@@ -22,15 +22,22 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import OUT, ROOT, large_llama, prepare_sample, talklike_config, tiny_llama  # noqa: E402
+from bench_train import (  # noqa: E402
+    OUT,
+    ROOT,
+    large_llama,
+    prepare_sample,
+    talklike_config,
+    tiny_llama,
+)
 from benchdoc import machine, replace_section  # noqa: E402
 
-from training.estimate import CPU_RUNTIME_GB, GB, estimate_for_data  # noqa: E402
-from training.runs import Run, read_metrics  # noqa: E402
-from training.train_data import read_rows  # noqa: E402
+from training.train.dataset import read_rows  # noqa: E402
+from training.train.estimate import CPU_RUNTIME_GB, GB, estimate_for_data  # noqa: E402
+from training.train.runs import Run, read_metrics  # noqa: E402
 
 MEMORY_OUT = OUT / "memory"
-STACK = "import torch, transformers, trl, peft, datasets, accelerate; import training.train, training.methods"
+STACK = "import torch, transformers, trl, peft, datasets, accelerate; import training.train.trainer, training.train.methods"
 TARGET = 0.25  # the estimate should be within 25% of the measured peak
 
 
@@ -126,7 +133,7 @@ def main() -> None:
         print(f"  {label}: estimate {rows[-1]['estimate']:.2f} GB, measured {rows[-1]['measured']:.2f} GB", flush=True)
     command = ("python bench/bench_estimate.py " + " ".join(sys.argv[1:])).strip()
     report = "\n\n".join([
-        f"Machine: {about}. CPU_RUNTIME_GB in training/estimate.py: {CPU_RUNTIME_GB}.",
+        f"Machine: {about}. CPU_RUNTIME_GB in training/train/estimate.py: {CPU_RUNTIME_GB}.",
         table(rows, stack_gb),
         f"Reproduce: `{command}`",
     ])  # fmt: skip
@@ -136,7 +143,7 @@ def main() -> None:
                         script="bench/bench_estimate.py")
 
 
-MEMORY_INTRO = """training.estimate's peak (what the Train tab shows before a run) against the peak resident memory of
+MEMORY_INTRO = """training.train.estimate's peak (what the Train tab shows before a run) against the peak resident memory of
 the same config trained by `python -m training train` in its own process (os.wait4's ru_maxrss, the
 whole life of the process). fp32 on CPU, AdamW. On a CPU the fixed cost of a process that has
 imported Python, torch, transformers, TRL, peft and datasets dominates small models; it is

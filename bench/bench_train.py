@@ -6,7 +6,7 @@ LoRA settings; loss masks proven identical (every example trains the same tokens
   (b) bare TRL SFTTrainer with its defaults on the conversational prompt-completion rows
       (plus the two changes TRL 1.15 needs on CPU: see build_bare_trl)
   (b') the same with gradient checkpointing off, to show how much of (b) is TRL's checkpointing default
-  (c) talklike: the persona-small preset's settings through training.train.build_trainer
+  (c) talklike: the persona-small preset's settings through training.train.trainer.build_trainer
 Then the same run started the way the Train tab does (runs.create_run + runs.start) and from the CLI.
 
 Tokens/s count real (non-pad) tokens, timed from the end of a warm-up step to the last step, so
@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from benchdoc import machine, replace_section  # noqa: E402  (bench/ is on sys.path when run as a script)
 from transformers import TrainerCallback  # noqa: E402
 
-from benchdoc import machine, replace_section  # noqa: E402  (bench/ is on sys.path when run as a script)
-from training.config import RunConfig  # noqa: E402
-from training.presets import get_preset  # noqa: E402
 from training.tiny import build_tiny_model  # noqa: E402
+from training.train.config import RunConfig  # noqa: E402
+from training.train.presets import get_preset  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "train"
 SAMPLE = ROOT / "samples" / "sam_messenger_export.zip"
@@ -198,7 +198,13 @@ def seed004_dataset(tokenizer, rows: list[dict], max_length: int):
 
 def build_seed004(config: RunConfig, rows: list[dict], out: Path, clock: StepClock):
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(config.model), lora_config(config))
@@ -218,7 +224,7 @@ def build_bare_trl(config: RunConfig, rows: list[dict], out: Path, clock: StepCl
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig
 
-    from training.sft import PortableSFTTrainer
+    from training.train.sft import PortableSFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     arguments = SFTConfig(
@@ -233,11 +239,11 @@ def build_bare_trl(config: RunConfig, rows: list[dict], out: Path, clock: StepCl
 
 
 def build_talklike(config: RunConfig, rows: list[dict], out: Path, clock: StepClock):
-    """What `python -m training train` does (training/train.py _train), minus status.json bookkeeping."""
-    from training import methods
-    from training.callbacks import MetricsCallback, StopFileCallback
-    from training.train import build_trainer, run_folder
-    from training.train_data import causal_dataset, update_steps
+    """What `python -m training train` does (training/train/trainer.py _train), minus status.json bookkeeping."""
+    from training.train import methods
+    from training.train.callbacks import MetricsCallback, StopFileCallback
+    from training.train.dataset import causal_dataset, update_steps
+    from training.train.trainer import build_trainer, run_folder
 
     run, config = run_folder(dataclasses.replace(config, output_dir=str(out)))
     hardware = methods.Hardware.detect()
@@ -308,7 +314,7 @@ def ui_vs_cli(config: RunConfig, rounds: int, out: Path) -> dict:
 
     Both are subprocesses; measured: process wall time and the tokens/s the run logged itself.
     """
-    from training import runs
+    from training.train import runs
 
     os.environ["TALKLIKE_DATA_DIR"] = str(out / "ui-cli-data")  # runs land in <data>/runs, as in the app
     config_file = config.save(out / "ui-cli-config.yaml")
@@ -334,7 +340,7 @@ def ui_vs_cli(config: RunConfig, rounds: int, out: Path) -> dict:
 
 def logged_tokens_per_s(run) -> float:
     """Tokens over seconds across metrics.jsonl's windows after the warm-up (the UI's speed plot)."""
-    from training.runs import read_metrics
+    from training.train.runs import read_metrics
 
     records = [r for r in read_metrics(run)[0] if r.get("tokens_per_second") is not None]
     tokens = seconds = 0.0
@@ -369,7 +375,7 @@ def throughput_table(results: dict[str, list[dict]]) -> str:
 
 
 def benchmark_model(name: str, model: Path, train_file: Path, steps: int, rounds: int, out: Path) -> str:
-    from training.train_data import read_rows
+    from training.train.dataset import read_rows
 
     config = talklike_config(model, train_file, steps)
     rows = read_rows(train_file)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 
 import gradio as gr
 
-from training import generate
+from training.chat import generate
 from training.models import OFFLINE_TINY
-from training.runs import list_runs
+from training.train.runs import list_runs
 
 from .common import shows_user_errors
 

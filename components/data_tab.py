@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from training import formats, persona, templates
+from training import templates
+from training.data import formats, persona
 from training.models import OFFLINE_TINY, load_tokenizer
 from training.paths import subdir, timestamped
 

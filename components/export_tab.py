@@ -10,13 +10,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from training import export as exporting
-from training import generate
-from training.gguf_export import gguf_status, write_gguf
-from training.hub import push
-from training.modelcard import LOSS_PLOT, check_samples, write_model_card
+from training.chat import generate
+from training.export import save as exporting
+from training.export.gguf import gguf_status, write_gguf
+from training.export.hub import push
+from training.export.modelcard import LOSS_PLOT, check_samples, write_model_card
 from training.paths import subdir
-from training.runs import list_runs
+from training.train.runs import list_runs
 
 from .common import owner_only, shows_user_errors
 

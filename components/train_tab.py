@@ -1,6 +1,6 @@
 """Train tab: pick a recipe, see what it costs, start it, and watch it learn.
 
-Training runs in its own process (training.runs.start); this tab only writes config.yaml and
+Training runs in its own process (training.train.runs.start); this tab only writes config.yaml and
 reads status.json, metrics.jsonl and train.log, so a page reload or a restarted UI re-attaches.
 """
 
@@ -13,13 +13,21 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from training import estimate as estimating
-from training import runs, sweep
-from training.config import CHAT_TEMPLATES, DTYPES, METHODS, OPTIMIZERS, SCHEDULERS, RunConfig, parse_target_modules
+from training.data.persona import validation_path
 from training.errors import UserError
 from training.paths import subdir
-from training.persona import validation_path
-from training.presets import DEFAULT_PRESET, PRESETS, get_preset
+from training.train import estimate as estimating
+from training.train import runs, sweep
+from training.train.config import (
+    CHAT_TEMPLATES,
+    DTYPES,
+    METHODS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    RunConfig,
+    parse_target_modules,
+)
+from training.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 from .common import owner_only, shows_user_errors
 

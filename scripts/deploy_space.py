@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(deploy(args.space, args.gpu, args.owner))
     except Exception as error:  # noqa: BLE001 - a deploy tool reports the one line that matters
-        from training.hub import scrub
+        from training.export.hub import scrub
 
         print(f"error: {scrub(str(error), None)}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Finished run folders for the export tests, built by hand the way training/train.py leaves them.
+"""Finished run folders for the export tests, built by hand the way training/train/trainer.py leaves them.
 
     <run>/config.yaml  metrics.jsonl  status.json  train.jsonl  final/{adapter or model, tokenizer, talklike.json}
 
@@ -120,7 +120,7 @@ def full_run(factory) -> TrainedRun:
 
 
 def _write_run_folder(run: Path, base: Path, method: str, seq2seq: bool, metrics: list[dict]) -> Path:
-    from training.config import RunConfig
+    from training.train.config import RunConfig
 
     (run / "final").mkdir(parents=True)
     train_file = run / "train.jsonl"

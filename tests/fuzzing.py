@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from training.data.formats import load_sources
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import load_sources
-from training.sources import SourceFile
 
 
 def load_only_user_errors(name: str, data: bytes) -> None:

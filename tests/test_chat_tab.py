@@ -74,7 +74,7 @@ def test_chat_only_exposes_no_studio_endpoint(chat_only):
 
 
 def test_chat_only_caps_reply_length_and_serves_8_friends_at_once(chat_only, run):
-    from training import generate
+    from training.chat import generate
 
     with pytest.raises(Exception, match="greater than maximum value 16"):  # the cap holds at the API too
         call(Client(chat_only, verbose=False), "/chat", **{"Message": "write me an essay", "Max new tokens": 1000})
@@ -131,7 +131,7 @@ def test_an_empty_reply_is_explained_not_shown_as_silence(monkeypatch):
     from types import SimpleNamespace
 
     from components import chat_tab
-    from training import generate
+    from training.chat import generate
 
     monkeypatch.setattr(generate, "stream_reply", lambda *args, **kwargs: iter(()))
     model = SimpleNamespace(separator="\n", tokenizer=None)

@@ -6,10 +6,11 @@ import argparse
 
 import pytest
 
-from training.config import RunConfig
+from training.cli import build_parser
+from training.cli.train import config_from_arguments
 from training.errors import UserError
-from training.presets import PRESETS, get_preset
-from training.train import add_train_arguments, config_from_arguments
+from training.train.config import RunConfig
+from training.train.presets import PRESETS, get_preset
 
 
 def test_yaml_round_trip_keeps_every_field(tmp_path):
@@ -142,9 +143,7 @@ def test_get_preset_returns_an_independent_copy():
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(["train", *argv])
 
 
 def test_cli_flags_override_the_config_file(tmp_path):

@@ -5,18 +5,18 @@ import dataclasses
 import pytest
 from transformers import AutoModelForCausalLM
 
-from training.config import RunConfig
 from training.errors import UserError
-from training.estimate import (
+from training.tiny import build_tiny_model
+from training.train.config import RunConfig
+from training.train.estimate import (
     Device,
-    count_parameters,
     architecture,
+    count_parameters,
     device_by_name,
     estimate,
     format_estimate,
 )
-from training.presets import get_preset
-from training.tiny import build_tiny_model
+from training.train.presets import get_preset
 
 A10G = Device("Nvidia A10G large", 24, 70, 1.50)
 

@@ -3,7 +3,6 @@ their model card and loss plot, GGUF for Llama models, and no half-written folde
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 
@@ -11,13 +10,19 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GenerationConfig,
+)
 
 from tests.export_runs import SECRET_LINE, adapter_run, full_run
-from training import export as export_module
+from training.cli import build_parser
 from training.errors import UserError
-from training.export import add_export_arguments, export_run, export_sizes, read_run, run_export_command
-from training.modelcard import card_data
+from training.export import save as export_module
+from training.export.modelcard import card_data
+from training.export.save import export_run, export_sizes, read_run
 
 SAMPLES = [{"prompt": "are you coming tonight?", "reply": "yes!! be there at 7"}]
 
@@ -202,9 +207,8 @@ def test_bad_samples_are_refused(lora, tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser()
-    add_export_arguments(parser)
-    return run_export_command(parser.parse_args(argv))
+    args = build_parser().parse_args(["export", *argv])
+    return args.handler(args)
 
 
 def test_cli_exports_and_reads_samples(lora, tmp_path, capsys):
@@ -226,7 +230,7 @@ def test_gguf_of_a_merged_llama_reads_back_with_the_same_weights_and_tokenizer(l
     gguf = pytest.importorskip("gguf")
     from safetensors.torch import load_file
 
-    from training.gguf_export import gguf_status, permute_for_rope, write_gguf
+    from training.export.gguf import gguf_status, permute_for_rope, write_gguf
 
     assert gguf_status(merged_folder)["supported"]
     path = write_gguf(merged_folder, tmp_path / "sam.gguf", outtype="f32")
@@ -259,7 +263,7 @@ def test_gguf_of_a_merged_llama_reads_back_with_the_same_weights_and_tokenizer(l
 
 def test_gguf_status_explains_what_to_run_when_talklike_cannot_convert(adapter_folder, tmp_path_factory, tmp_path):
     pytest.importorskip("gguf")
-    from training.gguf_export import gguf_status, write_gguf
+    from training.export.gguf import gguf_status, write_gguf
 
     status = gguf_status(adapter_folder)
     assert not status["supported"] and "merged" in status["reason"]

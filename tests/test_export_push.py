@@ -3,7 +3,6 @@ repo id, and keeping the token out of every file, log line and error message."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -18,9 +17,10 @@ from huggingface_hub import constants
 
 from tests.export_runs import adapter_run
 from tests.hub_server import HubServer, point_huggingface_hub_at
+from training.cli import build_parser
 from training.errors import UserError
-from training.export import add_export_arguments, export_run, run_export_command
-from training.hub import push
+from training.export.hub import push
+from training.export.save import export_run
 
 TOKEN = "hf_talklikeTestToken7Qz0123456789abcdef"  # alice, write access
 BOB_TOKEN = "hf_bobsOwnWriteToken0987654321"
@@ -193,12 +193,12 @@ def test_repo_name_without_namespace_goes_to_the_token_owner(exports, hub):
 
 def test_cli_exports_and_pushes_public_on_request(lora, hub, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    parser = argparse.ArgumentParser()
-    add_export_arguments(parser)
-    args = parser.parse_args([str(lora.path), "--adapter", "--out", str(tmp_path / "out"), "--push", "alice/cli-bot", "--public"])
-    result = run_export_command(args)
+    parser = build_parser()
+    args = parser.parse_args(["export", str(lora.path), "--adapter", "--out", str(tmp_path / "out"), "--push", "alice/cli-bot", "--public"])
+    result = args.handler(args)
     assert result["url"] == f"{hub.url}/alice/cli-bot" and json.loads(capsys.readouterr().out) == result
     assert not hub.state.repo("alice/cli-bot").private
     assert 'model_id = "alice/cli-bot"' in (tmp_path / "out" / "README.md").read_text()
     with pytest.raises(UserError, match="--public: only means something with --push"):
-        run_export_command(parser.parse_args([str(lora.path), "--adapter", "--out", str(tmp_path / "o2"), "--public"]))
+        args = parser.parse_args(["export", str(lora.path), "--adapter", "--out", str(tmp_path / "o2"), "--public"])
+        args.handler(args)

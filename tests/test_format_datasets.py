@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from training.conversation import DROP_EMPTY, DROP_MEDIA, DROP_SYSTEM
+from training.data.formats import dataset_files, detect, load, load_sources
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import dataset_files, detect, load, load_sources
-from training.sources import SourceFile
 
 
 def jsonl(*records: dict) -> str:

@@ -12,12 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from training.conversation import (
-    DROP_CALL, DROP_DUPLICATE, DROP_EMPTY, DROP_MEDIA, DROP_SHARE, DROP_STICKER, DROP_SYSTEM,
+    DROP_CALL,
+    DROP_DUPLICATE,
+    DROP_EMPTY,
+    DROP_MEDIA,
+    DROP_SHARE,
+    DROP_STICKER,
+    DROP_SYSTEM,
     DROP_UNSENT,
 )
+from training.data.formats import ImportOptions, detect, load, load_sources, messenger
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import ImportOptions, detect, load, load_sources, messenger
-from training.sources import SourceFile
 
 ME, ALICE, BOB, CARL = "Sam Rivera", "Alice Dvořák", "Bob Chen", "Carl Ng"
 T0 = 1_700_000_000_000  # ms

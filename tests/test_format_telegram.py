@@ -11,12 +11,19 @@ from hypothesis import strategies as st
 
 from tests.fuzzing import load_only_user_errors, mutate
 from training.conversation import (
-    DROP_BOT, DROP_CALL, DROP_EMPTY, DROP_LOCATION, DROP_MEDIA, DROP_POLL, DROP_SHARE,
-    DROP_STICKER, DROP_SYSTEM,
+    DROP_BOT,
+    DROP_CALL,
+    DROP_EMPTY,
+    DROP_LOCATION,
+    DROP_MEDIA,
+    DROP_POLL,
+    DROP_SHARE,
+    DROP_STICKER,
+    DROP_SYSTEM,
 )
+from training.data.formats import ImportOptions, detect, telegram
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import ImportOptions, detect, telegram
-from training.sources import SourceFile
 
 # Enough messages to expose a slow per-message path; 400k were timed by hand (see the report).
 COUNT = 100_000

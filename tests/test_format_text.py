@@ -7,9 +7,9 @@ import json
 import pytest
 
 from training.conversation import DROP_EMPTY
+from training.data.formats import ImportOptions, detect, load, load_sources, text
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import ImportOptions, detect, load, load_sources, text
-from training.sources import SourceFile
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 APP_PY = "".join(f"def handler_{n}(request):\n    return respond(request, status={n})\n\n" for n in range(40))

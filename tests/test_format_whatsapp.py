@@ -13,12 +13,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from training.conversation import (
-    DROP_CALL, DROP_EMPTY, DROP_LOCATION, DROP_MEDIA, DROP_POLL, DROP_STICKER, DROP_SYSTEM, DROP_UNSENT,
+    DROP_CALL,
+    DROP_EMPTY,
+    DROP_LOCATION,
+    DROP_MEDIA,
+    DROP_POLL,
+    DROP_STICKER,
+    DROP_SYSTEM,
+    DROP_UNSENT,
 )
+from training.data.formats import load, load_sources, whatsapp
+from training.data.formats.base import ImportOptions
+from training.data.sources import SourceFile
 from training.errors import UserError
-from training.formats import load, load_sources, whatsapp
-from training.formats.base import ImportOptions
-from training.sources import SourceFile
 
 LRM = "\u200e"
 

@@ -13,24 +13,23 @@ from collections import Counter
 import pytest
 import torch
 
-from training.config import RunConfig
-from training.errors import UserError
-from training.generate import (
+from training.chat.generate import (
     PRESETS,
     PROBE_PROMPTS,
     DecodingSettings,
-    add_chat_arguments,
     build_prompt,
     clear_model_cache,
     compare_replies,
     load_chat_model,
     preset,
     reply,
-    run_chat_command,
     split_bubbles,
     stream_reply,
 )
+from training.cli import build_parser
+from training.errors import UserError
 from training.tiny import build_tiny_model
+from training.train.config import RunConfig
 
 SYSTEM = "You are Sam. Reply the way Sam texts."
 PERSONA_REPLY = "haha yes see you at the park tonight"
@@ -338,7 +337,7 @@ def test_seq2seq_blenderbot_replies_to_the_joined_turns(tmp_path):
 def test_fallback_template_end_marker_stops_the_reply(tmp_path, base):
     from transformers import AutoTokenizer
 
-    from training.generate import _before_stop
+    from training.chat.generate import _before_stop
     from training.templates import FALLBACK_TEMPLATES
 
     folder = build_tiny_model(tmp_path / "openchatkit")
@@ -384,9 +383,11 @@ def test_cache_reuses_a_loaded_model_until_its_files_change(tiny_dir, tmp_path):
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_chat_arguments(parser)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(["chat", *argv])
+
+
+def run_chat_command(args: argparse.Namespace) -> None:
+    args.handler(args)
 
 
 def test_cli_prints_the_reply(run_dir, tuned, capsys):

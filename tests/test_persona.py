@@ -4,8 +4,7 @@
 import pytest
 
 from training.conversation import Conversation, Document, ImportResult, Message
-from training.errors import UserError
-from training.persona import (
+from training.data.persona import (
     ShapingOptions,
     participants,
     prepare,
@@ -14,6 +13,7 @@ from training.persona import (
     to_dataset,
     validation_path,
 )
+from training.errors import UserError
 
 MIN = 60.0
 
@@ -170,7 +170,7 @@ def test_options_are_validated_with_field_names():
 def test_guess_me_prefers_the_person_in_every_thread():
     a = chat((0, "Maya", "a"), (1, "Maya", "b"), (2, "Maya", "c"), (3, "Sam", "d"), id="a")
     b = chat((0, "Leo", "x"), (1, "Sam", "y"), id="b")
-    from training.persona import guess_me
+    from training.data.persona import guess_me
 
     assert guess_me(ImportResult(conversations=[a, b])) == "Sam"
     roles = chat((0, "user", "q"), (1, "assistant", "r"))

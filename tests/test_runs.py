@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from training import runs
-from training.config import RunConfig
 from training.errors import UserError
+from training.train import runs
+from training.train.config import RunConfig
 
 
 def make_run(name: str = "", **fields) -> runs.Run:

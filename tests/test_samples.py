@@ -1,5 +1,5 @@
 """The bundled Sam Rivera sample (dialogues, Messenger export, persona JSONL) and the synthetic
-large-export generator. Files are checked with json directly, not through training.formats."""
+large-export generator. Files are checked with json directly, not through training.data.formats."""
 
 from __future__ import annotations
 

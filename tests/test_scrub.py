@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from training.scrub import scrub
+from training.data.scrub import scrub
 
 
 @pytest.mark.parametrize(

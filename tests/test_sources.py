@@ -5,9 +5,9 @@ import zipfile
 
 import pytest
 
-from training import sources
+from training.data import sources
+from training.data.sources import read_inputs
 from training.errors import UserError
-from training.sources import read_inputs
 
 
 def make_zip(path, members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED):
@@ -103,7 +103,7 @@ def test_json_cut_inside_a_string_or_nested_absurdly_is_a_clear_error():
 
 
 def test_a_whole_export_skips_files_that_are_not_chats_but_reports_broken_ones(tmp_path):
-    from training.formats import load
+    from training.data.formats import load
 
     thread = {
         "participants": [{"name": "Sam"}, {"name": "Maya"}],
@@ -131,7 +131,7 @@ def test_a_whole_export_skips_files_that_are_not_chats_but_reports_broken_ones(t
 
 
 def test_a_single_unknown_or_non_utf8_or_empty_file_is_an_error(tmp_path):
-    from training.formats import load
+    from training.data.formats import load
 
     unknown = tmp_path / "advertisers.json"
     unknown.write_text('{"ig_custom_audiences_all_types": []}')

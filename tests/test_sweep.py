@@ -5,8 +5,8 @@ import time
 import pytest
 
 from tests.test_train import data, llama, tiny_config  # noqa: F401 - pytest fixtures
-from training import runs, sweep
 from training.errors import UserError
+from training.train import runs, sweep
 
 
 def test_grid_names_and_alpha_as_a_multiple_of_rank(tmp_path, llama, data):  # noqa: F811

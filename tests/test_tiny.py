@@ -10,7 +10,12 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 
 from training import tiny
 from training.errors import UserError
-from training.tiny import build_tiny_model, builtin_corpus, default_corpus, train_tokenizer
+from training.tiny import (
+    build_tiny_model,
+    builtin_corpus,
+    default_corpus,
+    train_tokenizer,
+)
 
 ROUND_TRIP = "Heyy Maya!! café at 7? 😀👍🏽\n  tabs\tand ñ, 東京 — ok <|im_end|>"
 

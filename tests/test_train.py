@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from training import runs
-from training.callbacks import METRIC_KEYS
-from training.config import RunConfig
 from training.errors import UserError
 from training.tiny import train_tokenizer
-from training.train import train
+from training.train import runs
+from training.train.callbacks import METRIC_KEYS
+from training.train.config import RunConfig
+from training.train.trainer import train
 
 PAIRS = [
     ("are you coming tonight?", "yeah omw\nsave me a seat"),
@@ -64,7 +64,12 @@ def micro_model(out: Path, arch: str) -> Path:
     build_tiny_model's ~4M-parameter models cost ~0.3 s a step on this 2-core machine; these
     train the same code paths ten times faster.
     """
-    from transformers import BlenderbotConfig, BlenderbotForConditionalGeneration, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        BlenderbotConfig,
+        BlenderbotForConditionalGeneration,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     tokenizer = train_tokenizer(_corpus(), vocab_size=300, model_max_length=256)
     special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
@@ -127,9 +132,9 @@ def test_lora_loss_falls_and_every_metrics_line_has_the_required_keys(tmp_path, 
 
 @pytest.mark.parametrize("padding_free", [False, True])
 def test_loss_covers_exactly_my_reply(tmp_path, llama, data, padding_free):
-    from training import methods
-    from training.train import build_trainer
-    from training.train_data import causal_dataset
+    from training.train import methods
+    from training.train.dataset import causal_dataset
+    from training.train.trainer import build_trainer
 
     config = tiny_config(tmp_path, llama, data, padding_free=padding_free)
     hardware = methods.Hardware.detect()
@@ -190,7 +195,7 @@ def test_seq2seq_blenderbot_with_adalora_prunes_ranks(tmp_path, blenderbot, data
 def test_seq2seq_input_joins_messages_with_the_separator(blenderbot, data):
     from transformers import AutoTokenizer
 
-    from training.train_data import seq2seq_dataset
+    from training.train.dataset import seq2seq_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(blenderbot)
     row = {"prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "yo\nyou up?"}],
@@ -222,7 +227,7 @@ def test_stop_file_stops_at_the_next_step_then_resume_continues(tmp_path, llama,
 
 def touch_stop_when_step_3_is_logged(run: runs.Run, monkeypatch) -> None:
     # Inside the training loop rather than from a watcher thread, so the test cannot race the steps.
-    from training.callbacks import MetricsCallback
+    from training.train.callbacks import MetricsCallback
 
     original = MetricsCallback.on_log
 
@@ -271,7 +276,7 @@ def wait_until(condition, timeout: float, process: subprocess.Popen) -> None:
 
 
 def test_out_of_memory_fails_with_a_hint(tmp_path, llama, data, monkeypatch):
-    from training import methods
+    from training.train import methods
 
     def run_out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -284,7 +289,7 @@ def test_out_of_memory_fails_with_a_hint(tmp_path, llama, data, monkeypatch):
 
 
 def test_unexpected_error_gives_one_line_and_the_traceback_goes_to_the_log(tmp_path, llama, data, monkeypatch):
-    from training import methods
+    from training.train import methods
 
     def broken(*args, **kwargs):
         raise KeyError("lm_head")
@@ -323,7 +328,7 @@ def test_cli_exit_code_and_one_line_error(tmp_path, llama, data):
 def test_stop_file_ends_training_after_the_current_step_with_a_save(tmp_path):
     from transformers import TrainerControl
 
-    from training.callbacks import StopFileCallback
+    from training.train.callbacks import StopFileCallback
 
     run = runs.Run(tmp_path)
     callback, control = StopFileCallback(run), TrainerControl()
@@ -337,7 +342,7 @@ def test_stop_file_ends_training_after_the_current_step_with_a_save(tmp_path):
 
 
 def test_rows_in_every_persona_shape_are_read_and_split(tmp_path):
-    from training.train_data import load_rows, read_rows
+    from training.train.dataset import load_rows, read_rows
 
     messages = {"messages": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hi"},
                              {"role": "assistant", "content": "yo"}, {"role": "user", "content": "sup"},
@@ -354,7 +359,7 @@ def test_rows_in_every_persona_shape_are_read_and_split(tmp_path):
 
 
 def test_bad_rows_name_the_file_and_line(tmp_path):
-    from training.train_data import read_rows
+    from training.train.dataset import read_rows
 
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "fine"}\n{"prompt": "hi", "completion": "yo"}\n')
@@ -382,9 +387,9 @@ def test_padding_free_batches_score_exactly_like_padded_ones(tmp_path, llama, da
     # Flattened rows must not attend across example boundaries, even without flash attention.
     import torch
 
-    from training import methods
-    from training.train import build_trainer
-    from training.train_data import causal_dataset
+    from training.train import methods
+    from training.train.dataset import causal_dataset
+    from training.train.trainer import build_trainer
 
     losses = []
     for padding_free in (False, True):

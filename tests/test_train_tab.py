@@ -9,7 +9,7 @@ from gradio_client import Client
 
 import app
 from tests.ui_client import call, launch
-from training import formats, persona
+from training.data import formats, persona
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import UserError
-from .paths import subdir
+from training.errors import UserError
+from training.paths import subdir
 
 OFFLINE_TINY = "offline-tiny"  # what the UI and presets call the locally built model
 
 
 def tiny_model_path(arch: str = "llama") -> Path:
     """The offline tiny model, built on first use (about a second) into the data folder."""
-    from .tiny import build_tiny_model
+    from training.tiny import build_tiny_model
 
     path = subdir("models") / f"tiny-{arch}"
     if not (path / "config.json").exists():

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
+from training.errors import UserError
 
 TRAINED = "trained"
 CUT_OFF = "cut off"

@@ -25,8 +25,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .errors import UserError
-from .templates import FALLBACK_TEMPLATES
+from training.errors import UserError
+from training.templates import FALLBACK_TEMPLATES
 
 ARCHS = ("llama", "gpt2", "blenderbot")
 PAD, EOS, IM_START, IM_END = "<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"

@@ -1,0 +1,378 @@
+"""Chatting with a trained persona: stream replies, compare base vs tuned, chat from the CLI.
+
+Loading lives in chat_models (`load_chat_model` and friends are re-exported here, where callers
+import them). `stream_reply` runs `generate` in a worker thread and yields the growing reply;
+`use_adapter=False` answers with the base model through peft's `disable_adapter()`, so base vs tuned
+needs one copy of the weights. No gradio here: the UI and the CLI (`python -m training chat`) both
+call these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Re-exported: callers (CLI, bench, tests, the chat UI) import the loading API from here too.
+from training.chat.loading import (  # noqa: F401
+    ChatModel,
+    clear_model_cache,
+    default_device,
+    load_chat_model,
+)
+from training.errors import UserError
+
+# ---- decoding settings -----------------------------------------------------------------------------
+
+
+@dataclass
+class DecodingSettings:
+    """How a reply is picked. do_sample False = greedy (always the likeliest token, seed 003)."""
+
+    do_sample: bool = False
+    temperature: float = 0.7  # sampling only: < 1 sharper, > 1 more random
+    top_p: float = 0.9  # sampling only: keep the smallest set of tokens with this much probability
+    top_k: int = 50  # sampling only: keep the k likeliest tokens; 0 = no limit
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the text; 1 = off
+    no_repeat_ngram_size: int = 0  # never repeat an n-gram of this size (seed 004 used 3); 0 = off
+    max_new_tokens: int = 128
+    seed: int | None = 0  # same seed + settings = same reply; None = different every time
+
+    def validate(self) -> DecodingSettings:
+        """Coerce UI numbers (3.0 -> 3) and raise UserError naming every bad field; return self."""
+        problems = []
+        for name in ("top_k", "no_repeat_ngram_size", "max_new_tokens", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                setattr(self, name, int(value))
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"{name}: {value!r}; expected a whole number")
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                problems.append(f"{name}: {value!r}; expected a number")
+        if problems:
+            raise UserError("; ".join(problems))
+        checks = [
+            ("temperature", 0 < self.temperature <= 5, "a number in (0, 5]; choose Greedy for no randomness"),
+            ("top_p", 0 < self.top_p <= 1, "a fraction in (0, 1]"),
+            ("top_k", self.top_k >= 0, "a whole number >= 0 (0 = no limit)"),
+            ("repetition_penalty", 0 < self.repetition_penalty <= 10, "a number in (0, 10], usually 1.0-1.3"),
+            ("no_repeat_ngram_size", self.no_repeat_ngram_size >= 0, "a whole number >= 0 (0 = off)"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "a whole number >= 1"),
+            ("seed", self.seed is None or self.seed >= 0, "a whole number >= 0, or empty for random"),
+        ]
+        problems = [f"{name}: {getattr(self, name)!r}; expected {what}" for name, ok, what in checks if not ok]
+        if problems:
+            raise UserError("; ".join(problems))
+        return self
+
+
+PRESETS: dict[str, DecodingSettings] = {
+    "Greedy": DecodingSettings(do_sample=False),
+    "Balanced": DecodingSettings(do_sample=True, temperature=0.7, top_p=0.9, top_k=50, repetition_penalty=1.1),
+    "Creative": DecodingSettings(
+        do_sample=True, temperature=1.0, top_p=0.95, top_k=0, repetition_penalty=1.15, no_repeat_ngram_size=3
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> DecodingSettings:
+    if name not in PRESETS:
+        raise UserError(f"preset: unknown {name!r}; expected one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides).validate()
+
+
+# Out-of-format prompts: what fine-tuning changed (voice, length) and what it kept (knowledge, skills).
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    prompt: str
+    why: str
+
+
+PROBE_PROMPTS: tuple[Probe, ...] = (
+    Probe("statement", "The earth is filled with wonder", "seed 004: not a question; is it still your voice?"),
+    Probe("general knowledge", "How fast does light travel?", "seed 003's forgetting check: is the knowledge kept?"),
+    Probe("coding", "Write a Python function that reverses a string.", "far from chat: does it still follow tasks?"),
+    Probe("small talk", "hey! what are you up to this weekend?", "in format: the kind of message it was trained on"),
+)
+
+
+def split_bubbles(text: str, separator: str) -> list[str]:
+    """One chat bubble per message of a turn (seed 000's multi-message style); empty pieces dropped."""
+    if not separator:
+        return [text.strip()] if text.strip() else []
+    return [piece.strip() for piece in text.split(separator) if piece.strip()]
+
+
+# ---- prompts --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prompt:
+    messages: list[dict[str, str]]  # what was kept of the history, system prompt first
+    text: str
+    input_ids: list[int]
+
+
+def build_prompt(model: ChatModel, history: Sequence[dict], message: str, max_new_tokens: int = 128) -> Prompt:
+    """The model's input: history + message, oldest turns dropped until the reply still fits.
+
+    `history` is in OpenAI messages form; a system message in it replaces the run's system prompt.
+    """
+    turns = _merged_turns([*history, {"role": "user", "content": message}], model.separator)
+    # A causal model's reply shares the positions with the prompt; a seq2seq decoder has its own.
+    limit = None if model.context_size is None else model.context_size - (0 if model.seq2seq else max_new_tokens)
+    if limit is not None and (limit < 1 or max_new_tokens >= model.context_size):
+        raise UserError(f"max_new_tokens: {max_new_tokens} leaves no room; the model takes {model.context_size} tokens")
+    # A system message in the history (a system-prompt box in the UI) replaces the run's.
+    given = [m["content"] for m in history if m.get("role") == "system" and isinstance(m.get("content"), str)]
+    system_prompt = given[-1] if given else model.system_prompt
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    if model.seq2seq:
+        text = model.separator.join(t["content"].replace("\n", model.separator) for t in turns if t["content"])
+        model.tokenizer.truncation_side = "left"  # as in training: the newest messages are what it answers
+        ids = model.tokenizer(text, truncation=limit is not None, max_length=limit)["input_ids"]
+        return Prompt(turns, text, ids)  # as in training: no system prompt for seq2seq
+    starts = [index for index, turn in enumerate(turns) if turn["role"] == "user"]  # templates want user first
+    low, high = 0, len(starts) - 1  # binary search for the oldest start that fits; the last always tried
+    best: Prompt | None = None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = _render(model, system + turns[starts[middle] :])
+        if limit is None or len(candidate.input_ids) <= limit:
+            best, high = candidate, middle - 1
+        else:
+            low = middle + 1
+    if best is None:
+        raise UserError(
+            f"message: too long for this model ({model.context_size} tokens including max_new_tokens "
+            f"{max_new_tokens}); shorten it or lower max_new_tokens"
+        )
+    return best
+
+
+def _render(model: ChatModel, messages: list[dict[str, str]]) -> Prompt:
+    try:
+        text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as error:  # jinja's TemplateError ("roles must alternate") is not a ValueError
+        raise UserError(f"chat template: {(str(error).splitlines() or [type(error).__name__])[0]}") from None
+    # What apply_chat_template(tokenize=True) does, and what training saw (templates.tokenize_row).
+    return Prompt(messages, text, model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _merged_turns(history: Sequence[dict], separator: str) -> list[dict[str, str]]:
+    """user/assistant turns with text content; a turn shown as several bubbles becomes one turn again."""
+    turns: list[dict[str, str]] = []
+    for message in history:
+        role, content = message.get("role"), message.get("content")
+        if isinstance(content, list):  # Gradio can send content as [{"type": "text", "text": ...}] parts
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            continue  # system messages (handled by build_prompt), files, tool calls
+        if turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": turns[-1]["content"] + separator + content}
+        else:
+            turns.append({"role": role, "content": content})
+    return turns
+
+
+# ---- generation -----------------------------------------------------------------------------------
+
+
+def stream_reply(
+    model: ChatModel,
+    history: Sequence[dict],
+    message: str,
+    settings: DecodingSettings | None = None,
+    use_adapter: bool = True,
+    cancel: threading.Event | None = None,
+) -> Iterator[str]:
+    """Yield the reply as it grows (each item is the whole text so far, stripped).
+
+    `use_adapter=False` answers with the base model (needs an adapter). Setting `cancel` stops
+    generation at the next token; the worker thread has ended when this generator returns or closes.
+    """
+    settings = dataclasses.replace(settings or DecodingSettings()).validate()
+    if not use_adapter and not model.has_adapter:
+        raise UserError(f"base model: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
+    prompt = build_prompt(model, history, message, settings.max_new_tokens)
+    streamer = _token_streamer_class()(model.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    halt = threading.Event()  # set when this generator ends, however it ends
+    stop_events = [event for event in (halt, cancel) if event is not None]
+    failures: list[BaseException] = []
+    worker = threading.Thread(
+        target=_generate, args=(model, prompt, settings, use_adapter, streamer, stop_events, failures),
+        name="talklike-generate", daemon=True,
+    )  # fmt: skip
+    worker.start()
+    text, shown = "", ""
+    try:
+        for piece in streamer:
+            text += piece
+            visible, at_stop = _before_stop(text, model.stop_strings)
+            if visible != shown:
+                shown = visible
+                yield visible
+            if at_stop or (cancel is not None and cancel.is_set()):
+                break
+    finally:  # also runs when the caller stops iterating: never leave generate running
+        halt.set()
+        worker.join()
+    if failures:
+        if "out of memory" in str(failures[0]).lower():
+            raise UserError("max_new_tokens: out of memory while generating; lower it or start a new chat") from None
+        raise failures[0]
+
+
+def reply(model: ChatModel, history: Sequence[dict], message: str, settings: DecodingSettings | None = None,
+          use_adapter: bool = True) -> str:  # fmt: skip
+    text = ""
+    for text in stream_reply(model, history, message, settings, use_adapter):  # noqa: B007 - the last one
+        pass
+    return text
+
+
+def compare_replies(model: ChatModel, history: Sequence[dict], message: str,
+                    settings: DecodingSettings | None = None) -> dict[str, str]:  # fmt: skip
+    """{"base": ..., "tuned": ...} for the same prompt, settings and seed."""
+    return {"base": reply(model, history, message, settings, False), "tuned": reply(model, history, message, settings)}
+
+
+def _generate(model, prompt, settings, use_adapter, streamer, stop_events, failures) -> None:
+    import torch
+    from transformers import StoppingCriteriaList
+
+    criteria = StoppingCriteriaList([_event_criteria_class()(stop_events)])
+    try:
+        # Polled so a request cancelled while waiting behind another one gives up without running.
+        while not model.lock.acquire(timeout=0.05):
+            if any(event.is_set() for event in stop_events):
+                return
+        try:
+            inputs = torch.tensor([prompt.input_ids], device=model.device)
+            extra = {"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}
+            with _adapter(model, use_adapter), _seeded(settings.seed, model.device):
+                model.model.generate(
+                    input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=streamer,
+                    generation_config=_generation_config(model, settings), stopping_criteria=criteria, **extra,
+                )  # fmt: skip
+        finally:
+            model.lock.release()
+    except BaseException as error:  # noqa: BLE001 - handed to the consumer thread, which re-raises it
+        failures.append(error)
+    finally:
+        streamer.end()  # the consumer's loop always ends, even when generate never ran or failed
+
+
+def _generation_config(model: ChatModel, settings: DecodingSettings):
+    config = copy.deepcopy(model.model.generation_config)  # keeps the model's EOS ids and pad token
+    sampling = dict(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+    # Greedy: unset the model's own sampling defaults, which transformers would warn are ignored.
+    config.update(
+        do_sample=settings.do_sample, max_new_tokens=settings.max_new_tokens, max_length=None,
+        repetition_penalty=settings.repetition_penalty if settings.repetition_penalty != 1 else None,
+        no_repeat_ngram_size=settings.no_repeat_ngram_size or None,
+        **(sampling if settings.do_sample else dict.fromkeys(sampling)),
+    )  # fmt: skip
+    if config.pad_token_id is None:
+        config.pad_token_id = model.tokenizer.pad_token_id or model.tokenizer.eos_token_id
+    return config
+
+
+@contextlib.contextmanager
+def _adapter(model: ChatModel, enabled: bool) -> Iterator[None]:
+    if enabled or not model.has_adapter:
+        yield
+    else:
+        with model.model.disable_adapter():
+            yield
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: str) -> Iterator[None]:
+    """Seed sampling without moving the caller's random state (training in the same process)."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@functools.cache
+def _event_criteria_class():
+    from transformers import StoppingCriteria
+
+    class EventStoppingCriteria(StoppingCriteria):
+        """Stops at the next token once any of the events is set (Stop button, closed stream)."""
+
+        def __init__(self, events: list[threading.Event]):
+            self.events = events
+
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            stop = any(event.is_set() for event in self.events)
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return EventStoppingCriteria
+
+
+@functools.cache
+def _token_streamer_class():
+    from transformers import TextIteratorStreamer
+
+    class TokenStreamer(TextIteratorStreamer):
+        """Passes on text after every token, decoding a short window each time.
+
+        TextStreamer waits for a whole word (delaying the first text by a token or more) and decodes
+        the whole line again per token (~3% of generation time at 256 tokens on the 5M model). As in
+        text-generation-inference, the tokens shown last are kept as context, so a token's leading
+        space decodes right; text ending in an unfinished multi-byte character waits for the rest.
+        """
+
+        shown_tokens = 0  # tokens at the start of token_cache whose text has been passed on
+
+        def put(self, value):
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                self.next_tokens_are_prompt = False  # the first call carries the prompt
+                return
+            self.token_cache.extend(value.reshape(-1).tolist())
+            new_text = self._new_text()
+            if new_text and not new_text.endswith("\ufffd"):
+                self.on_finalized_text(new_text)
+                del self.token_cache[: self.shown_tokens]
+                self.shown_tokens = len(self.token_cache)
+
+        def end(self):
+            new_text = self._new_text()
+            self.token_cache, self.shown_tokens, self.next_tokens_are_prompt = [], 0, True
+            self.on_finalized_text(new_text, stream_end=True)
+
+        def _new_text(self) -> str:
+            shown = self.tokenizer.decode(self.token_cache[: self.shown_tokens], **self.decode_kwargs)
+            return self.tokenizer.decode(self.token_cache, **self.decode_kwargs)[len(shown) :]
+
+    return TokenStreamer
+
+
+def _before_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text before any stop string, hiding a trailing start of one; and whether one was reached."""
+    for stop in stops:
+        if stop in text:
+            return text[: text.index(stop)].strip(), True
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                return text[:-size].strip(), False
+    return text.strip(), False

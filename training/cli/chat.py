@@ -1,0 +1,61 @@
+"""Chat commands: chat."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from training.errors import UserError
+
+DECODING_PRESETS = ("Greedy", "Balanced", "Creative")  # training.chat.generate.PRESETS, without importing it
+
+
+def register(commands) -> None:
+    chat = commands.add_parser("chat", help="reply to a prompt with a run, adapter, model folder or Hub id")
+    _chat_arguments(chat)
+    chat.set_defaults(handler=run_chat_command)
+
+
+def _chat_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-tiny")
+    parser.add_argument("--prompt", required=True, help="the message to answer")
+    parser.add_argument("--preset", choices=DECODING_PRESETS, default="Balanced", help="starting decoding settings")
+    parser.add_argument("--greedy", action="store_true", help="always the likeliest token (deterministic)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
+    parser.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = no limit")
+    parser.add_argument("--repetition-penalty", type=float, help="> 1 discourages repeats")
+    parser.add_argument("--no-repeat-ngram", type=int, help="never repeat an n-gram of this size")
+    parser.add_argument("--max-new-tokens", type=int, help="longest reply in tokens")
+    parser.add_argument("--seed", type=int, help="random seed for sampling")
+    parser.add_argument("--base", action="store_true", help="answer with the base model (adapter switched off)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from training.chat.generate import preset
+
+    sampling = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k}
+    given_sampling = [f"--{name.replace('_', '-')}" for name, value in sampling.items() if value is not None]
+    if args.greedy and given_sampling:
+        raise UserError(f"--greedy and {given_sampling[0]}: choose one (greedy does not sample)")
+    other = {"repetition_penalty": args.repetition_penalty, "no_repeat_ngram_size": args.no_repeat_ngram,
+             "max_new_tokens": args.max_new_tokens, "seed": args.seed}  # fmt: skip
+    overrides = {name: value for name, value in {**sampling, **other}.items() if value is not None}
+    if given_sampling:
+        overrides["do_sample"] = True
+    return preset("Greedy" if args.greedy else args.preset, **overrides)
+
+
+def run_chat_command(args: argparse.Namespace) -> None:
+    """`python -m training chat`: print the reply as it is generated."""
+    from training.chat.generate import load_chat_model, stream_reply
+
+    settings = settings_from_args(args)  # before loading, so a bad flag fails fast
+    model = load_chat_model(args.source)
+    printed = ""
+    for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
+        # Stripping can only shorten the end, so each text extends what was printed.
+        sys.stdout.write(text[len(printed) :] if text.startswith(printed) else "\n" + text)
+        sys.stdout.flush()
+        printed = text
+    sys.stdout.write("\n")

@@ -1,0 +1,331 @@
+"""Conversations -> prompt/completion examples that teach a model to reply the way "me" texts.
+
+A turn is a run of consecutive messages by one sender; a session ends after a silence longer
+than `gap_minutes`. Every turn of mine that answers someone else becomes one example whose
+prompt is the preceding turns of that session (theirs as "user", my earlier ones as
+"assistant") and whose completion is my turn: TRL's conversational prompt-completion shape, so
+the loss falls only on my words.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from training.conversation import Conversation, ImportResult, Message
+from training.data.scrub import scrub
+from training.errors import UserError
+
+DEFAULT_SYSTEM_PROMPT = "You are {me}. Reply the way {me} texts."
+# One encoder for every row: json.dumps with options builds a new encoder per call, which is
+# a fifth of `prepare`'s time on a million-message export.
+_encode_row = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@dataclass
+class ShapingOptions:
+    me: str
+    separator: str = "\n"  # joins the messages of one turn; seed 000 used "|"
+    gap_minutes: float = 60.0
+    context_turns: int = 6  # earlier turns kept in each prompt
+    system_prompt: str | None = None  # "{me}" is replaced by the chosen name
+    name_prefix_in_groups: bool = True  # "Maya: ..." so the model knows who said what
+    include_threads: list[str] = field(default_factory=list)  # ids or titles; empty = all
+    exclude_threads: list[str] = field(default_factory=list)
+    include_groups: bool = True
+    start: float | None = None  # epoch seconds, inclusive
+    end: float | None = None  # epoch seconds, exclusive
+    min_chars: int = 1  # bounds on the length of my reply
+    max_chars: int = 4000
+    dedup: bool = True
+    scrub_pii: bool = False
+    val_fraction: float = 0.1  # seed 003 held out 10%
+
+    def validate(self) -> None:
+        if self.context_turns < 1:
+            raise UserError(f"context turns: {self.context_turns} is too small; keep at least 1 earlier turn")
+        if self.gap_minutes <= 0:
+            raise UserError(f"gap minutes: {self.gap_minutes} must be more than 0")
+        if not 0 <= self.val_fraction < 1:
+            raise UserError(f"validation fraction: {self.val_fraction} must be at least 0 and below 1")
+        if self.min_chars > self.max_chars:
+            raise UserError(f"reply length: minimum {self.min_chars} is above maximum {self.max_chars}")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise UserError("date range: the start date must be before the end date")
+
+
+@dataclass
+class PreparedData:
+    train: list[dict]
+    validation: list[dict]
+    summary: dict
+
+    @property
+    def rows(self) -> list[dict]:
+        return self.train + self.validation
+
+
+def participants(result: ImportResult) -> list[tuple[str, int]]:
+    """Everyone who wrote a kept message, most active first."""
+    counts = Counter(m.sender for c in result.conversations for m in c.messages)
+    return counts.most_common()
+
+
+def check_me(result: ImportResult, me: str) -> None:
+    people = participants(result)
+    names = [name for name, _ in people]
+    if me in names:
+        return
+    close = difflib.get_close_matches(me, names, n=3)
+    hint = f"did you mean {', '.join(repr(n) for n in close)}? " if close else ""
+    listed = ", ".join(f"{name} ({count})" for name, count in people[:8])
+    raise UserError(f"--me {me!r}: nobody by that name wrote a message; {hint}participants: {listed}")
+
+
+def prepare(result: ImportResult, options: ShapingOptions) -> PreparedData:
+    options.validate()
+    if result.conversations:
+        check_me(result, options.me)
+    dropped: Counter = Counter(result.dropped)
+    pii: Counter = Counter()
+    examples: list[tuple[str, dict]] = []  # (split key, row)
+    seen: set[tuple[str, str]] = set()
+    sessions = 0
+    for conversation in result.conversations:
+        messages = _kept_messages(conversation, options, dropped)
+        if options.scrub_pii:
+            messages = [Message(m.sender, scrub(m.text, pii), m.timestamp) for m in messages]
+        for index, session in enumerate(split_sessions(messages, options.gap_minutes * 60)):
+            sessions += 1
+            key = f"{conversation.id}#{index}"
+            for row in _session_examples(conversation, session, options, dropped):
+                if options.dedup and _is_duplicate(row, seen):
+                    dropped["duplicate example"] += 1
+                    continue
+                examples.append((key, row))
+    for document in result.documents:
+        text = scrub(document.text, pii) if options.scrub_pii else document.text
+        examples.append((document.id.split("#")[0], {"text": text}))
+    if not examples:
+        raise UserError(
+            f"no training examples: {options.me!r} never replies to anyone after the filters; "
+            "check the participant, the date range and the thread filters"
+        )
+    train, validation = split_by_conversation(examples, options.val_fraction)
+    summary = _summary(result, options, dropped, pii, sessions, train, validation)
+    return PreparedData(train=train, validation=validation, summary=summary)
+
+
+def _kept_messages(conversation: Conversation, options: ShapingOptions, dropped: Counter) -> list[Message]:
+    if not _thread_selected(conversation, options):
+        dropped["excluded thread"] += len(conversation.messages)
+        return []
+    if conversation.is_group and not options.include_groups:
+        dropped["group chat excluded"] += len(conversation.messages)
+        return []
+    if options.start is None and options.end is None:
+        return conversation.messages
+    start = float("-inf") if options.start is None else options.start
+    end = float("inf") if options.end is None else options.end
+    kept = [m for m in conversation.messages if m.timestamp is None or start <= m.timestamp < end]
+    dropped["outside date range"] += len(conversation.messages) - len(kept)
+    return kept
+
+
+def _thread_selected(conversation: Conversation, options: ShapingOptions) -> bool:
+    names = {conversation.id, conversation.title}
+    if options.include_threads and not names & set(options.include_threads):
+        return False
+    return not names & set(options.exclude_threads)
+
+
+def split_sessions(messages: list[Message], gap_seconds: float) -> Iterator[list[Message]]:
+    """Cut where the silence between two messages is longer than the gap."""
+    current: list[Message] = []
+    last: float | None = None
+    for message in messages:
+        stamp = message.timestamp
+        if current and stamp is not None and last is not None and stamp - last > gap_seconds:
+            yield current
+            current = []
+        current.append(message)
+        if stamp is not None:
+            last = stamp
+    if current:
+        yield current
+
+
+def _turns(session: list[Message], separator: str) -> list[tuple[str, str]]:
+    turns: list[tuple[str, list[str]]] = []
+    for message in session:
+        if turns and turns[-1][0] == message.sender:
+            turns[-1][1].append(message.text)
+        else:
+            turns.append((message.sender, [message.text]))
+    return [(sender, separator.join(texts)) for sender, texts in turns]
+
+
+def _session_examples(
+    conversation: Conversation, session: list[Message], options: ShapingOptions, dropped: Counter
+) -> Iterator[dict]:
+    prefix_names = conversation.is_group and options.name_prefix_in_groups
+    # Merge consecutive turns by other people into one "user" message, built once per session
+    # and shared by every example's prompt (a 1M-message export makes ~10^5 prompts).
+    blocks: list[dict] = []
+    for sender, text in _turns(session, options.separator):
+        if sender == options.me:
+            blocks.append({"role": "assistant", "content": text})
+            continue
+        spoken = f"{sender}: {text}" if prefix_names else text
+        if blocks and blocks[-1]["role"] == "user":
+            blocks[-1]["content"] += "\n" + spoken
+        else:
+            blocks.append({"role": "user", "content": spoken})
+    system = _system_message(conversation, options)
+    for index, block in enumerate(blocks):
+        if block["role"] != "assistant":
+            continue
+        if index == 0:
+            dropped["my turn opens the conversation"] += 1
+            continue
+        reply = block["content"]
+        if len(reply) < options.min_chars:
+            dropped["reply too short"] += 1
+            continue
+        if len(reply) > options.max_chars:
+            dropped["reply too long"] += 1
+            continue
+        start = max(0, index - options.context_turns)
+        if blocks[start]["role"] == "assistant":  # chat templates expect the user to speak first
+            start += 1
+        yield {"prompt": system + blocks[start:index], "completion": [{"role": "assistant", "content": reply}]}
+
+
+def _system_message(conversation: Conversation, options: ShapingOptions) -> list[dict]:
+    if conversation.system:
+        return [{"role": "system", "content": conversation.system}]
+    if options.system_prompt:
+        return [{"role": "system", "content": options.system_prompt.replace("{me}", options.me)}]
+    return []
+
+
+def _is_duplicate(row: dict, seen: set[tuple[str, str]]) -> bool:
+    key = (row["prompt"][-1]["content"], row["completion"][0]["content"])
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
+def split_by_conversation(examples: list[tuple[str, dict]], val_fraction: float) -> tuple[list[dict], list[dict]]:
+    """Deterministic split where a conversation is wholly in train or wholly in validation.
+
+    Conversations are ranked by a hash of their id, so the split is stable across runs and
+    machines and does not depend on input order.
+    """
+    keys = sorted({key for key, _ in examples}, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
+    count = round(len(keys) * val_fraction)
+    if val_fraction > 0 and count == 0 and len(keys) >= 2:
+        count = 1
+    held_out = set(keys[:count])
+    train = [row for key, row in examples if key not in held_out]
+    validation = [row for key, row in examples if key in held_out]
+    return train, validation
+
+
+def _summary(result, options, dropped, pii, sessions, train, validation) -> dict:
+    summary = {
+        "formats": dict(result.formats),
+        "participants": [{"name": n, "messages": c} for n, c in participants(result)],
+        "me": options.me,
+        "threads": len(result.conversations),
+        "conversations": sessions,
+        "documents": len(result.documents),
+        "messages": result.message_count,
+        "examples": len(train) + len(validation),
+        "train": len(train),
+        "validation": len(validation),
+        "dropped": dict(sorted(dropped.items(), key=lambda item: -item[1])),
+        "warnings": list(result.warnings),
+    }
+    if options.scrub_pii:
+        summary["pii_replaced"] = dict(pii)
+    return summary
+
+
+def validation_path(out: str | os.PathLike) -> Path:
+    """Where the held-out examples go next to the training file: X.jsonl -> X.val.jsonl."""
+    path = Path(out)
+    stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    return path.with_name(f"{stem}.val.jsonl")
+
+
+def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> Path:
+    """Write atomically: readers never see a half-written file, a failure leaves no file."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; expected a .jsonl file path for the output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            for row in rows:
+                handle.write(_encode_row(row))
+                handle.write("\n")
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save(prepared: PreparedData, out: str | os.PathLike) -> tuple[Path, Path]:
+    train_path = write_jsonl(prepared.train, out)
+    val_path = write_jsonl(prepared.validation, validation_path(out))
+    return train_path, val_path
+
+
+def to_dataset(rows: list[dict]):
+    """The rows as an in-memory datasets.Dataset (what TRL's SFTTrainer takes)."""
+    import datasets  # imported late: it costs a second and the CLI's detect/participants never need it
+
+    return datasets.Dataset.from_list(rows)
+
+
+def guess_me(result: ImportResult) -> str | None:
+    """A first guess at who exported the chats, for the UI to preselect (the user confirms).
+
+    The exporting person is in every thread of their own export, so pick the sender present
+    in the most conversations; data sets use the "assistant" role.
+    """
+    people = dict(participants(result))
+    if not people:
+        return None
+    if "assistant" in people:
+        return "assistant"
+    presence: Counter = Counter()
+    for conversation in result.conversations:
+        presence.update({m.sender for m in conversation.messages})
+    return max(people, key=lambda name: (presence[name], people[name]))
+
+
+def parse_day(value: str | None, field_name: str) -> float | None:
+    """'2024-05-31' (or a full ISO time) -> epoch seconds, UTC; blank -> None."""
+    from datetime import datetime, timezone
+
+    if value is None or not str(value).strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise UserError(f"{field_name}: {value!r} is not a date like 2024-05-31") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()

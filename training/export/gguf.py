@@ -1,0 +1,202 @@
+"""GGUF (llama.cpp, Ollama, LM Studio) from a merged export, where talklike can write it correctly.
+
+The `gguf` package (pip install gguf, pure Python) has llama.cpp's file writer, tensor-name map and
+tokenizer readers, but not llama.cpp's converter (convert_hf_to_gguf.py), which knows hundreds of
+architectures and identifies each tokenizer's pre-tokenizer by hashing its output. talklike writes
+the one case it can get exactly right without that table: a Llama-architecture model whose
+tokenizer is a plain byte-level BPE (GPT-2 pre-tokenizer), which is what the offline tiny models
+and many small Llama-family models use. For anything else, `gguf_status` says so and gives the
+llama.cpp command to run on the merged folder; nothing is written half-right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from training.errors import UserError
+
+LLAMA_CPP_COMMAND = (
+    "git clone --depth 1 https://github.com/ggml-org/llama.cpp && "
+    "pip install -r llama.cpp/requirements/requirements-convert_hf_to_gguf.txt && "
+    "python llama.cpp/convert_hf_to_gguf.py {folder} --outfile {outfile} --outtype f16"
+)
+
+
+def gguf_status(folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Whether talklike can write a GGUF itself ("supported"), and if not, why and what to run instead.
+
+    Without `folder` it reports whether the `gguf` package is installed. With a merged export folder
+    it also checks the model: {"supported": bool, "reason": str, "command": str | None}.
+    """
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        installed = False
+    else:
+        installed = True
+    reason = None if installed else "the gguf package is not installed (pip install gguf, ~120 kB, pure Python)"
+    if folder is not None and reason is None:
+        reason = unsupported_reason(Path(folder))
+    outfile = f"{Path(folder).name if folder else 'model'}.gguf"
+    command = LLAMA_CPP_COMMAND.format(folder=folder or "MERGED_EXPORT_FOLDER", outfile=outfile)
+    if reason is None:
+        message = "talklike can write this model as GGUF itself" if folder else "the gguf package is installed"
+        return {"supported": True, "reason": message, "command": None}
+    return {
+        "supported": False,
+        "reason": f"{reason}. To get a GGUF, export with merge and run llama.cpp's converter on that folder",
+        "command": command,
+    }
+
+
+def unsupported_reason(folder: Path) -> str | None:
+    """None when `folder` is a model this module converts exactly; else the reason it does not."""
+    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+        return f"{folder.name} is an adapter-only export; GGUF needs the merged model"
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        return f"{folder}: needs config.json and tokenizer.json ({error})"
+    if config.get("model_type") != "llama" or config.get("architectures") != ["LlamaForCausalLM"]:
+        return f"architecture {config.get('architectures') or config.get('model_type')} is not Llama"
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    if rope.get("rope_type", "default") != "default":
+        return f"rope scaling {rope.get('rope_type')!r} needs llama.cpp's converter"
+    if config.get("attention_bias") or config.get("mlp_bias"):
+        return "bias terms in attention/MLP layers need llama.cpp's converter"
+    model, pre = tokenizer.get("model") or {}, tokenizer.get("pre_tokenizer") or {}
+    if model.get("type") != "BPE" or tokenizer.get("normalizer"):
+        return "the tokenizer is not a plain byte-level BPE (e.g. SentencePiece)"
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        return f"the tokenizer's pre-tokenizer ({pre.get('type')}) is not GPT-2's byte-level split"
+    return None
+
+
+def write_gguf(folder: str | os.PathLike, out_file: str | os.PathLike, outtype: str = "f16") -> Path:
+    """Write the merged Llama model in `folder` as one GGUF file (f16 or f32 matrices); return its path."""
+    folder, out = Path(folder), Path(out_file)
+    status = gguf_status(folder)
+    if not status["supported"]:
+        raise UserError(f"gguf: {status['reason']}: {status['command']}")
+    if outtype not in ("f16", "f32"):
+        raise UserError(f"gguf: outtype {outtype!r}; expected f16 or f32")
+    import gguf
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    temp = out.with_name(f".{out.name}.partial")
+    writer = gguf.GGUFWriter(str(temp), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    try:
+        _add_hyperparameters(writer, config, folder.name, outtype)
+        _add_tokenizer(writer, folder, config["vocab_size"])
+        _add_tensors(writer, folder, config, outtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(temp, out)
+    except BaseException:
+        writer.close()
+        temp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _add_hyperparameters(writer, config: dict[str, Any], name: str, outtype: str) -> None:
+    import gguf
+
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    rope = config.get("rope_parameters") or {}
+    writer.add_name(name)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(config.get("num_key_value_heads", heads))
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_rope_freq_base(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
+    writer.add_rope_dimension_count(head_dim)
+    if head_dim != config["hidden_size"] // heads:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    writer.add_vocab_size(config["vocab_size"])
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if outtype == "f16" else gguf.LlamaFileType.ALL_F32)
+
+
+def _add_tokenizer(writer, folder: Path, vocab_size: int) -> None:
+    """Tokens, types and merges as llama.cpp's converter writes a GPT-2-style BPE (its _set_vocab_gpt2)."""
+    import gguf
+
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    by_id = {index: token for token, index in data["model"]["vocab"].items()}
+    added = {entry["id"]: entry for entry in data.get("added_tokens", [])}
+    tokens, types = [], []
+    for index in range(vocab_size):
+        if index in added:
+            tokens.append(added[index]["content"])
+            types.append(gguf.TokenType.CONTROL if added[index].get("special") else gguf.TokenType.USER_DEFINED)
+        elif index in by_id:
+            tokens.append(by_id[index])
+            types.append(gguf.TokenType.NORMAL)
+        else:  # the embedding matrix is larger than the vocabulary
+            tokens.append(f"[PAD{index}]")
+            types.append(gguf.TokenType.UNUSED)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # llama.cpp's name for GPT-2's regex split, checked in unsupported_reason
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
+    if "bos" not in special.add_special_token:  # llama.cpp's default differs per model: say it explicitly
+        special.add_special_token["bos"] = _adds_bos(folder, special.special_token_ids.get("bos"))
+    special.add_to_gguf(writer, quiet=True)
+
+
+def _adds_bos(folder: Path, bos_id: int | None) -> bool:
+    """Whether the Hugging Face tokenizer puts BOS in front of plain text, by encoding a word."""
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(folder / "tokenizer.json")).encode("hello", add_special_tokens=True).ids
+    return bos_id is not None and bool(ids) and ids[0] == bos_id
+
+
+def _add_tensors(writer, folder: Path, config: dict[str, Any], outtype: str) -> None:
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads", heads)
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise UserError(f"gguf: {folder} has no .safetensors weights")
+    for path in files:
+        with safe_open(path, framework="pt") as weights:
+            for name in weights.keys():
+                target = names.get_name(name, try_suffixes=(".weight", ".bias"))
+                if target is None:
+                    raise UserError(f"gguf: tensor {name} has no GGUF name for Llama; use llama.cpp's converter")
+                tensor = weights.get_tensor(name).float()
+                if name.endswith("q_proj.weight"):
+                    tensor = permute_for_rope(tensor, heads, heads)
+                elif name.endswith("k_proj.weight"):
+                    tensor = permute_for_rope(tensor, heads, kv_heads)
+                array = tensor.numpy()
+                # llama.cpp keeps 1-D tensors (norms) in f32 whatever the file type.
+                array = array.astype(np.float16 if outtype == "f16" and array.ndim > 1 else np.float32)
+                writer.add_tensor(target, array)
+
+
+def permute_for_rope(weights, n_head: int, n_head_kv: int):
+    """Reorder Q/K rows from Hugging Face's rotate-half RoPE layout to llama.cpp's interleaved one.
+
+    The same transform as LlamaModel.permute in llama.cpp's converter.
+    """
+    if n_head != n_head_kv:
+        n_head = n_head_kv
+    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)

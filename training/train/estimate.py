@@ -1,0 +1,355 @@
+"""What a run will cost before it starts: parameters, peak memory, time and money.
+
+Memory follows seed 001's arithmetic: weights by dtype, optimizer states (AdamW 8 bytes per
+trainable parameter, 8-bit Adam 2), gradients, plus the forward activations kept for the backward
+pass (per token: the layer inputs and projections of each layer, Korthikanti et al. without the
+attention-score term that SDPA/flash attention never stores) and the fp32 logits of the loss.
+Parameter counts are exact: the model and its adapter are built on PyTorch's "meta" device, which
+allocates nothing, so a 7B estimate takes a second and no download of weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import psutil
+import torch
+
+from training.errors import UserError
+from training.models import resolve
+from training.train.config import RunConfig
+
+GB = 1024**3
+
+# The preset models' architectures (from their config.json), so the estimate works offline.
+KNOWN_ARCHITECTURES: dict[str, dict] = {
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                       num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "mistralai/Mistral-7B-v0.1": dict(model_type="mistral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                      num_attention_heads=32, num_key_value_heads=8, vocab_size=32000),
+    "togethercomputer/RedPajama-INCITE-Chat-3B-v1": dict(model_type="gpt_neox", hidden_size=2560, intermediate_size=10240,
+                                                         num_hidden_layers=32, num_attention_heads=32, vocab_size=50432),
+    "facebook/blenderbot-400M-distill": dict(model_type="blenderbot", d_model=1280, encoder_layers=2, decoder_layers=12,
+                                             encoder_attention_heads=32, decoder_attention_heads=32, encoder_ffn_dim=5120,
+                                             decoder_ffn_dim=5120, vocab_size=8008, max_position_embeddings=128),
+    "gpt2": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, vocab_size=50257),
+}  # fmt: skip
+KNOWN_ARCHITECTURES["mistralai/Mistral-7B-Instruct-v0.2"] = KNOWN_ARCHITECTURES["mistralai/Mistral-7B-v0.1"]
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    memory_gb: float
+    tflops: float  # dense bf16/fp16 tensor throughput (fp32 for CPUs), the datasheet figure
+    dollars_per_hour: float
+
+
+# Hugging Face Spaces hardware (huggingface.co/docs/hub/spaces-gpus, list prices; check before
+# you rely on them). TFLOPs are NVIDIA's dense datasheet numbers.
+SPACE_DEVICES = [
+    Device("CPU basic (free Space, 2 vCPU)", 16, 0.1, 0.0),
+    Device("Nvidia T4 small", 16, 65, 0.40),
+    Device("Nvidia T4 medium", 16, 65, 0.60),
+    Device("Nvidia L4", 24, 121, 0.80),
+    Device("Nvidia A10G small", 24, 70, 1.00),
+    Device("Nvidia A10G large", 24, 70, 1.50),
+    Device("Nvidia L40S", 48, 362, 1.80),
+    Device("Nvidia A100 large", 80, 312, 4.00),
+    Device("Nvidia H100", 80, 989, 10.00),
+]
+GPU_EFFICIENCY = 0.35  # share of datasheet FLOPs small-batch LoRA training reaches in practice
+CPU_EFFICIENCY = 0.25  # of the matmul throughput measured on this machine
+GPU_RUNTIME_GB = 0.8  # CUDA context, cuBLAS workspaces, allocator slack
+# Measured with bench/bench_estimate.py (peak RSS of `python -m training train`, 2-core CPU, torch 2.13):
+# a process that has only imported the training stack peaks at 0.48 GB; 0.5 GB fits tiny-model runs.
+CPU_RUNTIME_GB = 0.5  # the training process before the model: Python, torch, transformers, TRL, datasets
+# glibc's malloc keeps freed activation memory mapped: with a fixed MALLOC_MMAP_THRESHOLD_ peak RSS
+# fell by 0.35-1.45 GB on a 25M Llama (2.3-6.5 layers' worth of activations). About three layers'
+# worth fits all six measured configs within 20%.
+CPU_RETAINED_LAYERS = 3
+
+
+@dataclass
+class Estimate:
+    total_params: int
+    trainable_params: int
+    memory_gb: dict[str, float]  # weights, gradients, optimizer, activations, logits, runtime
+    peak_gb: float
+    device: str
+    device_memory_gb: float
+    fits: bool
+    tokens_per_step: int
+    total_steps: int
+    hours: float
+    dollars: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def architecture(model: str):
+    """The model's transformers config: from its folder, the Hub, or the offline table above."""
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    if model in KNOWN_ARCHITECTURES:
+        known = dict(KNOWN_ARCHITECTURES[model])
+        return CONFIG_MAPPING[known.pop("model_type")](**known)
+    source = resolve(model)
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise UserError(f"model {model!r}: cannot read its config to estimate ({reason})") from None
+
+
+def count_parameters(config: RunConfig, arch) -> tuple[int, int]:
+    """(total, trainable) for this model and method, exactly, allocating nothing."""
+    total, trainable, _ = _parameters_and_dropout_inputs(config, arch)
+    return total, trainable
+
+
+def _parameters_and_dropout_inputs(config: RunConfig, arch) -> tuple[int, int, int]:
+    """(total, trainable, dropout inputs): the last is the summed input width of every adapted
+    module, whose dropped-out copy LoRA dropout keeps for the backward pass (0 without dropout)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    seq2seq = bool(getattr(arch, "is_encoder_decoder", False))
+    with torch.device("meta"):
+        model = (AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM).from_config(arch)
+    if not config.uses_adapter:
+        total = sum(p.numel() for p in model.parameters())
+        return total, total, 0
+    from peft import get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    from training.train.methods import adapter_config
+
+    peft_model = get_peft_model(model, adapter_config(config, arch.model_type, seq2seq, total_steps=100))
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    if config.method == "adalora":  # pruning leaves target_r of init_r on average
+        trainable = int(trainable * config.adalora_target_r / max(config.adalora_init_r, 1))
+    dropped = sum(m.in_features for m in peft_model.modules() if isinstance(m, LoraLayer)) if config.lora_dropout else 0
+    return total, trainable, dropped
+
+
+def _dims(arch) -> tuple[int, int, int, int, int]:
+    """hidden, layers, mlp width, key/value width, vocab, whatever the config calls them."""
+    hidden = getattr(arch, "hidden_size", None) or getattr(arch, "d_model", None) or arch.n_embd
+    layers = (getattr(arch, "num_hidden_layers", None) or getattr(arch, "n_layer", None)
+              or arch.encoder_layers + arch.decoder_layers)  # fmt: skip
+    mlp = (getattr(arch, "intermediate_size", None) or getattr(arch, "decoder_ffn_dim", None)
+           or getattr(arch, "n_inner", None) or 4 * hidden)  # fmt: skip
+    kv = (getattr(arch, "num_key_value_heads", None) or _heads(arch)) * (hidden // _heads(arch))
+    return hidden, layers, mlp, kv, arch.vocab_size
+
+
+def _heads(arch) -> int:
+    return getattr(arch, "num_attention_heads", None) or getattr(arch, "n_head", None) or arch.decoder_attention_heads
+
+
+def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int,
+                     dropout_inputs: int = 0) -> dict[str, float]:
+    compute = _compute_bytes(config, cuda)
+    hidden, layers, _, _, vocab = _dims(arch)
+    frozen = total - trainable if config.uses_adapter else 0
+    if config.method == "qlora":
+        embedding = vocab * hidden * (1 if getattr(arch, "tie_word_embeddings", False) else 2)
+        quantized = max(frozen - embedding, 0)
+        per_weight = 0.53 if config.quantization_bits == 4 else 1.03  # nf4 + double-quantised scales
+        weights = quantized * per_weight + (frozen - quantized) * compute
+    else:
+        weights = frozen * compute
+    master = 4 if config.uses_adapter else compute  # peft keeps adapters in fp32
+    weights += trainable * master
+    optimizer = {"adamw_torch": 2 * master, "adamw_8bit": 2, "sgd": 0}[config.optimizer] * trainable
+    activations = tokens * _activation_bytes_per_token(config, arch, compute, dropout_inputs)
+    if not cuda:
+        unchecked = dataclasses.replace(config, activation_checkpointing=False)
+        one_layer = tokens * _activation_bytes_per_token(unchecked, arch, compute, dropout_inputs) / layers
+        activations += CPU_RETAINED_LAYERS * one_layer
+        if config.padding_free or config.packing:
+            activations += _flattened_attention_bytes(arch, tokens)
+    logits = tokens * vocab * (compute + 8)  # logits, their fp32 log-softmax, and its gradient
+    return {
+        "weights": weights / GB,
+        "gradients": trainable * master / GB,
+        "optimizer": optimizer / GB,
+        "activations": activations / GB,
+        "logits": logits / GB,
+        "runtime": GPU_RUNTIME_GB if cuda else CPU_RUNTIME_GB,
+    }
+
+
+def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_inputs: int) -> float:
+    """What autograd keeps per token for the backward pass.
+
+    Per layer: the input and output of each projection and of the MLP (Korthikanti et al.'s 34·h
+    for a 4h MLP, here in explicit widths), 2·h more when the norms' weights train (full
+    fine-tuning). Measured on seven Llama shapes with saved-tensor hooks: full = 8h + 2kv + 4mlp floats
+    per token and layer exactly, LoRA without dropout 6h + 2kv + 4mlp to within 3%. LoRA dropout also
+    keeps each adapted module's dropped-out input and its one-byte mask: 5-5.5 bytes per input element
+    measured in fp32 (6h + mlp elements per Llama layer with all-linear; +50% over no dropout).
+    """
+    hidden, layers, mlp, kv, _ = _dims(arch)
+    per_layer = ((6 if config.uses_adapter else 8) * hidden + 2 * kv + 4 * mlp) * compute
+    per_layer += dropout_inputs / layers * (compute + 1)
+    if config.activation_checkpointing:  # each layer's input, plus one layer recomputed at a time
+        return per_layer + hidden * layers * compute
+    return per_layer * layers
+
+
+def _flattened_attention_bytes(arch, tokens: int) -> float:
+    """Padding-free and packed batches are one row of `tokens`; without flash attention's variable-length
+    kernel (any CPU) attention sees a tokens x tokens mask. Measured on a 25M Llama, 8 x 512 tokens
+    flattened: +0.6 GB peak RSS over the same batch padded, one fp32 score per head and token pair."""
+    return _heads(arch) * tokens**2 * 4
+
+
+def _compute_bytes(config: RunConfig, cuda: bool) -> int:
+    if config.dtype == "fp32" or (config.dtype == "auto" and not cuda):
+        return 4
+    return 2
+
+
+def training_flops(config: RunConfig, total: int, trainable: int, tokens: int) -> float:
+    """FLOPs for one optimizer step: 6·N per token for full training, 4·N for adapters
+    (no weight gradients for the frozen base), plus one more forward with checkpointing."""
+    per_token = (6 if not config.uses_adapter else 4) * total
+    if config.activation_checkpointing:
+        per_token += 2 * total
+    return per_token * tokens * config.grad_accumulation
+
+
+@lru_cache(maxsize=1)
+def measured_cpu_tflops() -> float:
+    """This machine's fp32 matmul throughput, measured in about a tenth of a second."""
+    size = 512
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start, runs = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.1:
+        torch.mm(a, b)
+        runs += 1
+    return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
+
+
+def local_device() -> Device:
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        match = next((d for d in SPACE_DEVICES if d.name.split()[1] in props.name), None)
+        return Device(props.name, props.total_memory / GB, match.tflops if match else 100.0, 0.0)
+    available = psutil.virtual_memory().total / GB
+    return Device(f"this machine's CPU ({psutil.cpu_count()} cores)", available, measured_cpu_tflops(), 0.0)
+
+
+def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float | None = None,
+             longest_example: int | None = None, device: Device | None = None,
+             dollars_per_hour: float | None = None) -> Estimate:
+    """`tokens_per_example` (mean) sets the time and `longest_example` the memory peak (batches
+    are padded to their longest row); unknown, every example counts as max_length tokens."""
+    from training.train.dataset import update_steps
+
+    arch = architecture(config.model)
+    total, trainable, dropout_inputs = _parameters_and_dropout_inputs(config, arch)
+    device = device or local_device()
+    cuda = not device.name.startswith(("CPU", "this machine"))
+    length = config.max_length if tokens_per_example is None else min(tokens_per_example, config.max_length)
+    longest = config.max_length if longest_example is None else min(longest_example, config.max_length)
+    batch_tokens = int(config.batch_size * _peak_row_tokens(config, length, longest))
+    memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens, dropout_inputs)
+    peak = sum(memory.values())
+    steps = update_steps(examples, config)
+    step_tokens = int(config.batch_size * config.grad_accumulation * length)
+    efficiency = GPU_EFFICIENCY if cuda else CPU_EFFICIENCY
+    seconds = steps * training_flops(config, total, trainable, int(config.batch_size * length)) / (device.tflops * 1e12 * efficiency)
+    rate = device.dollars_per_hour if dollars_per_hour is None else dollars_per_hour
+    notes = []
+    if config.method == "qlora" and not cuda:
+        notes.append("QLoRA needs a CUDA GPU with bitsandbytes; on CPU choose LoRA.")
+    if peak > device.memory_gb:
+        notes.append("Does not fit: try QLoRA, a smaller batch, a shorter max length, or activation checkpointing.")
+    return Estimate(
+        total_params=total, trainable_params=trainable, memory_gb=memory,
+        peak_gb=peak, device=device.name, device_memory_gb=round(device.memory_gb, 1),
+        fits=peak <= device.memory_gb, tokens_per_step=step_tokens, total_steps=steps,
+        hours=seconds / 3600, dollars=seconds / 3600 * rate, notes=notes,
+    )  # fmt: skip
+
+
+def _peak_row_tokens(config: RunConfig, mean: float, longest: int) -> float:
+    """Tokens per row in the batch that sets the memory peak."""
+    if config.packing:  # packed rows are filled up to max_length
+        return config.max_length
+    if config.padding_free:
+        # Rows keep their own lengths: the largest batch lies between batch x mean and batch x longest
+        # (measured: 8 x 116 mean, 8 x 217 longest on the sample; the midpoint fit its peak RSS).
+        return (mean + longest) / 2
+    return longest  # padded to the longest row of the batch that holds it
+
+
+def format_estimate(result: Estimate) -> str:
+    """A short markdown report for the UI and the CLI."""
+    m = result.memory_gb
+    share = result.trainable_params / max(result.total_params, 1)
+    fits = "fits" if result.fits else "does NOT fit"
+    lines = [
+        f"**{result.trainable_params:,} trainable** of {result.total_params:,} parameters ({share:.2%})",
+        f"**Peak memory ≈ {result.peak_gb:.2f} GB**, {fits} in {result.device_memory_gb:.0f} GB ({result.device}): "
+        f"weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, optimizer {m['optimizer']:.2f}, "
+        f"activations {m['activations']:.2f}, logits {m['logits']:.2f}, runtime {m['runtime']:.2f} GB",
+        f"**{result.total_steps:,} steps ≈ {_duration(result.hours)}**"
+        + (f", about ${result.dollars:,.2f}" if result.dollars else "")
+        + " (a FLOPs estimate; the live ETA uses measured speed once training runs)",
+    ]
+    return "\n\n".join(lines + [f"⚠️ {note}" for note in result.notes])
+
+
+def _duration(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{max(hours * 3600, 1):.0f} s"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h"
+
+
+def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None) -> Estimate:
+    """Estimate with the real examples of config.train_file (count and token lengths) when it exists."""
+    if not (config.train_file and Path(config.train_file).exists()):
+        return estimate(config, device=device, dollars_per_hour=dollars_per_hour)
+    from training.templates import ensure_chat_template, length_stats
+    from training.train.dataset import read_rows
+
+    rows = read_rows(config.train_file)
+    tokenizer = _local_tokenizer(config.model)
+    if tokenizer is None:  # not on this machine yet: count the examples, assume max_length tokens
+        return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour)
+    ensure_chat_template(tokenizer, config.chat_template)
+    stats = length_stats(tokenizer, rows[:2000], config.max_length)
+    return estimate(config, examples=len(rows), tokens_per_example=stats["mean"], longest_example=stats["max"],
+                    device=device, dollars_per_hour=dollars_per_hour)  # fmt: skip
+
+
+def _local_tokenizer(model: str):
+    """The model's tokenizer if it is already on this machine (a folder or the Hub cache), else None.
+
+    An estimate must never wait on a download: offline, huggingface_hub retries for about a minute.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve(model), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+def device_by_name(name: str) -> Device:
+    for device in SPACE_DEVICES:
+        if device.name == name:
+            return device
+    raise UserError(f"device: unknown {name!r}; choose one of {', '.join(d.name for d in SPACE_DEVICES)}")

@@ -1,0 +1,312 @@
+"""One training run, start to finish, in its own process: `python -m training train <run>/config.yaml`.
+
+Reads like the seeds' scripts: load tokenizer, data, model + method, build the trainer, train,
+save to <run>/final/. Around it: status.json says what is happening and why it ended, metrics.jsonl
+gets every log event, a STOP file stops at the next step, and checkpoints make a killed run resumable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from training.errors import UserError
+from training.train.config import RunConfig
+from training.train.runs import (
+    Run,
+    create_run,
+    is_alive,
+    last_checkpoint,
+    process_identity,
+    read_status,
+    wait_for_turn,
+    write_status,
+)  # fmt: skip
+
+OOM_HINT = (
+    "lower batch_size (raise grad_accumulation to keep the effective batch), shorten max_length, "
+    "turn on activation_checkpointing, or use method qlora on a GPU"
+)
+OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sgd"}
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: end now, without saving (the last checkpoint remains for resume)."""
+
+
+def is_main_process() -> bool:
+    # Under `accelerate launch` every rank runs this file; only rank 0 writes the run folder.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_folder(config: RunConfig) -> tuple[Run, RunConfig]:
+    """The run folder for `config`, created with its config.yaml when the config does not name one."""
+    if not config.output_dir:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UserError("output: under accelerate launch pass --output DIR (or a run's config.yaml) so every "
+                            "process writes to the same run folder")  # fmt: skip
+        run = create_run(config)
+        return run, run.config()
+    config = config.with_absolute_paths()
+    run = Run(Path(config.output_dir))
+    if is_main_process():
+        run.path.mkdir(parents=True, exist_ok=True)
+        config = dataclasses.replace(config, name=config.name or run.name)
+        config.save(run.config_path)  # the folder records what actually ran, overrides included
+    return run, config
+
+
+def train(config: RunConfig, resume: bool = False, wait: bool = False) -> dict[str, Any]:
+    """Train and return the final status (state completed | stopped | failed, reason, hint...).
+
+    Problems found once the run folder exists end up in that status; only a config that cannot
+    even name its folder, or a run already training in another process, raises UserError.
+    """
+    run, config = run_folder(config)
+    current = read_status(run)
+    if current.get("state") in ("running", "stopping") and current.get("pid") != os.getpid() and is_alive(run):
+        raise UserError(f"run {run.name}: already running (pid {current['pid']}); stop it first")
+    status = _StatusWriter(run, enabled=is_main_process())
+    if wait and not wait_for_turn(run):
+        return status.write(state="stopped", reason="stopped while queued", ended=time.time())
+    if is_main_process():
+        run.stop_path.unlink(missing_ok=True)
+    status.write(
+        state="running", pid=os.getpid(), pid_started=process_identity(os.getpid()), started=time.time(),
+        ended=None, reason="", hint=None, resumable=False,
+    )  # fmt: skip
+    previous_handler = _on_sigterm_raise()
+    try:
+        outcome = _train(config, run, resume, status)
+        return status.write(**outcome, ended=time.time())
+    except UserError as error:
+        return _ended(status, run, "failed", str(error), kind="user")
+    except Terminated:
+        return _ended(status, run, "stopped", "terminated (SIGTERM) before saving")
+    except Exception as error:  # noqa: BLE001 - a run must always end with a status a person can read
+        _log_traceback(run)
+        if _is_out_of_memory(error):
+            return _ended(status, run, "failed", "out of memory", kind="oom", hint=OOM_HINT)
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        return _ended(status, run, "failed", f"{type(error).__name__}: {first_line} (details in train.log)", kind="crash")
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _ended(status: _StatusWriter, run: Run, state: str, reason: str, **fields: Any) -> dict[str, Any]:
+    resumable = last_checkpoint(run) is not None
+    return status.write(state=state, reason=reason, resumable=resumable, ended=time.time(), **fields)
+
+
+def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> dict[str, Any]:
+    from training.train import methods
+    from training.train.callbacks import (
+        AdaLoraAllocationCallback,
+        MetricsCallback,
+        StopFileCallback,
+    )
+    from training.train.dataset import (
+        causal_dataset,
+        load_rows,
+        seq2seq_dataset,
+        update_steps,
+    )
+
+    config.validate()
+    hardware = methods.Hardware.detect()
+    methods.import_unsloth_first(config, hardware)
+    _quiet_progress_bars()
+    methods.check_environment(config, hardware)
+    checkpoint = last_checkpoint(run) if resume else None
+    if resume and checkpoint is None:
+        raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
+    rows = load_rows(config)
+    loaded = methods.load_tokenizer(config, hardware)
+    to_dataset = seq2seq_dataset if loaded.seq2seq else causal_dataset
+    train_set, dropped = to_dataset(loaded.tokenizer, rows.train, config)
+    eval_set = to_dataset(loaded.tokenizer, rows.validation, config)[0] if rows.validation else None
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    methods.load_model(loaded, config, hardware, update_steps(len(train_set), config, world_size))
+    device = "cuda" if hardware.cuda else "cpu"
+    print(f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
+          f" ({dropped} dropped: no reply left within max_length), template {loaded.template}", flush=True)  # fmt: skip
+    status.write(backend=loaded.backend, device=device, examples=len(train_set))
+
+    stop, metrics = StopFileCallback(run), MetricsCallback(run)
+    callbacks = [metrics, stop] + ([AdaLoraAllocationCallback()] if config.method == "adalora" else [])
+    if config.early_stopping_patience and eval_set is not None:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if config.report_to == "tensorboard":  # beside the run's other files, not under checkpoints/
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
+    trainer = build_trainer(config, run, loaded, hardware, train_set, eval_set, callbacks)
+    if checkpoint is not None and is_main_process():
+        _forget_metrics_after(run, checkpoint)
+    with warnings.catch_warnings():
+        # AdaLoRA prunes some modules to rank 0; peft then warns on every save that the empty tensors
+        # look like unsharded DeepSpeed weights. They are not: the adapter reloads exactly.
+        warnings.filterwarnings("ignore", message=r".*LoRA tensor\(s\) have invalid shape")
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        trainer.save_model(str(run.final_dir))
+    if is_main_process():
+        loaded.tokenizer.save_pretrained(run.final_dir)
+        _write_model_card(run, config, loaded)
+    stopped_at = trainer.state.global_step
+    early = not stop.stopped and stopped_at < trainer.state.max_steps
+    return {
+        "state": "stopped" if stop.stopped else "completed",
+        "reason": f"stopped at step {stopped_at} (STOP)" if stop.stopped else
+                  "early stopping: eval loss stopped improving; final/ holds the best checkpoint" if early else "",
+        "step": stopped_at,
+        "total_steps": trainer.state.max_steps,
+        "train_loss": result.training_loss,
+        "best_eval_loss": metrics.best_eval_loss,
+        "final_dir": str(run.final_dir),
+        "resumable": stop.stopped,
+    }
+
+
+def build_trainer(config: RunConfig, run: Run, loaded, hardware, train_set, eval_set, callbacks):
+    """SFTTrainer for causal models, a plain Trainer with a seq2seq collator for encoder-decoders."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    arguments = _trainer_arguments(config, run, loaded, hardware, has_eval=eval_set is not None)
+    common = dict(model=loaded.model, train_dataset=train_set, eval_dataset=eval_set,
+                  processing_class=loaded.tokenizer, callbacks=callbacks)  # fmt: skip
+    if loaded.seq2seq:
+        collator = DataCollatorForSeq2Seq(loaded.tokenizer, model=loaded.model, label_pad_token_id=-100)
+        return Trainer(args=TrainingArguments(**arguments), data_collator=collator, **common)
+    from trl import SFTConfig
+
+    from training.train.sft import PortableSFTTrainer
+
+    sft_arguments = SFTConfig(
+        **arguments,
+        # Rows arrive already cut to max_length; only packing still needs it, as the bin size.
+        max_length=config.max_length if config.packing else None,
+        packing=config.packing, padding_free=config.padding_free,
+        completion_only_loss=config.completion_only_loss,
+    )  # fmt: skip
+    return PortableSFTTrainer(args=sft_arguments, **common)
+
+
+def _trainer_arguments(config: RunConfig, run: Run, loaded, hardware, has_eval: bool) -> dict[str, Any]:
+    from training.train.methods import precision
+
+    compute = precision(config, hardware)
+    best_at_end = bool(config.early_stopping_patience and has_eval)
+    return dict(
+        output_dir=str(run.checkpoints_dir),
+        num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accumulation,
+        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio or config.warmup_steps,  # transformers 5: a float < 1 is a ratio
+        weight_decay=config.weight_decay, optim=OPTIMIZERS[config.optimizer],
+        neftune_noise_alpha=config.neftune_noise_alpha,
+        logging_steps=config.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        load_best_model_at_end=best_at_end, metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False if has_eval else None,
+        seed=config.seed, report_to=config.report_to,
+        bf16=compute == "bf16", fp16=compute == "fp16", use_cpu=not hardware.cuda,
+        # Unsloth brings its own (faster) checkpointing; asking transformers too would wrap it twice.
+        gradient_checkpointing=config.activation_checkpointing and loaded.backend != "unsloth",
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=not sys.stderr.isatty(),  # progress bars would flood train.log
+    )  # fmt: skip
+
+
+class _StatusWriter:
+    def __init__(self, run: Run, enabled: bool):
+        self.run, self.enabled = run, enabled
+        self.last: dict[str, Any] = {}
+
+    def write(self, **fields: Any) -> dict[str, Any]:
+        self.last = write_status(self.run, **fields) if self.enabled else {**self.last, **fields}
+        return self.last
+
+
+def _quiet_progress_bars() -> None:
+    # Loading and mapping bars are for terminals; in train.log they are thousands of \r-lines.
+    if not sys.stderr.isatty():
+        import datasets
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+
+
+def _on_sigterm_raise():
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a UI calling train() in-process): keep the default
+        return None
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _log_traceback(run: Run) -> None:
+    # Appended, not printed: the person sees one line (status, CLI), the log keeps the details.
+    if is_main_process():
+        with open(run.log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} training failed ---\n{traceback.format_exc()}\n")
+
+
+def _forget_metrics_after(run: Run, checkpoint: Path) -> None:
+    """Drop metrics past the checkpoint a resume restarts from, so each step is plotted once.
+
+    The file is rewritten: a reader tailing it should restart from line 0 after a resume.
+    """
+    step = int(checkpoint.name.rsplit("-", 1)[1])
+    if not run.metrics_path.exists():
+        return
+    kept = [line for line in run.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.endswith("\n") and _step_of(line) <= step]  # fmt: skip
+    temp = run.metrics_path.with_suffix(".jsonl.tmp")
+    temp.write_text("".join(kept), encoding="utf-8")
+    os.replace(temp, run.metrics_path)
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line).get("step", 0)
+    except (json.JSONDecodeError, AttributeError):
+        return float("inf")
+
+
+def _write_model_card(run: Run, config: RunConfig, loaded) -> None:
+    """final/talklike.json: what chat and export need to use the result the way it was trained."""
+    info = {
+        "base_model": loaded.source,
+        "model": config.model,
+        "method": config.method,
+        "seq2seq": loaded.seq2seq,
+        "chat_template": loaded.template,
+        "system_prompt": config.system_prompt,
+        "separator": config.separator if loaded.seq2seq else None,
+        "max_length": config.max_length,
+        "run": run.name,
+    }
+    (run.final_dir / "talklike.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+
