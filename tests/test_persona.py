@@ -1,5 +1,6 @@
 """Persona shaping: turns, sessions, context, filters, split. Built from Conversations directly."""
 
+import json
 
 import pytest
 
@@ -13,6 +14,7 @@ from training.data.persona import (
     to_dataset,
     validation_path,
 )
+from training.data.manifest import manifest_path, read_manifest
 from training.errors import UserError
 
 MIN = 60.0
@@ -155,9 +157,51 @@ def test_save_writes_train_and_validation_atomically(tmp_path):
     assert val_path == validation_path(train_path) == tmp_path / "out" / "sam.val.jsonl"
     assert len(train_path.read_text().splitlines()) == 8
     assert len(val_path.read_text().splitlines()) == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sam.jsonl", "sam.val.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sam.jsonl", "sam.persona.json", "sam.val.jsonl"]
     dataset = to_dataset(p.train)
     assert dataset.column_names == ["prompt", "completion"] and len(dataset) == 8
+
+
+def test_the_manifest_beside_the_rows_says_what_made_them(tmp_path):
+    convos = [chat((0, "F", "q"), (1, "Sam", f"r{i}"), (1, "Sam", "ok"), id=f"t{i}") for i in range(10)]
+    options = dict(separator="|", context_turns=3, system_prompt="You are {me}.", gap_minutes=30.0,
+                   exclude_threads=["t9"], scrub_pii=True, val_fraction=0.2)  # fmt: skip
+    train_path, _ = save(shape(*convos, **options), tmp_path / "sam.jsonl")
+
+    manifest = read_manifest(manifest_path(train_path))
+    assert manifest_path(train_path) == tmp_path / "sam.persona.json" and manifest["format_version"] == 1
+    assert manifest["prompt"] == {"separator": "|", "system_prompt": "You are Sam.", "context_turns": 3,
+                                  "name_prefix_in_groups": True}  # fmt: skip
+    shaping = manifest["shaping"]
+    assert (shaping["me"], shaping["system_prompt"], shaping["gap_minutes"]) == ("Sam", "You are {me}.", 30.0)
+    assert (shaping["exclude_threads"], shaping["scrub_pii"], shaping["val_fraction"]) == (["t9"], True, 0.2)
+    counts = manifest["counts"]
+    assert (counts["threads"], counts["examples"], counts["train"] + counts["validation"]) == (10, 9, 9)
+    assert counts["dropped"] == {"excluded thread": 3} and counts["pii_replaced"] == {}
+    assert "participants" not in json.dumps(manifest)  # other people's names stay out of it
+    assert json.loads(train_path.read_text().splitlines()[0])["completion"][0]["content"].endswith("|ok")
+
+
+def test_a_failed_save_leaves_the_previous_files_untouched(tmp_path):
+    first = shape(chat((0, "F", "q"), (1, "Sam", "r")))
+    train_path, _ = save(first, tmp_path / "sam.jsonl")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    broken = shape(chat((0, "F", "q"), (1, "Sam", "other")))
+    broken.manifest["counts"]["when"] = {1, 2}  # not JSON: the manifest, written last, fails
+    with pytest.raises(TypeError):
+        save(broken, train_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_manifest_that_is_damaged_or_too_new_names_the_file(tmp_path):
+    path = tmp_path / "sam.persona.json"
+    assert read_manifest(path) is None  # data made before manifests, or by hand
+    for text, expected in [("{", "not a readable persona manifest"), ("[]", "no format_version"),
+                           ('{"format_version": 9}', "format_version 9 is newer"),
+                           ('{"format_version": 1, "prompt": {"context_turns": "six"}}', "prompt.context_turns: 'six'")]:  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(UserError, match=f"^{path}: .*{expected}"):
+            read_manifest(path)
 
 
 def test_options_are_validated_with_field_names():

@@ -21,7 +21,7 @@ def register(commands) -> None:
     prep = commands.add_parser("prepare", help="turn exports into prompt/completion JSONL")
     prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or zips")
     prep.add_argument("--me", required=True, help="your name as it appears in the export")
-    prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl")
+    prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl, the settings to <name>.persona.json")
     prep.add_argument("--separator", default="\\n", help="joins one turn's messages (default newline; '|' as in seed 000)")
     prep.add_argument("--gap-minutes", type=float, default=60.0, help="silence that starts a new conversation")
     prep.add_argument("--context-turns", type=int, default=6, help="earlier turns kept in each prompt")
@@ -76,6 +76,7 @@ def run_participants(args) -> None:
 
 def run_prepare(args) -> None:
     from training.data.formats import ImportOptions, load
+    from training.data.manifest import manifest_path
     from training.data.persona import (
         DEFAULT_SYSTEM_PROMPT,
         ShapingOptions,
@@ -105,7 +106,8 @@ def run_prepare(args) -> None:
     result = load(args.inputs, ImportOptions(text_chunk_tokens=args.chunk_tokens))
     prepared = prepare(result, options)
     train_path, val_path = save(prepared, args.out)
-    print_json({**prepared.summary, "train_file": str(train_path), "validation_file": str(val_path)})
+    files = {"train_file": str(train_path), "validation_file": str(val_path), "manifest": str(manifest_path(train_path))}
+    print_json({**prepared.summary, **files})
 
 
 def run_tiny_model(args) -> None:

@@ -9,6 +9,8 @@ the loss falls only on my words.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -20,8 +22,17 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from training.conversation import Conversation, ImportResult, Message
+from training.data.manifest import FORMAT_VERSION, encode, manifest_path
 from training.data.scrub import scrub
 from training.errors import UserError
+from training.prompting import (
+    PromptStyle,
+    Turn,
+    context_window,
+    merge_turns,
+    system_messages,
+    turn_messages,
+)
 
 DEFAULT_SYSTEM_PROMPT = "You are {me}. Reply the way {me} texts."
 # One encoder for every row: json.dumps with options builds a new encoder per call, which is
@@ -60,12 +71,24 @@ class ShapingOptions:
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise UserError("date range: the start date must be before the end date")
 
+    @property
+    def rendered_system_prompt(self) -> str:
+        return (self.system_prompt or "").replace("{me}", self.me)
+
+    def prompt_style(self) -> PromptStyle:
+        """The settings chat must repeat to build the prompts these options build for training."""
+        return PromptStyle(
+            separator=self.separator, system_prompt=self.rendered_system_prompt,
+            context_turns=self.context_turns, name_prefix_in_groups=self.name_prefix_in_groups,
+        )  # fmt: skip
+
 
 @dataclass
 class PreparedData:
     train: list[dict]
     validation: list[dict]
     summary: dict
+    manifest: dict = field(default_factory=dict)  # what made these rows (training/data/manifest.py)
 
     @property
     def rows(self) -> list[dict]:
@@ -120,7 +143,7 @@ def prepare(result: ImportResult, options: ShapingOptions) -> PreparedData:
         )
     train, validation = split_by_conversation(examples, options.val_fraction)
     summary = _summary(result, options, dropped, pii, sessions, train, validation)
-    return PreparedData(train=train, validation=validation, summary=summary)
+    return PreparedData(train=train, validation=validation, summary=summary, manifest=build_manifest(options, summary))
 
 
 def _kept_messages(conversation: Conversation, options: ShapingOptions, dropped: Counter) -> list[Message]:
@@ -162,33 +185,14 @@ def split_sessions(messages: list[Message], gap_seconds: float) -> Iterator[list
         yield current
 
 
-def _turns(session: list[Message], separator: str) -> list[tuple[str, str]]:
-    turns: list[tuple[str, list[str]]] = []
-    for message in session:
-        if turns and turns[-1][0] == message.sender:
-            turns[-1][1].append(message.text)
-        else:
-            turns.append((message.sender, [message.text]))
-    return [(sender, separator.join(texts)) for sender, texts in turns]
-
-
 def _session_examples(
     conversation: Conversation, session: list[Message], options: ShapingOptions, dropped: Counter
 ) -> Iterator[dict]:
-    prefix_names = conversation.is_group and options.name_prefix_in_groups
-    # Merge consecutive turns by other people into one "user" message, built once per session
-    # and shared by every example's prompt (a 1M-message export makes ~10^5 prompts).
-    blocks: list[dict] = []
-    for sender, text in _turns(session, options.separator):
-        if sender == options.me:
-            blocks.append({"role": "assistant", "content": text})
-            continue
-        spoken = f"{sender}: {text}" if prefix_names else text
-        if blocks and blocks[-1]["role"] == "user":
-            blocks[-1]["content"] += "\n" + spoken
-        else:
-            blocks.append({"role": "user", "content": spoken})
-    system = _system_message(conversation, options)
+    # The session's messages are built once and shared by every example's prompt (a 1M-message
+    # export makes ~10^5 prompts); chat builds its prompts with the same functions (prompting.py).
+    turns = merge_turns((Turn(m.sender, m.text, m.sender == options.me) for m in session), options.separator)
+    blocks = turn_messages(turns, name_prefix=conversation.is_group and options.name_prefix_in_groups)
+    system = system_messages(conversation.system or options.rendered_system_prompt)
     for index, block in enumerate(blocks):
         if block["role"] != "assistant":
             continue
@@ -202,18 +206,8 @@ def _session_examples(
         if len(reply) > options.max_chars:
             dropped["reply too long"] += 1
             continue
-        start = max(0, index - options.context_turns)
-        if blocks[start]["role"] == "assistant":  # chat templates expect the user to speak first
-            start += 1
-        yield {"prompt": system + blocks[start:index], "completion": [{"role": "assistant", "content": reply}]}
-
-
-def _system_message(conversation: Conversation, options: ShapingOptions) -> list[dict]:
-    if conversation.system:
-        return [{"role": "system", "content": conversation.system}]
-    if options.system_prompt:
-        return [{"role": "system", "content": options.system_prompt.replace("{me}", options.me)}]
-    return []
+        prompt = system + context_window(blocks, index, options.context_turns)
+        yield {"prompt": prompt, "completion": [{"role": "assistant", "content": reply}]}
 
 
 def _is_duplicate(row: dict, seen: set[tuple[str, str]]) -> bool:
@@ -260,6 +254,18 @@ def _summary(result, options, dropped, pii, sessions, train, validation) -> dict
     return summary
 
 
+def build_manifest(options: ShapingOptions, summary: dict) -> dict:
+    """What made the rows, for save() to write beside them (training/data/manifest.py describes the file)."""
+    counted = ("threads", "conversations", "documents", "messages", "examples", "train", "validation", "dropped", "pii_replaced")
+    return {
+        "format_version": FORMAT_VERSION,
+        "prompt": options.prompt_style().to_dict(),
+        "shaping": dataclasses.asdict(options),
+        "sources": {"formats": summary["formats"]},
+        "counts": {key: summary[key] for key in counted if key in summary},
+    }
+
+
 def validation_path(out: str | os.PathLike) -> Path:
     """Where the held-out examples go next to the training file: X.jsonl -> X.val.jsonl."""
     path = Path(out)
@@ -269,27 +275,60 @@ def validation_path(out: str | os.PathLike) -> Path:
 
 def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> Path:
     """Write atomically: readers never see a half-written file, a failure leaves no file."""
-    path = Path(out)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; expected a .jsonl file path for the output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            for row in rows:
-                handle.write(_encode_row(row))
-                handle.write("\n")
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    path = _output_path(out)
+    with _atomic_files([path]) as (handle,):
+        _write_rows(handle, rows)
     return path
 
 
 def save(prepared: PreparedData, out: str | os.PathLike) -> tuple[Path, Path]:
-    train_path = write_jsonl(prepared.train, out)
-    val_path = write_jsonl(prepared.validation, validation_path(out))
+    """The training rows at `out`, the validation rows at X.val.jsonl, the manifest at X.persona.json.
+
+    All three appear together or not at all, so a manifest always describes the rows beside it.
+    """
+    train_path = _output_path(out)
+    val_path, manifest = validation_path(train_path), manifest_path(train_path)
+    with _atomic_files([train_path, val_path, manifest]) as (train, validation, described):
+        _write_rows(train, prepared.train)
+        _write_rows(validation, prepared.validation)
+        described.write(encode(prepared.manifest))
     return train_path, val_path
+
+
+def _output_path(out: str | os.PathLike) -> Path:
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; expected a .jsonl file path for the output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_rows(handle, rows: Iterable[dict]) -> None:
+    for row in rows:
+        handle.write(_encode_row(row))
+        handle.write("\n")
+
+
+@contextlib.contextmanager
+def _atomic_files(paths: list[Path]) -> Iterator[list]:
+    """A temporary file beside each path, renamed into place once all are written; on failure none is left."""
+    temps: list[Path] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            handles = []
+            for path in paths:
+                handle = stack.enter_context(tempfile.NamedTemporaryFile(
+                    "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+                ))  # fmt: skip
+                temps.append(Path(handle.name))
+                handles.append(handle)
+            yield handles
+        for temp, path in zip(temps, paths, strict=True):
+            os.replace(temp, path)
+    except BaseException:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        raise
 
 
 def to_dataset(rows: list[dict]):
