@@ -9,6 +9,7 @@ import pandas as pd
 
 from training import templates
 from training.data import formats, persona
+from training.data.manifest import manifest_path
 from training.models import OFFLINE_TINY, load_tokenizer
 from training.paths import subdir, timestamped
 
@@ -163,6 +164,8 @@ def _build(result, options: persona.ShapingOptions, preview_model: str, max_leng
     )
     if "pii_replaced" in s:
         report += "\n\nPII replaced: " + (", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found")
+    report += (f"\n\nThese settings are saved beside the examples (`{manifest_path(train_path).name}`): "
+               "training and chat build their prompts the same way from them.")  # fmt: skip
     # Numeric bucket starts, so the bars sort by length rather than as text ("108" before "12").
     bars = pd.DataFrame({"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]})
     dropped = pd.DataFrame(list(s["dropped"].items()), columns=["dropped because", "count"])

@@ -132,7 +132,7 @@ def _write_run_folder(run: Path, base: Path, method: str, seq2seq: bool, metrics
     config = RunConfig(
         name=run.name, model=str(base), method=method, lora_r=4, lora_alpha=8, learning_rate=5e-3, max_steps=6,
         batch_size=3, train_file=str(train_file), validation_file=str(validation_file), output_dir=str(run),
-        system_prompt="You are Sam. Reply the way Sam texts.", separator="|",
+        system_prompt="You are Sam. Reply the way Sam texts.",
     )  # fmt: skip
     config.save(run / "config.yaml")
     (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics), encoding="utf-8")

@@ -9,7 +9,7 @@ import pytest
 from training.cli import build_parser
 from training.cli.train import config_from_arguments
 from training.errors import UserError
-from training.train.config import RunConfig
+from training.train.config import RunConfig, retired_values
 from training.train.presets import PRESETS, get_preset
 
 
@@ -17,11 +17,25 @@ def test_yaml_round_trip_keeps_every_field(tmp_path):
     config = RunConfig(
         name="sam-v1", model="offline-tiny", method="adalora", target_modules=["q_proj", "v_proj"],
         max_steps=None, neftune_noise_alpha=5.0, learning_rate=2e-5, system_prompt="You are Sam.\nBe brief.",
-        separator="|", validation_split=0.1, early_stopping_patience=3,
+        validation_split=0.1, early_stopping_patience=3,
     )  # fmt: skip
     path = config.save(tmp_path / "config.yaml")
 
     assert RunConfig.from_yaml(path) == config
+
+
+def test_an_older_config_with_the_retired_separator_still_reads_and_keeps_it(tmp_path):
+    # The separator moved to the data set's manifest; an old run's value stays readable for that run.
+    path = tmp_path / "config.yaml"
+    path.write_text("model: offline-tiny\nmethod: adalora\nseparator: ' / '\n")
+    config = RunConfig.from_yaml(path)
+    assert (config.model, config.method) == ("offline-tiny", "adalora") and not hasattr(config, "separator")
+    config.save(path, keep_retired=True)  # the trainer re-saves a run's config this way
+    assert retired_values(path) == {"separator": " / "} and RunConfig.from_yaml(path) == config
+    config.save(path)
+    assert retired_values(path) == {} and "separator" not in path.read_text()
+    with pytest.raises(UserError, match="override: unknown field 'separator'"):
+        config.with_overrides(separator="|")
 
 
 def test_yaml_written_by_hand_is_read_with_forgiving_types(tmp_path):
@@ -112,8 +126,8 @@ def test_every_preset_is_valid_and_names_its_source():
 
 def test_presets_carry_the_seed_articles_numbers():
     blender = get_preset("blenderbot-adalora")
-    assert (blender.model, blender.method, blender.lora_alpha, blender.lora_dropout, blender.separator) == (
-        "facebook/blenderbot-400M-distill", "adalora", 32, 0.1, "|",
+    assert (blender.model, blender.method, blender.lora_alpha, blender.lora_dropout) == (
+        "facebook/blenderbot-400M-distill", "adalora", 32, 0.1,
     )
     assert blender.target_modules == ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
     red = get_preset("redpajama-lora-r2")

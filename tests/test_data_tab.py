@@ -1,5 +1,6 @@
 """The Data tab driven through Gradio's API, as the browser drives it, on the sample export."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,17 @@ def test_upload_pick_me_build_and_preview(client):
     second = client.predict(1, "offline-tiny", 256, api_name="/show_example")
     trained = "".join(seg["token"] for seg in second if seg["class_or_confidence"] == "trained")
     assert trained.startswith(examples["data"][1][2])
+
+
+def test_the_chosen_separator_is_saved_with_the_examples(client):
+    client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
+    summary, saved, *_ = call(client, "/build_examples", **{"Which participant are you?": "Sam Rivera",
+                                                             "Join my consecutive messages with": "| (pipe, seed 000)",
+                                                             "Earlier turns in each prompt": 3})  # fmt: skip
+    manifest = json.loads(Path(saved).with_name(Path(saved).name.replace(".jsonl", ".persona.json")).read_text())
+    assert manifest["prompt"]["separator"] == "|" and manifest["prompt"]["context_turns"] == 3
+    assert manifest["shaping"]["me"] == "Sam Rivera" and manifest["counts"]["examples"] == 245
+    assert ".persona.json" in summary
 
 
 def test_group_chats_can_be_left_out(client):

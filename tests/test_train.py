@@ -178,7 +178,7 @@ def test_each_method_trains_and_saves(tmp_path, llama, data, method, options):
 def test_seq2seq_blenderbot_with_adalora_prunes_ranks(tmp_path, blenderbot, data):
     config = tiny_config(
         tmp_path, blenderbot, data, method="adalora", adalora_init_r=6, adalora_target_r=2, max_steps=10,
-        target_modules="auto", validation_file=str(data["validation"]), separator="|", early_stopping_patience=3,
+        target_modules="auto", validation_file=str(data["validation"]), early_stopping_patience=3,
     )  # fmt: skip
     status = train(config)
 
@@ -200,7 +200,7 @@ def test_seq2seq_input_joins_messages_with_the_separator(blenderbot, data):
     tokenizer = AutoTokenizer.from_pretrained(blenderbot)
     row = {"prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "yo\nyou up?"}],
            "completion": [{"role": "assistant", "content": "always\nlol"}]}  # fmt: skip
-    dataset, _ = seq2seq_dataset(tokenizer, [row], RunConfig(model=str(blenderbot), separator="|"))
+    dataset, _ = seq2seq_dataset(tokenizer, [row], RunConfig(model=str(blenderbot)), separator="|")
 
     assert tokenizer.decode(dataset[0]["input_ids"], skip_special_tokens=True) == "yo|you up?"
     assert tokenizer.decode(dataset[0]["labels"], skip_special_tokens=True) == "always|lol"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from training.errors import UserError
 from training.paths import subdir
@@ -30,17 +32,25 @@ def resolve(name_or_path: str) -> str:
     return name
 
 
-@lru_cache(maxsize=4)
-def load_tokenizer(name_or_path: str):
-    from transformers import AutoTokenizer
+def load_pretrained(load: Callable[..., Any], source: str, name: str | None = None, **kwargs: Any) -> Any:
+    """`load(source, **kwargs)`, a from_pretrained; a name that does not load is the same UserError everywhere.
 
-    source = resolve(name_or_path)
+    `name` is what the person typed (shown in the message), `source` what it resolved to.
+    """
     try:
-        return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        where = "folder" if Path(source).exists() else "Hub id"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return load(source, **kwargs)
+    except (OSError, ValueError) as error:
+        where = "folder" if Path(source).expanduser().exists() else "Hub id"
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(
-            f"model {name_or_path!r}: cannot load its tokenizer as a {where} ({first_line[:200]}); "
+            f"model {name or source!r}: cannot load it as a {where} ({first_line[:200]}); "
             "check the name, your network, or use offline-tiny"
         ) from None
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(name_or_path: str):
+    """The tokenizer of a Hub id, folder or offline-tiny, cached for previews (callers that change it load their own)."""
+    from transformers import AutoTokenizer
+
+    return load_pretrained(AutoTokenizer.from_pretrained, resolve(name_or_path), name_or_path)

@@ -238,11 +238,19 @@ def _encode(tokenizer: Any, rows: list[dict], with_offsets: bool = False) -> lis
     return results  # type: ignore[return-value]
 
 
+def render_prompt(tokenizer: Any, messages: list[dict]) -> tuple[str, list[int]]:
+    """A prompt's text and token ids, ready for the reply: the ids a training row's prompt has."""
+    text = _render(tokenizer, [messages], add_generation_prompt=True)[0]
+    return text, tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def _render(tokenizer: Any, conversations: list[list[dict]], add_generation_prompt: bool = False) -> list[str]:
+    from jinja2 import TemplateError
+
     try:
         return tokenizer.apply_chat_template(conversations, tokenize=False, add_generation_prompt=add_generation_prompt)
-    except ValueError as error:  # transformers' "no chat template" and template errors
-        raise UserError(f"chat template: {str(error).splitlines()[0]}") from None
+    except (ValueError, TemplateError) as error:  # no template; "roles must alternate" (not a ValueError)
+        raise UserError(f"chat template: {(str(error).splitlines() or [type(error).__name__])[0]}") from None
 
 
 def _positions(batch: Any, n: int, wanted: bool) -> tuple[list[tuple[int, int]] | None, list[bool] | None]:

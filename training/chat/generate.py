@@ -26,6 +26,8 @@ from training.chat.loading import (  # noqa: F401
     load_chat_model,
 )
 from training.errors import UserError
+from training.prompting import chat_messages, seq2seq_source
+from training.templates import render_prompt
 
 # ---- decoding settings -----------------------------------------------------------------------------
 
@@ -121,31 +123,30 @@ class Prompt:
     input_ids: list[int]
 
 
-def build_prompt(model: ChatModel, history: Sequence[dict], message: str, max_new_tokens: int = 128) -> Prompt:
-    """The model's input: history + message, oldest turns dropped until the reply still fits.
+def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict, max_new_tokens: int = 128) -> Prompt:
+    """The model's input for history + message, built as its training rows were (prompting.py).
 
-    `history` is in OpenAI messages form; a system message in it replaces the run's system prompt.
+    `history` and a dict `message` are OpenAI messages; a user message's `name` makes it a group chat.
+    Within the persona's context window, the oldest turns are dropped until the reply still fits
+    the model; a system message in the history replaces the run's system prompt.
     """
-    turns = _merged_turns([*history, {"role": "user", "content": message}], model.separator)
+    asked = message if isinstance(message, dict) else {"role": "user", "content": message}
+    messages = chat_messages([*history, asked], model.prompt)
     # A causal model's reply shares the positions with the prompt; a seq2seq decoder has its own.
     limit = None if model.context_size is None else model.context_size - (0 if model.seq2seq else max_new_tokens)
     if limit is not None and (limit < 1 or max_new_tokens >= model.context_size):
         raise UserError(f"max_new_tokens: {max_new_tokens} leaves no room; the model takes {model.context_size} tokens")
-    # A system message in the history (a system-prompt box in the UI) replaces the run's.
-    given = [m["content"] for m in history if m.get("role") == "system" and isinstance(m.get("content"), str)]
-    system_prompt = given[-1] if given else model.system_prompt
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if model.seq2seq:
-        text = model.separator.join(t["content"].replace("\n", model.separator) for t in turns if t["content"])
-        model.tokenizer.truncation_side = "left"  # as in training: the newest messages are what it answers
-        ids = model.tokenizer(text, truncation=limit is not None, max_length=limit)["input_ids"]
-        return Prompt(turns, text, ids)  # as in training: no system prompt for seq2seq
+        return _seq2seq_prompt(model, messages, limit)
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    turns = messages[len(system) :]
     starts = [index for index, turn in enumerate(turns) if turn["role"] == "user"]  # templates want user first
     low, high = 0, len(starts) - 1  # binary search for the oldest start that fits; the last always tried
     best: Prompt | None = None
     while low <= high:
         middle = (low + high) // 2
-        candidate = _render(model, system + turns[starts[middle] :])
+        kept = system + turns[starts[middle] :]
+        candidate = Prompt(kept, *render_prompt(model.tokenizer, kept))
         if limit is None or len(candidate.input_ids) <= limit:
             best, high = candidate, middle - 1
         else:
@@ -158,29 +159,13 @@ def build_prompt(model: ChatModel, history: Sequence[dict], message: str, max_ne
     return best
 
 
-def _render(model: ChatModel, messages: list[dict[str, str]]) -> Prompt:
-    try:
-        text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except Exception as error:  # jinja's TemplateError ("roles must alternate") is not a ValueError
-        raise UserError(f"chat template: {(str(error).splitlines() or [type(error).__name__])[0]}") from None
-    # What apply_chat_template(tokenize=True) does, and what training saw (templates.tokenize_row).
-    return Prompt(messages, text, model.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _merged_turns(history: Sequence[dict], separator: str) -> list[dict[str, str]]:
-    """user/assistant turns with text content; a turn shown as several bubbles becomes one turn again."""
-    turns: list[dict[str, str]] = []
-    for message in history:
-        role, content = message.get("role"), message.get("content")
-        if isinstance(content, list):  # Gradio can send content as [{"type": "text", "text": ...}] parts
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if role not in ("user", "assistant") or not isinstance(content, str):
-            continue  # system messages (handled by build_prompt), files, tool calls
-        if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": turns[-1]["content"] + separator + content}
-        else:
-            turns.append({"role": role, "content": content})
-    return turns
+def _seq2seq_prompt(model: ChatModel, messages: list[dict[str, str]], limit: int | None) -> Prompt:
+    """As in training (dataset.seq2seq_dataset): the joined messages, cut from the left at the run's max_length."""
+    limits = [size for size in (limit, model.trained_length) if size is not None]
+    text = seq2seq_source(messages, model.separator)
+    model.tokenizer.truncation_side = "left"  # the newest messages are what it answers
+    ids = model.tokenizer(text, truncation=bool(limits), max_length=min(limits) if limits else None)["input_ids"]
+    return Prompt([m for m in messages if m["role"] != "system"], text, ids)  # no system prompt for seq2seq
 
 
 # ---- generation -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ runs in the UI does not reload weights.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -17,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import UserError
-from training.models import resolve
+from training.models import load_pretrained, resolve
+from training.prompting import PromptStyle, default_separator
 from training.templates import (
     FALLBACK_STOP_STRINGS,
     FALLBACK_TEMPLATES,
     ensure_chat_template,
 )
+from training.train.run_record import read_model_folder, read_run
 
 CACHE_SIZE = 2  # models kept loaded: a 0.5B model is ~2 GB in fp32, and the UI compares at most two
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 @dataclass
@@ -33,14 +33,23 @@ class ChatModel:
     model: Any  # a transformers model, or a peft PeftModel wrapping one
     tokenizer: Any
     name: str  # what to show: run name, folder name or Hub id
-    seq2seq: bool  # encoder-decoder (BlenderBot): the prompt is the turns joined by `separator`
+    seq2seq: bool  # encoder-decoder (BlenderBot): the prompt is the turns joined by the separator
     has_adapter: bool  # base vs tuned is possible
-    system_prompt: str
-    separator: str  # joins one turn's messages: split_bubbles and the seq2seq prompt use it
+    prompt: PromptStyle  # how training built its prompts: chat builds them the same way
     stop_strings: list[str]  # a fallback template's end-of-turn text that is not an EOS token
     context_size: int | None  # positions the model attends over (prompt + reply)
     device: str
+    trained_length: int | None = None  # the run's max_length: seq2seq inputs were cut there in training
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def system_prompt(self) -> str:
+        return self.prompt.system_prompt
+
+    @property
+    def separator(self) -> str:
+        """Joins one turn's messages: the reply splits into bubbles on it."""
+        return self.prompt.separator
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,9 @@ class _Plan:
     weights: str  # model folder or Hub id; the adapter folder when `base` is set
     base: str | None
     tokenizer: str
-    system_prompt: str = ""
-    # Only seq2seq runs join messages with the run's separator; causal chat turns keep the persona
-    # step's newlines inside one message.
-    separator: str = ""
+    prompt: PromptStyle | None = None  # None: the model kind's default (nothing says how it was trained)
     chat_template: str = "chatml"  # fallback when the tokenizer has no template
+    trained_length: int | None = None
     signature: tuple = ()  # file times, so a retrained run is reloaded
 
 
@@ -93,8 +100,6 @@ def clear_model_cache() -> None:
 def _plan(source: str | os.PathLike) -> _Plan:
     text = resolve(str(source))  # offline-tiny -> its folder; empty -> UserError
     path = Path(text).expanduser()
-    if path.name == "final" and (path.parent / "config.yaml").is_file():
-        path = path.parent  # the run's final/ folder: the run's config has the system prompt
     if path.is_dir():
         return _plan_folder(path)
     if text.startswith(("/", ".", "~")) or "\\" in text or text.count("/") > 1:
@@ -103,67 +108,31 @@ def _plan(source: str | os.PathLike) -> _Plan:
 
 
 def _plan_folder(path: Path) -> _Plan:
-    settings: dict[str, Any] = {}
-    model_dir, run_model = path, None
-    if (path / "config.yaml").is_file():
-        from training.train.config import RunConfig
-
-        config = RunConfig.from_yaml(path / "config.yaml")
-        system_prompt = config.system_prompt or _system_prompt_in(config.train_file)
-        settings = dict(system_prompt=system_prompt, separator=config.separator, chat_template=config.chat_template)
-        model_dir, run_model = path / "final", config.model
-        if not model_dir.is_dir():
-            raise UserError(f"{path.name}: this run has no final/ model yet; wait for it to finish or pick another")
-    card = _read_json(model_dir / "talklike.json")  # written by the trainer next to the result
-    if card.get("system_prompt"):
-        settings["system_prompt"] = card["system_prompt"]
-    if card.get("separator"):
-        settings["separator"] = card["separator"]
-    if card.get("chat_template") in FALLBACK_TEMPLATES:
-        settings["chat_template"] = card["chat_template"]
-    signature = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in model_dir.iterdir() if p.is_file()))
-    if (model_dir / "adapter_config.json").is_file():
-        base = _adapter_base(model_dir, run_model)
-    elif (model_dir / "config.json").is_file():
-        base = None
+    """A run (its final/ model, with the persona it trained on) or any trained model's folder."""
+    is_run = (path / "config.yaml").is_file() or (path.name == "final" and (path.parent / "config.yaml").is_file())
+    if is_run:
+        record = read_run(path)
+        if record.model is None:
+            raise UserError(f"{record.name}: this run has no final/ model yet; wait for it to finish or pick another")
+        folder, name, prompt, base = record.model, record.name, record.prompt, record.base_model
+        chat_template, trained_length = record.config.chat_template, record.config.max_length
     else:
-        raise UserError(f"{path.name}: not a run, adapter or model folder (no config.yaml or config.json inside)")
-    has_tokenizer = any((model_dir / name).is_file() for name in _TOKENIZER_FILES)
+        folder = read_model_folder(path)
+        if folder is None:
+            raise UserError(f"{path.name}: not a run, adapter or model folder (no config.yaml or config.json inside)")
+        name, base = path.name, folder.adapter_base or str(folder.info.get("base_model") or "")
+        prompt, chat_template, trained_length = folder.prompt(), "chatml", folder.info.get("max_length")
+        if folder.adapter and not base:
+            raise UserError(f"{path.name}/adapter_config.json: no base_model_name_or_path; which model is the base?")
+    if folder.info.get("chat_template") in FALLBACK_TEMPLATES:
+        chat_template = folder.info["chat_template"]
+    signature = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.path.iterdir() if p.is_file()))
     return _Plan(
-        name=path.name, weights=str(model_dir), base=base, tokenizer=str(model_dir) if has_tokenizer else base,
-        signature=signature, **settings,
+        name=name, weights=str(folder.path), base=base if folder.adapter else None,
+        tokenizer=str(folder.path) if folder.has_tokenizer or not folder.adapter else base, prompt=prompt,
+        chat_template=chat_template, trained_length=trained_length if isinstance(trained_length, int) else None,
+        signature=signature,
     )  # fmt: skip
-
-
-def _adapter_base(adapter_dir: Path, run_model: str | None) -> str:
-    base = str(_read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path") or "")
-    # A local base that has moved (another data folder) is found again through the run's model name.
-    if run_model and (not base or (Path(base).is_absolute() and not Path(base).exists())):
-        base = resolve(run_model)
-    if not base:
-        raise UserError(f"{adapter_dir.name}/adapter_config.json: no base_model_name_or_path; which model is the base?")
-    return base
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path.name}: not valid JSON ({error})") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _system_prompt_in(train_file: str) -> str:
-    """The system message of the first training row: the persona step may have put it in the data."""
-    try:
-        with open(train_file, encoding="utf-8") as handle:
-            row = json.loads(handle.readline())
-        first = (row.get("prompt") or row["messages"])[0]  # prompt/completion or messages rows
-        return first["content"] if first["role"] == "system" else ""
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return ""  # data moved or not chat rows: chat without a system prompt, as a plain run would
 
 
 def _load(plan: _Plan, device: str) -> ChatModel:
@@ -176,36 +145,27 @@ def _load(plan: _Plan, device: str) -> ChatModel:
     )
 
     base_source = plan.base or plan.weights
-    config = _pretrained(AutoConfig.from_pretrained, base_source, plan.name)
+    config = load_pretrained(AutoConfig.from_pretrained, base_source, plan.name)
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     dtype = torch.float32
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    model = _pretrained(loader.from_pretrained, base_source, plan.name, dtype=dtype)
+    model = load_pretrained(loader.from_pretrained, base_source, plan.name, dtype=dtype)
     if plan.base is not None:
         from peft import PeftModel
 
-        model = _pretrained(PeftModel.from_pretrained, model, plan.name, model_id=plan.weights)
+        model = load_pretrained(lambda adapter: PeftModel.from_pretrained(model, adapter), plan.weights, plan.name)
     model.to(device).eval()
-    tokenizer = _pretrained(AutoTokenizer.from_pretrained, plan.tokenizer, plan.name)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, plan.tokenizer, plan.name)
     if not seq2seq:
         ensure_chat_template(tokenizer, fallback=plan.chat_template)
     return ChatModel(
         model=model, tokenizer=tokenizer, name=plan.name, seq2seq=seq2seq, has_adapter=plan.base is not None,
-        system_prompt=plan.system_prompt, separator=(plan.separator or "|") if seq2seq else "\n",
-        stop_strings=_stop_strings(tokenizer, model),
-        context_size=_context_size(model.config, tokenizer), device=device,
+        prompt=plan.prompt or PromptStyle(separator=default_separator(seq2seq)),
+        stop_strings=_stop_strings(tokenizer, model), context_size=_context_size(model.config, tokenizer),
+        device=device, trained_length=plan.trained_length,
     )  # fmt: skip
-
-
-def _pretrained(loader, source: Any, name: str, **kwargs: Any) -> Any:
-    try:
-        return loader(source, **kwargs)
-    except (OSError, ValueError) as error:
-        where = "folder" if os.path.exists(str(kwargs.get("model_id", source))) else "Hub id"
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(f"model {name!r}: cannot load it as a {where} ({first_line[:200]})") from None
 
 
 def _stop_strings(tokenizer: Any, model: Any) -> list[str]:

@@ -29,6 +29,9 @@ def _chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, help="longest reply in tokens")
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--base", action="store_true", help="answer with the base model (adapter switched off)")
+    parser.add_argument("--print-prompt", action="store_true",
+                        help="print the text the model would receive for --prompt (its chat template, system "
+                             "prompt, persona settings) and exit without replying")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -47,11 +50,14 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_chat_command(args: argparse.Namespace) -> None:
-    """`python -m training chat`: print the reply as it is generated."""
-    from training.chat.generate import load_chat_model, stream_reply
+    """`python -m training chat`: print the reply as it is generated (or, with --print-prompt, the prompt)."""
+    from training.chat.generate import build_prompt, load_chat_model, stream_reply
 
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
     model = load_chat_model(args.source)
+    if args.print_prompt:  # seq2seq: the encoder's text, before its tokenizer adds special tokens
+        sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens).text + "\n")
+        return
     printed = ""
     for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
         # Stripping can only shorten the end, so each text extends what was printed.

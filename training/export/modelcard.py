@@ -61,7 +61,7 @@ def write_model_card(source, folder: Path, merged: bool, model_id: str, samples:
     """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path."""
     from huggingface_hub import ModelCard
 
-    metrics = read_metrics(source.path / "metrics.jsonl")
+    metrics = source.metrics()
     has_plot = write_loss_plot(metrics, folder / LOSS_PLOT)
     best_eval = _best(metrics, "eval_loss", source.status.get("best_eval_loss"))
     data = card_data(source, merged, model_id, best_eval)
@@ -120,10 +120,10 @@ def _summary(source, merged: bool) -> str:
 
 
 def usage_snippet(source, merged: bool, model_id: str) -> str:
-    system = source.info.get("system_prompt") or ""
+    system = source.prompt.system_prompt
     if source.seq2seq:
         loader = "AutoModelForSeq2SeqLM" if merged or not source.adapter else "AutoPeftModelForSeq2SeqLM"
-        separator = source.info.get("separator") or "\n"
+        separator = source.prompt.separator
         prompt = f"inputs = tokenizer({separator!r}.join(['hey!', 'how was your day?']), return_tensors='pt')"
         generate = "reply = model.generate(**inputs, max_new_tokens=60)\nprint(tokenizer.decode(reply[0], skip_special_tokens=True))"
     else:
@@ -196,22 +196,6 @@ def _data_summary(source) -> str:
         lines.append(f"- validation: {counts['validation_split']:.0%} of the examples held out")
     lines.append("\nThe conversations themselves are not published here.")
     return "\n".join(lines)
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    records = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return records
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line still being written, or damaged: the plot does without it
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def _best(metrics: list[dict[str, Any]], key: str, fallback: float | None) -> float | None:

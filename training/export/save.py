@@ -18,11 +18,13 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from training.errors import UserError
+from training.models import load_pretrained
+from training.train.run_record import RunRecord, write_model_info
+from training.train.run_record import read_run as read_record
 
 MB = 1_000_000
 DEFAULT_SHARD_SIZE = "5GB"  # the Hub's recommended upper bound per file
@@ -36,64 +38,13 @@ TOKENIZER_FILES = (
 )  # fmt: skip
 
 
-@dataclass
-class RunSource:
-    """What an export needs to know about a run, read from its folder without loading weights."""
-
-    path: Path
-    config: Any  # RunConfig
-    final_dir: Path
-    adapter: bool  # final/ holds a peft adapter (else a full model)
-    seq2seq: bool
-    base_model: str  # what from_pretrained loads the base from (Hub id or folder)
-    info: dict[str, Any]  # final/talklike.json, or the same fields rebuilt from config.yaml
-    status: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def read_run(run_dir: str | os.PathLike) -> RunSource:
+def read_run(run_dir: str | os.PathLike) -> RunRecord:
     """The run at `run_dir` (a path, or a run name under the runs folder), checked to have final/."""
-    from training.train.runs import open_run, read_status, runs_root
-
-    path = Path(run_dir)
-    if not (path / "config.yaml").is_file() and (runs_root() / str(run_dir)).is_dir():
-        path = runs_root() / str(run_dir)
-    run = open_run(path)
-    config, final = run.config(), run.final_dir
-    adapter = (final / "adapter_config.json").is_file()
-    if not adapter and not (final / "config.json").is_file():
-        state = read_status(run).get("state", "created")
-        raise UserError(f"{run.path}: no trained model in final/ yet (run is {state}); export it once training has finished")
-    info = _read_json(final / "talklike.json") if (final / "talklike.json").is_file() else {}
-    adapter_config = _read_json(final / "adapter_config.json") if adapter else {}
-    base = info.get("base_model") or adapter_config.get("base_model_name_or_path") or _resolve(config.model)
-    if adapter:
-        seq2seq = adapter_config.get("task_type") == "SEQ_2_SEQ_LM"
-    else:
-        seq2seq = bool(_read_json(final / "config.json").get("is_encoder_decoder"))
-    info = {
-        "model": config.model, "method": config.method, "seq2seq": seq2seq, "chat_template": config.chat_template,
-        "system_prompt": config.system_prompt, "separator": config.separator if seq2seq else None,
-        "max_length": config.max_length, **info, "base_model": base,
-    }  # fmt: skip
-    return RunSource(run.path, config, final, adapter, seq2seq, base, info, read_status(run))
-
-
-def _resolve(model: str) -> str:
-    from training.models import resolve
-
-    return resolve(model)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"{path}: unreadable ({error})") from None
-    return value if isinstance(value, dict) else {}
+    record = read_record(run_dir)
+    if record.model is None:
+        state = record.status.get("state", "created")
+        raise UserError(f"{record.path}: no trained model in final/ yet (run is {state}); export it once training has finished")
+    return record
 
 
 # ---- sizes ------------------------------------------------------------------------------------
@@ -185,7 +136,7 @@ def export_run(
         model_id = repo_id or out.name
         info = {**source.info, "export": "merged" if merged else "adapter", "model_id": model_id,
                 "model": _shareable(source.config.model), "base_model": _shareable(source.base_model)}  # fmt: skip
-        (stage / "talklike.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_model_info(stage, info)  # the prompt settings only: the data's manifest stays private
         write_model_card(source, stage, merged=merged, model_id=model_id, samples=samples)
     return out
 
@@ -195,7 +146,7 @@ def _shareable(model: str) -> str:
     return Path(model).name if Path(model).expanduser().exists() else model
 
 
-def _needed_bytes(source: RunSource, merged: bool) -> int:
+def _needed_bytes(source: RunRecord, merged: bool) -> int:
     sizes = export_sizes(source.path)
     value = sizes["merged_mb"] if merged else sizes["adapter_mb"]
     return int((value or 0) * MB) + 2 * MB  # + the card, the plot, talklike.json
@@ -249,7 +200,7 @@ def _disk_full_message(out: Path, needed: int, free: int) -> str:
     )
 
 
-def _copy_adapter(source: RunSource, stage: Path) -> None:
+def _copy_adapter(source: RunRecord, stage: Path) -> None:
     copied = [name for name in ADAPTER_FILES if (source.final_dir / name).is_file()]
     if not any(name.startswith("adapter_model") for name in copied):
         raise UserError(f"{source.final_dir}: adapter_config.json without adapter weights; the run did not finish saving")
@@ -257,38 +208,34 @@ def _copy_adapter(source: RunSource, stage: Path) -> None:
         shutil.copy2(source.final_dir / name, stage / name)
 
 
-def _copy_full_model(source: RunSource, stage: Path) -> None:
+def _copy_full_model(source: RunRecord, stage: Path) -> None:
     for path in source.final_dir.iterdir():
         is_model_file = path.name.endswith(WEIGHT_SUFFIXES) or path.name in ("config.json", "model.safetensors.index.json")
         if path.is_file() and is_model_file and path.name != "training_args.bin":
             shutil.copy2(path, stage / path.name)
 
 
-def load_run_model(source: RunSource, merged: bool = False):
+def load_run_model(source: RunRecord, merged: bool = False):
     """The run's model as it chats: base + adapter (a PeftModel), merged into plain weights if asked."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     loader = AutoModelForSeq2SeqLM if source.seq2seq else AutoModelForCausalLM
     if not source.adapter:
-        return loader.from_pretrained(source.final_dir, dtype="auto")
+        return load_pretrained(loader.from_pretrained, str(source.final_dir), source.name, dtype="auto")
     from peft import PeftModel
 
-    try:
-        base = loader.from_pretrained(source.base_model, dtype="auto")
-    except OSError as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise UserError(f"model {source.base_model!r}: cannot load the base model to merge into ({first})") from None
+    base = load_pretrained(loader.from_pretrained, source.base_model, dtype="auto")
     model = PeftModel.from_pretrained(base, source.final_dir).eval()
     return model.merge_and_unload() if merged else model
 
 
-def _write_merged(source: RunSource, stage: Path, max_shard_size: str | int) -> None:
+def _write_merged(source: RunRecord, stage: Path, max_shard_size: str | int) -> None:
     model = load_run_model(source, merged=True)
     model.config.use_cache = True  # training switched it off; generation wants it back
     model.save_pretrained(stage, max_shard_size=max_shard_size)
 
 
-def _write_tokenizer(source: RunSource, stage: Path) -> None:
+def _write_tokenizer(source: RunRecord, stage: Path) -> None:
     """The tokenizer the run trained with (chat template included), from final/ or rebuilt from the base."""
     if (source.final_dir / "tokenizer_config.json").is_file():
         for name in TOKENIZER_FILES:
@@ -299,13 +246,13 @@ def _write_tokenizer(source: RunSource, stage: Path) -> None:
 
     from training.templates import ensure_chat_template
 
-    tokenizer = AutoTokenizer.from_pretrained(source.base_model)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source.base_model)
     if not source.seq2seq:  # the same fallback the run trained with (methods._ensure_template)
         ensure_chat_template(tokenizer, fallback=source.config.chat_template)
     tokenizer.save_pretrained(stage)
 
 
-def _write_generation_config(source: RunSource, stage: Path) -> None:
+def _write_generation_config(source: RunRecord, stage: Path) -> None:
     """generation_config.json: the run's or the base's (stop tokens, pad id), else one from the tokenizer."""
     if (stage / "generation_config.json").is_file():  # save_pretrained of a merged model wrote it
         return

@@ -79,7 +79,6 @@ class RunConfig:
     output_dir: str = ""  # run folder; empty = <data dir>/runs/<name>
     system_prompt: str = ""  # added to rows that have no system message, and used when chatting
     chat_template: str = "chatml"  # fallback when the tokenizer has no chat template
-    separator: str = "|"  # seq2seq models (BlenderBot): joins messages, as in seed 000
     report_to: str = "none"  # none | tensorboard
     use_unsloth: str = "auto"  # auto = on CUDA when unsloth is installed | on | off
 
@@ -91,10 +90,14 @@ class RunConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, keep_retired: bool = False) -> Path:
+        """Write config.yaml; `keep_retired` keeps the retired fields a file being replaced held, so
+        an older run still says what it trained with."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml(), encoding="utf-8")
+        retired = retired_values(path) if keep_retired else {}
+        extra = yaml.safe_dump(retired, sort_keys=False, allow_unicode=True) if retired else ""
+        path.write_text(self.to_yaml() + extra, encoding="utf-8")
         return path
 
     @classmethod
@@ -112,7 +115,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> RunConfig:
         if not isinstance(data, dict):
             raise UserError(f"{where}: expected a mapping of field: value, got {type(data).__name__}")
-        return cls(**_coerce_fields(data, where))
+        current = {key: value for key, value in data.items() if key not in RETIRED_FIELDS}
+        return cls(**_coerce_fields(current, where))
 
     def with_overrides(self, **flags: Any) -> RunConfig:
         """A copy with the given fields replaced; None means "not given" (CLI flags left out)."""
@@ -149,6 +153,19 @@ class RunConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
+# Fields older config.yaml files still hold: read without complaint, never written again. The
+# separator is the data set's now (its persona manifest); train/run_record.py reads an old run's
+# value only when the run has no manifest.
+RETIRED_FIELDS = ("separator",)
+
+
+def retired_values(path: str | os.PathLike) -> dict[str, Any]:
+    """The retired fields an older config.yaml still holds, as written; {} for none or no file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {key: data[key] for key in RETIRED_FIELDS if key in data} if isinstance(data, dict) else {}
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> list[str]:

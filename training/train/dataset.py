@@ -7,7 +7,8 @@ Row shapes (what training/data/persona.py writes, and what TRL calls them):
                         turn, so the loss still covers only my replies
 Causal models tokenize with templates.tokenize_row, which reproduces TRL's own preparation token for
 token, so the loss-mask preview in the UI is exactly what trains; seq2seq models (BlenderBot, seed
-000) get the prompt's messages joined with the separator as the encoder input and my reply as target.
+000) get the prompt's messages joined with the persona's separator as the encoder input and my reply
+as target.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import UserError
+from training.prompting import seq2seq_source
 from training.templates import tokenize_row
 from training.train.config import RunConfig
 
@@ -130,11 +132,11 @@ def causal_dataset(tokenizer: Any, rows: list[dict[str, Any]], config: RunConfig
     return Dataset.from_list(kept), dropped
 
 
-def seq2seq_dataset(tokenizer: Any, rows: list[dict[str, Any]], config: RunConfig):
-    """Encoder input = the other people's messages joined with the separator, target = my reply.
+def seq2seq_dataset(tokenizer: Any, rows: list[dict[str, Any]], config: RunConfig, separator: str):
+    """Encoder input = the prompt's messages joined with the persona's separator, target = my reply.
 
-    Newlines become the separator too: seed 000 joined messages with '|' because some tokenizers
-    turn newlines into spaces, which would erase the message boundaries the persona is made of.
+    The chat path builds its input with the same function (prompting.seq2seq_source) and cuts it the
+    same way, at max_length from the left.
     """
     from datasets import Dataset
 
@@ -142,18 +144,14 @@ def seq2seq_dataset(tokenizer: Any, rows: list[dict[str, Any]], config: RunConfi
     for row in rows:
         if "prompt" not in row:
             raise UserError(f"train_file: {config.model} is a seq2seq model and needs prompt/completion rows, not text")
-        sources.append(_joined([m for m in row["prompt"] if m["role"] != "system"], config.separator))
-        targets.append(_joined(row["completion"], config.separator))
+        sources.append(seq2seq_source(row["prompt"], separator))
+        targets.append(seq2seq_source(row["completion"], separator))
     # The end of a conversation is what the reply answers, so long inputs lose their oldest messages.
     tokenizer.truncation_side = "left"
     inputs = tokenizer(sources, truncation=True, max_length=config.max_length)
     tokenizer.truncation_side = "right"
     labels = tokenizer(text_target=targets, truncation=True, max_length=config.max_length)["input_ids"]
     return Dataset.from_dict({**inputs, "labels": labels}), 0
-
-
-def _joined(messages: list[dict[str, Any]], separator: str) -> str:
-    return separator.join(m["content"].replace("\n", separator) for m in messages if m["content"])
 
 
 def update_steps(rows: int, config: RunConfig, world_size: int = 1) -> int:

@@ -20,7 +20,7 @@ import psutil
 import torch
 
 from training.errors import UserError
-from training.models import resolve
+from training.models import load_pretrained, resolve
 from training.train.config import RunConfig
 
 GB = 1024**3
@@ -100,12 +100,7 @@ def architecture(model: str):
     if model in KNOWN_ARCHITECTURES:
         known = dict(KNOWN_ARCHITECTURES[model])
         return CONFIG_MAPPING[known.pop("model_type")](**known)
-    source = resolve(model)
-    try:
-        return AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise UserError(f"model {model!r}: cannot read its config to estimate ({reason})") from None
+    return load_pretrained(AutoConfig.from_pretrained, resolve(model), model)
 
 
 def count_parameters(config: RunConfig, arch) -> tuple[int, int]:
@@ -342,9 +337,9 @@ def _local_tokenizer(model: str):
     """
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(resolve(model), local_files_only=True)
-    except (OSError, ValueError):
+    try:  # its own copy: the fallback template set below must not leak into other users' tokenizer
+        return load_pretrained(AutoTokenizer.from_pretrained, resolve(model), model, local_files_only=True)
+    except UserError:
         return None
 
 

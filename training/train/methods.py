@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from training.errors import UserError
-from training.models import resolve
+from training.models import load_pretrained, resolve
 from training.train.config import RunConfig
 
 # peft has no default targets for these (seed 000 had to list BlenderBot's by hand).
@@ -81,7 +81,7 @@ def load_tokenizer(config: RunConfig, hardware: Hardware) -> Loaded:
     from transformers import AutoConfig
 
     source = resolve(config.model)
-    model_config = _pretrained(AutoConfig.from_pretrained, source, config.model)
+    model_config = load_pretrained(AutoConfig.from_pretrained, source, config.model)
     seq2seq = bool(getattr(model_config, "is_encoder_decoder", False))
     if _wants_unsloth(config, hardware, seq2seq):
         loaded = _load_unsloth(config, source, precision(config, hardware))
@@ -102,20 +102,10 @@ def load_model(loaded: Loaded, config: RunConfig, hardware: Hardware, total_step
     return loaded.model
 
 
-def _pretrained(loader, source: str, name: str, **kwargs):
-    try:
-        return loader(source, **kwargs)
-    except (OSError, ValueError) as error:
-        where = "folder" if os.path.exists(source) else "Hub id"
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(f"model {name!r}: cannot load it as a {where} ({first_line[:200]}); check the name, "
-                        "your network, or use offline-tiny") from None  # fmt: skip
-
-
 def _load_tokenizer(source: str, config: RunConfig):
     from transformers import AutoTokenizer
 
-    tokenizer = _pretrained(AutoTokenizer.from_pretrained, source, config.model)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source, config.model)
     if tokenizer.pad_token is None:  # GPT-2 and Llama have none; padding positions never enter the loss
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -140,7 +130,7 @@ def _load_model(config: RunConfig, source: str, seq2seq: bool, compute: str):
         kwargs["quantization_config"] = _quantization(config, kwargs.get("dtype", torch.float32))
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    model = _pretrained(loader.from_pretrained, source, config.model, **kwargs)
+    model = load_pretrained(loader.from_pretrained, source, config.model, **kwargs)
     if config.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -237,9 +227,11 @@ def _load_unsloth(config: RunConfig, source: str, compute: str) -> Loaded | None
     quantized = {"load_in_4bit": config.method == "qlora" and config.quantization_bits == 4}
     if config.method == "qlora" and config.quantization_bits == 8:
         quantized["load_in_8bit"] = True
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=source, max_seq_length=config.max_length,
-        dtype=torch.bfloat16 if compute == "bf16" else torch.float16 if compute == "fp16" else None, **quantized,
+    dtype = torch.bfloat16 if compute == "bf16" else torch.float16 if compute == "fp16" else None
+    model, tokenizer = load_pretrained(
+        lambda name: FastLanguageModel.from_pretrained(model_name=name, max_seq_length=config.max_length,
+                                                       dtype=dtype, **quantized),
+        source, config.model,
     )  # fmt: skip
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -55,11 +55,12 @@ PRESETS: dict[str, Preset] = {
             "Seed 000: BlenderBot 400M + AdaLoRA, replies joined with '|'",
             "Seed 000 (JamesBot): facebook/blenderbot-400M-distill, a seq2seq chat model; AdaLoRA r16 alpha32 "
             "dropout 0.1 on q_proj,k_proj,v_proj,out_proj,fc1,fc2 (peft has no default for BlenderBot); "
-            "messages joined with '|' so no tokenizer rewrites newlines. AdaLoRA starts every module at r16 "
+            "messages joined with '|' so no tokenizer rewrites newlines (choose '|' in the Data tab, or prepare "
+            "--separator '|'; the run uses the data's separator). AdaLoRA starts every module at r16 "
             "and prunes to an average of 8. The article gives no lr or epochs: 1e-3 and 3 are talklike's guesses.",
             model="facebook/blenderbot-400M-distill", method="adalora", lora_r=16, lora_alpha=32, lora_dropout=0.1,
             adalora_init_r=16, adalora_target_r=8,
-            target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"], separator="|",
+            target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
             learning_rate=1e-3, scheduler="linear", epochs=3.0, batch_size=8, max_length=128,
         ),
         _preset(

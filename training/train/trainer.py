@@ -8,6 +8,7 @@ gets every log event, a STOP file stops at the next step, and checkpoints make a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -60,7 +61,7 @@ def run_folder(config: RunConfig) -> tuple[Run, RunConfig]:
     if is_main_process():
         run.path.mkdir(parents=True, exist_ok=True)
         config = dataclasses.replace(config, name=config.name or run.name)
-        config.save(run.config_path)  # the folder records what actually ran, overrides included
+        config.save(run.config_path, keep_retired=True)  # the folder records what actually ran, overrides included
     return run, config
 
 
@@ -131,7 +132,8 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
     rows = load_rows(config)
     loaded = methods.load_tokenizer(config, hardware)
-    to_dataset = seq2seq_dataset if loaded.seq2seq else causal_dataset
+    prompt = _persona(run, config, resume, loaded.seq2seq)
+    to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
     train_set, dropped = to_dataset(loaded.tokenizer, rows.train, config)
     eval_set = to_dataset(loaded.tokenizer, rows.validation, config)[0] if rows.validation else None
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -160,7 +162,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         trainer.save_model(str(run.final_dir))
     if is_main_process():
         loaded.tokenizer.save_pretrained(run.final_dir)
-        _write_model_card(run, config, loaded)
+        _write_model_info(run, config, loaded, prompt)
     stopped_at = trainer.state.global_step
     early = not stop.stopped and stopped_at < trainer.state.max_steps
     return {
@@ -295,18 +297,26 @@ def _step_of(line: str) -> float:
         return float("inf")
 
 
-def _write_model_card(run: Run, config: RunConfig, loaded) -> None:
-    """final/talklike.json: what chat and export need to use the result the way it was trained."""
-    info = {
-        "base_model": loaded.source,
-        "model": config.model,
-        "method": config.method,
-        "seq2seq": loaded.seq2seq,
-        "chat_template": loaded.template,
-        "system_prompt": config.system_prompt,
-        "separator": config.separator if loaded.seq2seq else None,
-        "max_length": config.max_length,
-        "run": run.name,
-    }
-    (run.final_dir / "talklike.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+def _persona(run: Run, config: RunConfig, resume: bool, seq2seq: bool):
+    """The prompt settings of the data (its manifest, copied into the run folder), said in the log."""
+    from training.train.run_record import record_manifest, run_manifest, run_prompt
 
+    manifest = record_manifest(run, config, resume) if is_main_process() else run_manifest(run, config)
+    prompt = run_prompt(run, config, manifest, seq2seq)
+    origin = "the data's manifest" if manifest is not None else "defaults (the data has no .persona.json manifest)"
+    context = f"{prompt.context_turns} earlier turns" if prompt.context_turns else "every earlier turn"
+    print(f"talklike: prompts from {origin}: messages joined with {prompt.separator!r}, {context}, "
+          f"{'a' if prompt.system_prompt else 'no'} system prompt", flush=True)  # fmt: skip
+    if seq2seq and "\n" in prompt.separator:
+        print("talklike: note: seq2seq tokenizers may turn newlines into spaces, erasing message boundaries; "
+              "seed 000 prepared its data with --separator '|'", flush=True)  # fmt: skip
+    return prompt
+
+
+def _write_model_info(run: Run, config: RunConfig, loaded, prompt) -> None:
+    """final/talklike.json: what chat and export need to use the result the way it was trained."""
+    from training.train.run_record import model_info, write_model_info
+
+    fields = {"base_model": loaded.source, "model": config.model, "method": config.method, "seq2seq": loaded.seq2seq,
+              "chat_template": loaded.template, "max_length": config.max_length, "run": run.name}  # fmt: skip
+    write_model_info(run.final_dir, model_info(prompt, fields))
