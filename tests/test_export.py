@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 
 import pytest
 import torch
@@ -143,6 +144,28 @@ def test_nothing_from_the_training_data_or_local_paths_reaches_the_export(lora, 
         assert str(lora.base) not in card_text + (folder / "talklike.json").read_text()
         for path in folder.iterdir():
             assert SECRET_LINE.encode() not in path.read_bytes(), path.name
+
+
+def test_an_export_chats_with_the_runs_persona_but_carries_only_its_prompt_settings(lora, tmp_path):
+    from training.chat.generate import build_prompt, clear_model_cache, load_chat_model
+
+    run = tmp_path / "my-run"
+    shutil.copytree(lora.path, run)
+    prompt = {"separator": "|", "system_prompt": "You are Sam.", "context_turns": 2, "name_prefix_in_groups": True}
+    manifest = {"format_version": 1, "prompt": prompt, "shaping": {"me": "Sam Rivera", "exclude_threads": ["Mum"]}}
+    (run / "persona.json").write_text(json.dumps(manifest))  # the data set's manifest, as training copies it
+    folder = export_run(run, tmp_path / "export", merge=False)
+
+    info = json.loads((folder / "talklike.json").read_text())
+    assert info["prompt"] == prompt and info["system_prompt"] == "You are Sam."
+    assert not {"shaping", "me", "format_version"} & set(info) and "Mum" not in (folder / "talklike.json").read_text()
+    history = [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "yo"},
+               {"role": "assistant", "content": "sup"}, {"role": "user", "content": "dinner?"}]  # fmt: skip
+    from_run, from_export = (build_prompt(load_chat_model(path, device="cpu"), history, "at 7") for path in (run, folder))
+    assert from_export.input_ids == from_run.input_ids
+    assert from_run.messages == [{"role": "system", "content": "You are Sam."},  # 2 turns of context, as trained
+                                 {"role": "user", "content": "dinner?|at 7"}]  # fmt: skip
+    clear_model_cache()
 
 
 def test_card_names_a_hub_base_model(lora):

@@ -225,7 +225,8 @@ def load_run_model(source: RunRecord, merged: bool = False):
     from peft import PeftModel
 
     base = load_pretrained(loader.from_pretrained, source.base_model, dtype="auto")
-    model = PeftModel.from_pretrained(base, source.final_dir).eval()
+    model = load_pretrained(lambda adapter: PeftModel.from_pretrained(base, adapter), str(source.final_dir), source.name)
+    model.eval()
     return model.merge_and_unload() if merged else model
 
 

@@ -132,7 +132,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
     rows = load_rows(config)
     loaded = methods.load_tokenizer(config, hardware)
-    prompt = _persona(run, config, resume, loaded.seq2seq)
+    prompt = _prompt_settings(run, config, resume, loaded.seq2seq)
     to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
     train_set, dropped = to_dataset(loaded.tokenizer, rows.train, config)
     eval_set = to_dataset(loaded.tokenizer, rows.validation, config)[0] if rows.validation else None
@@ -297,7 +297,7 @@ def _step_of(line: str) -> float:
         return float("inf")
 
 
-def _persona(run: Run, config: RunConfig, resume: bool, seq2seq: bool):
+def _prompt_settings(run: Run, config: RunConfig, resume: bool, seq2seq: bool):
     """The prompt settings of the data (its manifest, copied into the run folder), said in the log."""
     from training.train.run_record import record_manifest, run_manifest, run_prompt
 
