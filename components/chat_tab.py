@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 import gradio as gr
 
 from training.chat import generate
+from training.chat.serving import ChatLimits
 from training.models import OFFLINE_TINY
-from training.train.runs import list_runs
 
 from .common import shows_user_errors
 
@@ -44,11 +44,17 @@ class SessionGuard:
             self._busy.discard(session)
 
 
-def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | None = None,
-                   concurrency_limit: int | None = None) -> ChatTab:
-    """`fixed_source`: the model friends chat with (chat-only mode); None = a picker for the owner."""
+def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None,
+                   decoding_defaults: generate.DecodingSettings | None = None) -> ChatTab:
+    """`fixed_source`: the model friends chat with (chat-only mode); None = a picker for the owner.
+
+    `limits` bound what a visitor may ask (the same ones as the OpenAI endpoint); `decoding_defaults`
+    is what the Decoding panel starts with.
+    """
     guard = SessionGuard()
-    cap = max_new_tokens_cap or 1024
+    cap = limits.max_new_tokens if limits else 1024
+    concurrency_limit = limits.concurrency if limits else None
+    defaults = decoding_defaults or generate.PRESETS["Greedy"]
     with gr.Row():
         if fixed_source is None:
             source = gr.Dropdown(_chat_sources(), value=None, allow_custom_value=True, scale=4,
@@ -69,17 +75,16 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
     gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
     with gr.Accordion("Decoding", open=False):
-        decoding = gr.Radio(list(generate.PRESETS), value="Greedy", label="Style (Greedy = always the likeliest word)")
-        defaults = generate.PRESETS["Greedy"]
+        decoding = gr.Radio(list(generate.PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)")
         with gr.Row():
             knobs = {
-                "temperature": gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"),
-                "top_p": gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"),
-                "top_k": gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)"),
-                "repetition_penalty": gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty"),
-                "no_repeat_ngram_size": gr.Slider(0, 6, value=0, step=1, label="No repeated n-grams of size"),
+                "temperature": gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature"),
+                "top_p": gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p"),
+                "top_k": gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)"),
+                "repetition_penalty": gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"),
+                "no_repeat_ngram_size": gr.Slider(0, 6, value=defaults.no_repeat_ngram_size, step=1, label="No repeated n-grams of size"),
                 "max_new_tokens": gr.Slider(8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"),
-                "seed": gr.Number(value=0, precision=0, label="Seed (blank = random)"),
+                "seed": gr.Number(value=defaults.seed, precision=0, label="Seed (blank = random)"),
             }
 
     def on_preset(name: str):
@@ -96,7 +101,7 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
             return
         settings = _settings(values, decoding, knobs, cap)
         yield from _guarded(guard, request, lambda: _converse(values[source], text, values[tuned], values[base],
-                                                              values[compare], settings))  # fmt: skip
+                                                              values[compare], settings, limits))  # fmt: skip
 
     def retry_last(values: dict, request: gr.Request):
         history = values[tuned]
@@ -107,7 +112,7 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
         base_history = values[base][: _last_user_index(values[base])] if values[compare] else []
         settings = _settings(values, decoding, knobs, cap)
         yield from _guarded(guard, request, lambda: _converse(values[source], text, history[:last_user], base_history,
-                                                              values[compare], settings))  # fmt: skip
+                                                              values[compare], settings, limits))  # fmt: skip
 
     outputs = [message, tuned, base, speed]
     send_event = send.click(shows_user_errors(respond), inputs=inputs, outputs=outputs, api_name="chat",
@@ -138,22 +143,24 @@ def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.Decodin
     return generate.preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
 
 
-def _converse(source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
+def _converse(source, text: str, tuned_history: list, base_history: list, compare: bool, settings, limits=None):
     if not source:
         raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-tiny.")
+    # What the model sees is bounded by the server's limits; the page keeps showing the whole chat.
+    context = limits.bound if limits else (lambda history, _: history)
     model = generate.load_chat_model(source)
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
     yield "", tuned_after, base_after if compare else base_history, "…"
     tuned_done = tuned_after
     report = ""
-    for shown, report in _stream(model, tuned_history, text, settings, use_adapter=True):
+    for shown, report in _stream(model, context(tuned_history, text), text, settings, use_adapter=True):
         tuned_done = tuned_after + shown
         yield "", tuned_done, base_after if compare else base_history, report
     if not compare:
         return
     tuned_report = report
-    for shown, report in _stream(model, base_history, text, settings, use_adapter=False):
+    for shown, report in _stream(model, context(base_history, text), text, settings, use_adapter=False):
         yield "", tuned_done, base_after + shown, f"fine-tuned: {tuned_report} · base: {report}"
 
 
@@ -188,11 +195,20 @@ def _text(content) -> str:
     return str(content)
 
 
+def _preset_name(settings: generate.DecodingSettings) -> str:
+    """The preset whose settings these are, else the closest style (knobs carry the rest)."""
+    same = [name for name, preset in generate.PRESETS.items() if preset == settings]
+    return same[0] if same else ("Balanced" if settings.do_sample else "Greedy")
+
+
 def _last_user_index(history: list) -> int:
     return max((i for i, m in enumerate(history) if m["role"] == "user"), default=len(history))
 
 
 def _chat_sources() -> list[str]:
+    # Imported here: only the studio's picker lists runs, and a chat-only Space ships no training code.
+    from training.train.runs import list_runs
+
     finished = [(f"{r['name']} ({r['method']}, {r['state']})", r["path"]) for r in list_runs() if r["has_final"]]
     return finished + [(OFFLINE_TINY, OFFLINE_TINY)]
 

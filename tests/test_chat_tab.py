@@ -8,6 +8,7 @@ from gradio_client import Client
 import app
 from tests.export_runs import CHAT, adapter_run
 from tests.ui_client import call, launch
+from training.chat.serving import ChatLimits
 
 STUDIO_ENDPOINTS = {"/import_files", "/build_examples", "/show_example", "/load_preset", "/estimate", "/start_run",
                     "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep"}  # fmt: skip
@@ -60,7 +61,7 @@ def test_no_model_chosen_is_a_readable_error(studio):
 
 @pytest.fixture(scope="module")
 def chat_only(run):
-    demo = app.build_chat_app(str(run.path), max_new_tokens=16, concurrency=2)
+    demo = app.build_chat_app(str(run.path), ChatLimits(max_new_tokens=16, concurrency=2))
     url = launch(demo)
     yield url
     demo.close()
