@@ -178,11 +178,13 @@ def stream_reply(
     settings: DecodingSettings | None = None,
     use_adapter: bool = True,
     cancel: threading.Event | None = None,
+    usage: dict[str, int] | None = None,
 ) -> Iterator[str]:
     """Yield the reply as it grows (each item is the whole text so far, stripped).
 
     `use_adapter=False` answers with the base model (needs an adapter). Setting `cancel` stops
     generation at the next token; the worker thread has ended when this generator returns or closes.
+    `usage`, if given, receives prompt_tokens and completion_tokens (tokens generated, end marker included).
     """
     settings = dataclasses.replace(settings or DecodingSettings()).validate()
     if not use_adapter and not model.has_adapter:
@@ -210,6 +212,8 @@ def stream_reply(
     finally:  # also runs when the caller stops iterating: never leave generate running
         halt.set()
         worker.join()
+        if usage is not None:
+            usage.update(prompt_tokens=len(prompt.input_ids), completion_tokens=streamer.generated)
     if failures:
         if "out of memory" in str(failures[0]).lower():
             raise UserError("max_new_tokens: out of memory while generating; lower it or start a new chat") from None
@@ -327,12 +331,14 @@ def _token_streamer_class():
         """
 
         shown_tokens = 0  # tokens at the start of token_cache whose text has been passed on
+        generated = 0  # tokens generated so far (usage counts for the OpenAI endpoint)
 
         def put(self, value):
             if self.skip_prompt and self.next_tokens_are_prompt:
                 self.next_tokens_are_prompt = False  # the first call carries the prompt
                 return
             self.token_cache.extend(value.reshape(-1).tolist())
+            self.generated += value.numel()
             new_text = self._new_text()
             if new_text and not new_text.endswith("\ufffd"):
                 self.on_finalized_text(new_text)

@@ -61,7 +61,6 @@ class _Request:
     stream: bool
     include_usage: bool
     stop: list[str]
-    prompt_tokens: int = 0  # counted before answering, which also checks that the prompt fits
 
 
 def openai_router(
@@ -118,7 +117,7 @@ def openai_router(
             body = await _read_json(request, body_limit)
             call = _parse(body, models(), limits, defaults)
             model = await run_in_threadpool(generate.load_chat_model, call.source)
-            call.prompt_tokens = await run_in_threadpool(_prompt_tokens, model, call)
+            await run_in_threadpool(_check_prompt_fits, model, call)  # a 400 now, not an error mid-stream
             if call.stream:
                 entered = False  # the stream releases its slot when it ends
                 return StreamingResponse(_events(model, call, admission), media_type="text/event-stream",
@@ -235,12 +234,12 @@ def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> generate.De
 
 
 def _complete(model, call: _Request) -> dict[str, Any]:
-    text, stopped = "", False
-    for text in generate.stream_reply(model, call.history, call.message, call.settings):
+    text, stopped, counts = "", False, {}
+    for text in generate.stream_reply(model, call.history, call.message, call.settings, usage=counts):
         text, stopped = _cut(text, call.stop)
         if stopped:
             break
-    usage = _usage(model, call, text)
+    usage = _usage(counts)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": call.model_id,
@@ -256,8 +255,9 @@ async def _events(model, call: _Request, admission: Admission):
     A thread runs the generator and hands texts over a queue, so a client that hangs up is noticed
     at once (the wait on the queue is abandoned) and generation stops at the next token.
     """
-    cancel, texts = threading.Event(), queue.SimpleQueue()
-    producer = threading.Thread(target=_produce, args=(model, call, cancel, texts), name="talklike-api-reply", daemon=True)
+    cancel, texts, counts = threading.Event(), queue.SimpleQueue(), {}
+    producer = threading.Thread(target=_produce, args=(model, call, cancel, texts, counts), name="talklike-api-reply",
+                                daemon=True)  # fmt: skip
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> str:
@@ -280,7 +280,7 @@ async def _events(model, call: _Request, admission: Admission):
             if text.startswith(sent) and len(text) > len(sent):  # the shown reply only grows
                 yield event({"content": text[len(sent) :]})
                 sent = text
-        usage = _usage(model, call, sent)
+        usage = _usage(counts)
         yield event({}, _finish_reason(usage, call, stopped))
         if call.include_usage:
             yield event(None, usage=usage)
@@ -295,9 +295,9 @@ async def _events(model, call: _Request, admission: Admission):
         admission.leave()
 
 
-def _produce(model, call: _Request, cancel: threading.Event, texts: queue.SimpleQueue) -> None:
+def _produce(model, call: _Request, cancel: threading.Event, texts: queue.SimpleQueue, counts: dict) -> None:
     try:
-        for text in generate.stream_reply(model, call.history, call.message, call.settings, cancel=cancel):
+        for text in generate.stream_reply(model, call.history, call.message, call.settings, cancel=cancel, usage=counts):
             texts.put(text)
     except BaseException as error:  # noqa: BLE001 - handed to the event stream, which reports it
         texts.put(error)
@@ -311,15 +311,15 @@ def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
     return (text[: min(found)].rstrip(), True) if found else (text, False)
 
 
-def _prompt_tokens(model, call: _Request) -> int:
-    return len(generate.build_prompt(model, call.history, call.message, call.settings.max_new_tokens).input_ids)
+def _check_prompt_fits(model, call: _Request) -> None:
+    generate.build_prompt(model, call.history, call.message, call.settings.max_new_tokens)
 
 
-def _usage(model, call: _Request, text: str) -> dict[str, int]:
-    completion = len(model.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
-    total = call.prompt_tokens + completion
-    return {"prompt_tokens": call.prompt_tokens, "completion_tokens": completion, "total_tokens": total}
+def _usage(counts: dict[str, int]) -> dict[str, int]:
+    prompt, completion = counts.get("prompt_tokens", 0), counts.get("completion_tokens", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _finish_reason(usage: dict[str, int], call: _Request, stopped: bool) -> str:
+    """"length" when the reply ran into max_tokens, "stop" when it ended its turn (or met a stop string)."""
     return "length" if not stopped and usage["completion_tokens"] >= call.settings.max_new_tokens else "stop"
