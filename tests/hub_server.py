@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _API_REPO = re.compile(r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
-_SPACE_VARIABLES = re.compile(r"^/api/spaces/([^/]+)/([^/]+)/variables$")
+_SPACE_SETTING = re.compile(r"^/api/spaces/([^/]+)/([^/]+)/(variables|secrets|hardware)$")
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"  # the real Hub's wording
 
@@ -50,6 +50,9 @@ class Repo:
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)  # a Space's settings variables
+    secrets: dict[str, str] = field(default_factory=dict)  # a Space's secrets (the Hub never shows them back)
+    sdk: str | None = None  # a Space's SDK, given at creation
+    hardware: str | None = None  # a Space's requested hardware
 
     @property
     def sha(self) -> str:
@@ -162,14 +165,8 @@ def _route(state: HubState, request: RecordedRequest):
         user = _user(state, request, required=True)
         role = "read" if _token(request) in state.read_only_tokens else "write"
         return _json({"type": "user", "name": user, "auth": {"accessToken": {"role": role}}})
-    if (match := _SPACE_VARIABLES.match(path)) and method == "POST":
-        namespace, name = match.groups()
-        _writer(state, request, namespace)
-        repo = _readable_repo(state, request, "space", f"{namespace}/{name}")
-        body = request.json()
-        repo.variables[body["key"]] = body["value"]
-        # The Hub answers every variable with its value and when it changed.
-        return _json({key: {"value": value, "updatedAt": "2026-01-01T00:00:00.000Z"} for key, value in repo.variables.items()})
+    if (match := _SPACE_SETTING.match(path)) and method == "POST":
+        return _space_setting(state, request, *match.groups())
     if match := _API_REPO.match(path):
         kind, namespace, name, action, revision, rest = match.groups()
         repo = _readable_repo(state, request, REPO_TYPES[kind], f"{namespace}/{name}")
@@ -181,6 +178,27 @@ def _route(state: HubState, request: RecordedRequest):
     with state.lock:
         state.unhandled.append(f"{method} {path}")
     raise HubError(404, f"no such route: {method} {path}")
+
+
+def _space_setting(state: HubState, request: RecordedRequest, namespace: str, name: str, setting: str):
+    _writer(state, request, namespace)
+    repo = _readable_repo(state, request, "space", f"{namespace}/{name}")
+    body = request.json()
+    with state.lock:
+        if setting == "hardware":
+            repo.hardware = body["flavor"]
+            return _json(_space_runtime(repo))
+        if setting == "secrets":
+            repo.secrets[body["key"]] = body["value"]
+            return _json({})
+        repo.variables[body["key"]] = body["value"]
+    # The Hub answers every variable with its value and when it changed.
+    return _json({key: {"value": value, "updatedAt": "2026-01-01T00:00:00.000Z"} for key, value in repo.variables.items()})
+
+
+def _space_runtime(repo: Repo) -> dict:
+    return {"stage": "BUILDING", "hardware": {"current": None, "requested": repo.hardware}, "storage": None,
+            "gcTimeout": None, "replicas": {"current": 1, "requested": 1}, "devMode": False}  # fmt: skip
 
 
 def _token(request: RecordedRequest) -> str | None:
@@ -222,7 +240,13 @@ def _create_repo(state: HubState, request: RecordedRequest):
             return _json({"error": "You already created this model repo", "url": url}, status=409)
         # huggingface_hub 1.33 sends visibility; older clients sent a private flag.
         private = data.get("visibility") == "private" or bool(data.get("private"))
-        state.add_repo(repo_id, user, private=private, repo_type=repo_type)
+        if repo_type == "space" and data.get("sdk") not in ("gradio", "docker", "static"):
+            raise HubError(400, f"Invalid sdk: {data.get('sdk')!r}")
+        repo = state.add_repo(repo_id, user, private=private, repo_type=repo_type)
+        if repo_type == "space":
+            repo.sdk, repo.hardware = data["sdk"], data.get("hardware")
+            repo.variables.update({item["key"]: item["value"] for item in data.get("variables") or []})
+            repo.secrets.update({item["key"]: item["value"] for item in data.get("secrets") or []})
     return _json({"url": url, "name": repo_id, "id": repo_id})
 
 

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from training.errors import UserError
 
+# What talklike quantizes itself with the gguf package (its numpy versions of llama.cpp's reference
+# quantizers), and the k-quants only llama.cpp's llama-quantize makes.
+QUANTS = ("f32", "f16", "bf16", "q8_0", "q5_1", "q4_0")
+K_QUANTS = ("q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q3_k_m", "q2_k")
+CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # what llama.cpp's converter writes without llama-quantize
 LLAMA_CPP_COMMAND = (
     "git clone --depth 1 https://github.com/ggml-org/llama.cpp && "
     "pip install -r llama.cpp/requirements/requirements-convert_hf_to_gguf.txt && "
-    "python llama.cpp/convert_hf_to_gguf.py {folder} --outfile {outfile} --outtype f16"
+    "python llama.cpp/convert_hf_to_gguf.py {folder} --outfile {outfile} --outtype {outtype}"
 )
+
+
+def converter_command(folder: str | os.PathLike, outfile: str | os.PathLike, outtype: str = "f16") -> str:
+    return LLAMA_CPP_COMMAND.format(folder=folder, outfile=outfile, outtype=outtype)
 
 
 def gguf_status(folder: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -41,7 +51,7 @@ def gguf_status(folder: str | os.PathLike | None = None) -> dict[str, Any]:
     if folder is not None and reason is None:
         reason = unsupported_reason(Path(folder))
     outfile = f"{Path(folder).name if folder else 'model'}.gguf"
-    command = LLAMA_CPP_COMMAND.format(folder=folder or "MERGED_EXPORT_FOLDER", outfile=outfile)
+    command = converter_command(folder or "MERGED_EXPORT_FOLDER", outfile)
     if reason is None:
         message = "talklike can write this model as GGUF itself" if folder else "the gguf package is installed"
         return {"supported": True, "reason": message, "command": None}
@@ -76,14 +86,29 @@ def unsupported_reason(folder: Path) -> str | None:
     return None
 
 
+def quantized_path(f16_file: str | os.PathLike, quant: str) -> Path:
+    source = Path(f16_file)
+    return source.with_name(f"{source.stem}-{quant.upper()}.gguf")
+
+
+def llama_quantize_command(f16_file: str | os.PathLike, quant: str) -> str:
+    """The llama.cpp command that turns the f16 GGUF into a type talklike does not write (k-quants)."""
+    return f"llama-quantize {f16_file} {quantized_path(f16_file, quant)} {quant.upper()}"
+
+
 def write_gguf(folder: str | os.PathLike, out_file: str | os.PathLike, outtype: str = "f16") -> Path:
-    """Write the merged Llama model in `folder` as one GGUF file (f16 or f32 matrices); return its path."""
+    """Write the merged Llama model in `folder` as one GGUF file of type `outtype` (QUANTS); return its path.
+
+    The file carries the chat template (training-only {% generation %} markers removed) and the
+    end-of-turn token, so llama.cpp and Ollama know how to prompt it and when its turn is over.
+    """
     folder, out = Path(folder), Path(out_file)
     status = gguf_status(folder)
     if not status["supported"]:
         raise UserError(f"gguf: {status['reason']}: {status['command']}")
-    if outtype not in ("f16", "f32"):
-        raise UserError(f"gguf: outtype {outtype!r}; expected f16 or f32")
+    if outtype not in QUANTS:
+        hint = f"; for {outtype} write f16 and run llama.cpp's llama-quantize" if outtype in K_QUANTS else ""
+        raise UserError(f"gguf: type {outtype!r}; expected one of {', '.join(QUANTS)}{hint}")
     import gguf
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -125,7 +150,7 @@ def _add_hyperparameters(writer, config: dict[str, Any], name: str, outtype: str
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
     writer.add_vocab_size(config["vocab_size"])
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if outtype == "f16" else gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(_file_type(outtype))
 
 
 def _add_tokenizer(writer, folder: Path, vocab_size: int) -> None:
@@ -151,9 +176,46 @@ def _add_tokenizer(writer, folder: Path, vocab_size: int) -> None:
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
-    if "bos" not in special.add_special_token:  # llama.cpp's default differs per model: say it explicitly
-        special.add_special_token["bos"] = _adds_bos(folder, special.special_token_ids.get("bos"))
+    template = chat_template_for_gguf(special.chat_template)
+    special.chat_template = template
+    # llama.cpp's default differs per model: say explicitly whether a BOS starts every prompt. With a
+    # chat template the model trained on its rendering, which starts with BOS only if it writes one.
+    bos_id = special.special_token_ids.get("bos")
+    special.add_special_token["bos"] = (
+        _template_starts_with_bos(folder) if template else _adds_bos(folder, bos_id)
+    ) if bos_id is not None else False  # fmt: skip
     special.add_to_gguf(writer, quiet=True)
+    end_of_turn = _end_of_turn_id(data, template)
+    if end_of_turn is not None:
+        writer.add_eot_token_id(end_of_turn)
+
+
+def chat_template_for_gguf(template: str | None) -> str | None:
+    """The template without {% generation %} markers: they only mark trained tokens for TRL, render
+    nothing, and llama.cpp's Jinja engine does not know them."""
+    if not isinstance(template, str):
+        return template
+    return re.sub(r"\{%-?\s*(?:end)?generation\s*-?%\}", "", template)
+
+
+def _template_starts_with_bos(folder: Path) -> bool:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    return bool(tokenizer.bos_token) and text.startswith(tokenizer.bos_token)
+
+
+# Tokens that close a chat turn in the template families talklike knows (modelfile.py).
+_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+def _end_of_turn_id(tokenizer_json: dict, template: str | None) -> int | None:
+    """The id of the special token that ends a turn in this chat template, if it has one."""
+    if not template:
+        return None
+    added = {entry["content"]: entry["id"] for entry in tokenizer_json.get("added_tokens", [])}
+    return next((added[token] for token in _END_OF_TURN if token in template and token in added), None)
 
 
 def _adds_bos(folder: Path, bos_id: int | None) -> bool:
@@ -186,10 +248,36 @@ def _add_tensors(writer, folder: Path, config: dict[str, Any], outtype: str) -> 
                     tensor = permute_for_rope(tensor, heads, heads)
                 elif name.endswith("k_proj.weight"):
                     tensor = permute_for_rope(tensor, heads, kv_heads)
-                array = tensor.numpy()
-                # llama.cpp keeps 1-D tensors (norms) in f32 whatever the file type.
-                array = array.astype(np.float16 if outtype == "f16" and array.ndim > 1 else np.float32)
-                writer.add_tensor(target, array)
+                array, kind = _quantized(tensor.numpy(), outtype, target, tied=bool(config.get("tie_word_embeddings")))
+                writer.add_tensor(target, array, raw_dtype=kind)
+
+
+def _file_type(outtype: str):
+    import gguf
+
+    names = {"f32": "ALL_F32", "f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "q8_0": "MOSTLY_Q8_0",
+             "q5_1": "MOSTLY_Q5_1", "q4_0": "MOSTLY_Q4_0"}  # fmt: skip
+    return getattr(gguf.LlamaFileType, names[outtype])
+
+
+def _quantized(array, outtype: str, name: str, tied: bool):
+    """The tensor as the file type stores it, as llama.cpp's converter and llama-quantize do:
+    1-D tensors (norms) stay f32; with 4/5-bit types the output layer (the embedding, when tied)
+    keeps q8_0, since it decides every next token; rows not a multiple of the block size fall back to f16."""
+    import gguf
+    import numpy as np
+
+    if outtype == "f32" or array.ndim < 2:
+        return array.astype(np.float32), None
+    if outtype == "f16":
+        return array.astype(np.float16), None
+    kind = getattr(gguf.GGMLQuantizationType, outtype.upper())
+    if outtype in ("q5_1", "q4_0") and (name == "output.weight" or (tied and name == "token_embd.weight")):
+        kind = gguf.GGMLQuantizationType.Q8_0
+    try:
+        return gguf.quants.quantize(array.astype(np.float32), kind), kind
+    except gguf.QuantError:
+        return array.astype(np.float16), None
 
 
 def permute_for_rope(weights, n_head: int, n_head_kv: int):
