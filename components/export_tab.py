@@ -12,9 +12,11 @@ import pandas as pd
 
 from training.chat import generate
 from training.export import save as exporting
-from training.export.gguf import gguf_status, write_gguf
+from training.export.gguf import K_QUANTS, QUANTS
 from training.export.hub import push
+from training.export.modelfile import export_for_ollama
 from training.export.modelcard import LOSS_PLOT, check_samples, write_model_card
+from training.export.space import HARDWARE, deploy_bot_space
 from training.paths import subdir
 from training.train.runs import list_runs
 
@@ -31,7 +33,11 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
     sizes = gr.Markdown()
     with gr.Row():
         out = gr.Textbox(label="Folder (blank = the data folder's exports/)", scale=3)
-        gguf = gr.Checkbox(label="Also write GGUF (llama.cpp / Ollama)", value=False, scale=1)
+        gguf = gr.Checkbox(label="Also write GGUF + Ollama Modelfile", value=False, scale=1)
+        quant = gr.Dropdown(list(QUANTS[1:] + K_QUANTS), value="q8_0", scale=1,
+                            label="GGUF type (k-quants: f16 + the llama-quantize command)")  # fmt: skip
+        decoding = gr.Radio(list(generate.PRESETS), value="Greedy", scale=2,
+                            label="Decoding defaults (Modelfile PARAMETERs, the Space's chat)")  # fmt: skip
     samples = gr.Dataframe(
         headers=["prompt", "reply"], value=[["hey! what are you up to this weekend?", ""]], interactive=True,
         label="Sample replies for the model card (optional): type prompts, generate, edit or delete rows",
@@ -49,19 +55,28 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
             token = gr.Textbox(label="Token (write access)", type="password")
         push_button = gr.Button("Export and push")
         push_result = gr.Markdown()
+        gr.Markdown("**A permanent link for friends**: push the model (private unless unticked above) and deploy a "
+                    "Gradio Space that runs the chat-only page for it. A private model is read with the read token "
+                    "below (best: a read-only token), else with the token above, kept as a Space secret.")  # fmt: skip
+        with gr.Row():
+            space_id = gr.Textbox(label="Space (you/name)", placeholder="your-name/sam-bot")
+            hardware = gr.Dropdown(list(HARDWARE), value="cpu-basic", label="Space hardware")
+            read_token = gr.Textbox(label="Read token for the Space (optional)", type="password")
+        space_button = gr.Button("Export and deploy the Space")
+        space_result = gr.Markdown()
     card = gr.Markdown(label="Model card preview")
 
     run.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
     kind.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name=False)
     generate_samples.click(studio(shows_user_errors(_fill_replies)), inputs=[run, samples], outputs=samples, api_name="sample_replies")
 
-    def do_export(run_name, chosen_kind, folder, with_gguf, rows, progress=gr.Progress()):
+    def do_export(run_name, chosen_kind, folder, with_gguf, quant_type, preset_name, rows, progress=gr.Progress()):
         progress(0.1, desc="Exporting")
         path = _export(run_name, chosen_kind, folder, rows, repo_id=None)
         lines = [f"Exported to `{path}` ({_megabytes(path):.1f} MB)."]
         if with_gguf:
             progress(0.7, desc="Writing GGUF")
-            lines.append(_gguf(path, chosen_kind))
+            lines.append(_gguf(path, chosen_kind, quant_type, generate.preset(preset_name)))
         return "\n\n".join(lines)
 
     def do_push(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, progress=gr.Progress()):
@@ -73,8 +88,23 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
         url = push(path, repo_id.strip(), token=secret or None, private=is_private)
         return f"Pushed {'privately ' if is_private else ''}to [{url}]({url})"
 
-    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, samples], outputs=export_result,
-                        api_name="export_run")  # fmt: skip
+    def do_deploy(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, space, flavor, reader, preset_name,
+                  progress=gr.Progress()):  # fmt: skip
+        if not (space or "").strip():
+            raise gr.Error("Space: give a name like your-name/sam-bot.")
+        progress(0.1, desc="Exporting")
+        path = _export(run_name, chosen_kind, folder, rows, repo_id=(repo_id or "").strip() or space.strip())
+        progress(0.4, desc="Pushing the model and deploying the Space")
+        done = deploy_bot_space(path, space.strip(), model_repo=(repo_id or "").strip() or None, token=secret or None,
+                                read_token=reader or None, public_model=not is_private, hardware=flavor,
+                                decoding=generate.preset(preset_name))  # fmt: skip
+        notes = "".join(f"\n\n{note}" for note in done["notes"])
+        return f"Space: [{done['space_url']}]({done['space_url']}) (model: {done['model_url']}). It builds for a few minutes.{notes}"
+
+    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, quant, decoding, samples],
+                        outputs=export_result, api_name="export_run")  # fmt: skip
+    space_button.click(studio(shows_user_errors(do_deploy)), outputs=space_result, api_name="deploy_space",
+                       inputs=[run, kind, out, samples, repo, private, token, space_id, hardware, read_token, decoding])  # fmt: skip
     push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, repo, private, token],
                       outputs=push_result, api_name="push_run")  # fmt: skip
     return run
@@ -137,13 +167,16 @@ def _export(run_name, chosen_kind, folder, rows, repo_id):
                                 overwrite=not chosen)  # fmt: skip
 
 
-def _gguf(path: Path, chosen_kind: str) -> str:
+def _gguf(path: Path, chosen_kind: str, quant: str, decoding) -> str:
     if chosen_kind != MERGED:
         return "GGUF: choose the merged export (a GGUF holds a whole model, not an adapter)."
-    status = gguf_status(path)
-    if not status["supported"]:
-        return f"GGUF not written: {status['reason']}:\n\n```\n{status['command']}\n```"
-    return f"GGUF written to `{write_gguf(path, path / 'model.gguf')}`."
+    made = export_for_ollama(path, path / f"model-{quant}.gguf", quant, decoding)
+    lines = [f"GGUF written to `{made['gguf']}`." if made["gguf"] else "GGUF not written by talklike for this model."]
+    template = f"a TEMPLATE for {made['template']}" if made["template"] else "no TEMPLATE (Ollama reads the GGUF's)"
+    lines.append(f"Ollama `Modelfile` beside it, with {template}: `ollama create NAME -f {made['modelfile']}`")
+    if made["commands"]:
+        lines.append("Run to finish it:\n\n```\n" + "\n".join(made["commands"]) + "\n```")
+    return "\n\n".join(lines)
 
 
 def _megabytes(path: Path) -> float:

@@ -47,10 +47,25 @@ def test_sizes_card_preview_samples_and_merged_export(ui, run, isolated_data_dir
     assert filled["data"][0][1].strip()
 
     report = call(ui, "/export_run", **{"Run to export": str(run.path), "What to export": MERGED,
-                  "Also write GGUF (llama.cpp / Ollama)": True})  # fmt: skip
+                  "Also write GGUF + Ollama Modelfile": True, "GGUF type (k-quants: f16 + the llama-quantize command)": "q4_0",
+                  "Decoding defaults (Modelfile PARAMETERs, the Space's chat)": "Balanced"})  # fmt: skip
     folder = isolated_data_dir / "exports" / f"{run.path.name}-merged"
     assert f"`{folder}`" in report and (folder / "config.json").is_file() and (folder / "README.md").is_file()
-    assert "GGUF written" in report or "GGUF not written" in report
+    assert f"GGUF written to `{folder / 'model-q4_0.gguf'}`" in report and "a TEMPLATE for chatml" in report
+    modelfile = (folder / "Modelfile").read_text()
+    assert "FROM ./model-q4_0.gguf" in modelfile and "PARAMETER temperature 0.7" in modelfile
+
+
+def test_deploy_a_space_for_friends_from_the_tab(ui, run, hub, isolated_data_dir):
+    result = call(ui, "/deploy_space", **{"Run to export": str(run.path), "What to export": MERGED,
+                  "Space (you/name)": "alice/sam-bot", "Token (write access)": TOKEN})  # fmt: skip
+    assert f"{hub.url}/spaces/alice/sam-bot" in result and TOKEN not in result
+    assert "write token" in result  # no read token given: the tab says which token the Space holds
+    space = hub.state.repo("alice/sam-bot", "space")
+    assert hub.state.repo("alice/sam-bot").private and space.variables["TALKLIKE_CHAT_ONLY"] == "alice/sam-bot"
+    assert space.secrets == {"HF_TOKEN": TOKEN} and not any(TOKEN.encode() in c for c in space.files.values())
+    with pytest.raises(Exception, match="Space: give a name"):
+        call(ui, "/deploy_space", **{"Run to export": str(run.path), "Token (write access)": TOKEN})
 
 
 def test_push_is_private_by_default_and_the_token_never_surfaces(ui, run, hub, isolated_data_dir):

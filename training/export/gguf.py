@@ -79,7 +79,10 @@ def unsupported_reason(folder: Path) -> str | None:
     if config.get("attention_bias") or config.get("mlp_bias"):
         return "bias terms in attention/MLP layers need llama.cpp's converter"
     model, pre = tokenizer.get("model") or {}, tokenizer.get("pre_tokenizer") or {}
-    if model.get("type") != "BPE" or tokenizer.get("normalizer"):
+    normalizer = tokenizer.get("normalizer") or {}
+    if normalizer == {"type": "Sequence", "normalizers": []}:  # an empty sequence changes nothing
+        normalizer = {}
+    if model.get("type") != "BPE" or normalizer:
         return "the tokenizer is not a plain byte-level BPE (e.g. SentencePiece)"
     if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
         return f"the tokenizer's pre-tokenizer ({pre.get('type')}) is not GPT-2's byte-level split"
@@ -199,11 +202,13 @@ def chat_template_for_gguf(template: str | None) -> str | None:
 
 
 def _template_starts_with_bos(folder: Path) -> bool:
+    """Whether the chat template writes BOS first, which llama.cpp then adds as a token instead (the
+    Modelfile's TEMPLATE leaves it out: modelfile.match_template decides both)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    return bool(tokenizer.bos_token) and text.startswith(tokenizer.bos_token)
+    from training.export.modelfile import match_template
+
+    return bool(match_template(AutoTokenizer.from_pretrained(folder)).bos)
 
 
 # Tokens that close a chat turn in the template families talklike knows (modelfile.py).

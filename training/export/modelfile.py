@@ -138,15 +138,18 @@ def match_template(tokenizer: Any) -> OllamaTemplate:
         rendered = [jinja(probe) for probe in PROBES]
     except Exception:  # noqa: BLE001 - a template that cannot render the probes matches no family
         return OllamaTemplate(None, None, _eos_stops(eos), "", "")
-    starts_with_bos = bool(bos) and all(text.startswith(bos) for text in rendered)
-    prefix = bos if starts_with_bos else ""
-    for family in FAMILIES:
-        if all(text == prefix + family.render(probe, eos) for text, probe in zip(rendered, PROBES)):
-            return OllamaTemplate(family, family.go.replace("{eos}", eos), [*family.stops, *_eos_stops(eos)], "", prefix)
-        default = _default_system(family, rendered[0], prefix, eos)
-        if default is not None and rendered[1] == prefix + family.render(PROBES[1], eos):
-            return OllamaTemplate(family, family.go.replace("{eos}", eos), [*family.stops, *_eos_stops(eos)], default, prefix)
-    return OllamaTemplate(None, None, _eos_stops(eos), "", prefix)
+    # A template may write BOS first (Llama 3, Mistral); some tokenizers call the template's own first
+    # marker BOS (SmolLM2's <|im_start|>). Reading it as template text is tried first.
+    prefixes = [""] + ([bos] if bos and all(text.startswith(bos) for text in rendered) else [])
+    for prefix in prefixes:
+        for family in FAMILIES:
+            stops, go = [*family.stops, *_eos_stops(eos)], family.go.replace("{eos}", eos)
+            if all(text == prefix + family.render(probe, eos) for text, probe in zip(rendered, PROBES)):
+                return OllamaTemplate(family, go, stops, "", prefix)
+            default = _default_system(family, rendered[0], prefix, eos)
+            if default is not None and rendered[1] == prefix + family.render(PROBES[1], eos):
+                return OllamaTemplate(family, go, stops, default, prefix)
+    return OllamaTemplate(None, None, _eos_stops(eos), "", prefixes[-1])
 
 
 def _default_system(family: TemplateFamily, rendered: str, prefix: str, eos: str) -> str | None:
@@ -233,6 +236,7 @@ def export_for_ollama(model_folder: str | os.PathLike, gguf_file: str | os.PathL
     if quant not in gguf.QUANTS + gguf.K_QUANTS:
         raise UserError(f"quant: {quant!r}; expected one of {', '.join(gguf.QUANTS + gguf.K_QUANTS)}")
     folder, target = Path(model_folder), Path(gguf_file)
+    target.parent.mkdir(parents=True, exist_ok=True)
     commands: list[str] = []
     if gguf.gguf_status(folder)["supported"]:
         first_type = quant if quant in gguf.QUANTS else "f16"  # k-quants start from f16
