@@ -253,7 +253,7 @@ def test_gguf_of_a_merged_llama_reads_back_with_the_same_weights_and_tokenizer(l
     gguf = pytest.importorskip("gguf")
     from safetensors.torch import load_file
 
-    from training.export.gguf import gguf_status, permute_for_rope, write_gguf
+    from training.export.gguf import chat_template_for_gguf, gguf_status, permute_for_rope, write_gguf
 
     assert gguf_status(merged_folder)["supported"]
     path = write_gguf(merged_folder, tmp_path / "sam.gguf", outtype="f32")
@@ -267,7 +267,9 @@ def test_gguf_of_a_merged_llama_reads_back_with_the_same_weights_and_tokenizer(l
     assert fields["tokenizer.ggml.tokens"] == tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.eos_token_id
     assert fields["tokenizer.ggml.add_bos_token"] is False  # this tokenizer adds no BOS; llama.cpp must not either
-    assert fields["tokenizer.chat_template"] == tokenizer.chat_template
+    # The template as rendered, without TRL's training-only {% generation %} markers.
+    assert fields["tokenizer.chat_template"] == chat_template_for_gguf(tokenizer.chat_template) != tokenizer.chat_template
+    assert "generation %}" not in fields["tokenizer.chat_template"]
     assert len(fields["tokenizer.ggml.merges"]) == len(json.loads((merged_folder / "tokenizer.json").read_text())["model"]["merges"])
 
     weights = {}
