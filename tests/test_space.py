@@ -24,14 +24,13 @@ from training.chat import generate
 from training.chat.serving import ChatLimits, parse_decoding
 from training.errors import UserError
 from training.export.save import export_run
-from training.export.space import SPACE_FILES, deploy_bot_space
+from training.export.space import CHAT_PACKAGES, SPACE_CODE, deploy_bot_space
 
 TOKEN = "hf_aliceWriteToken000000000000000001"
 READ_TOKEN = "hf_aliceReadToken0000000000000000002"
 BOB_TOKEN = "hf_bobWriteToken00000000000000000003"
 DECODING = '{"do_sample": false, "max_new_tokens": 12}'
-# peft itself depends on accelerate, so that one is loaded; these are the training stack's own.
-TRAINING_ONLY = ("trl", "datasets", "training.train", "training.data", "training.export", "components.train_tab")
+TRAINING_STACK = ("trl", "datasets", "unsloth", "bitsandbytes", "gguf")
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +54,14 @@ def test_deploy_pushes_a_private_model_and_a_space_that_reads_it_with_a_secret(m
     model, space = hub.state.repo("alice/sam-bot"), hub.state.repo("alice/sam-bot", "space")
     assert model.private and not space.private  # the weights stay private; the page is for friends
     assert space.sdk == "gradio" and space.hardware == "cpu-basic"
-    assert set(space.files) == {".gitattributes", "README.md", "requirements.txt", *SPACE_FILES}
+    shipped = {name.split("/")[0] if name.startswith("training/") else name for name in space.files}
+    assert shipped == {".gitattributes", "README.md", "requirements.txt", *SPACE_CODE}
+    assert "components/train_tab.py" not in space.files and not any("__pycache__" in name for name in space.files)
     front = yaml.safe_load(space.files["README.md"].decode().split("---")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["alice/sam-bot"]
     requirements = space.files["requirements.txt"].decode()
     assert f"gradio=={front['sdk_version']}" in requirements and "download.pytorch.org/whl/cpu" in requirements
-    assert not any(name in requirements for name in ("trl", "datasets", "gguf", "unsloth"))
+    assert not any(name in requirements for name in TRAINING_STACK)
     assert space.variables == {"TALKLIKE_CHAT_ONLY": "alice/sam-bot", "TALKLIKE_DECODING": space.variables["TALKLIKE_DECODING"],
                                **limits.to_env()}  # fmt: skip
     assert parse_decoding(space.variables["TALKLIKE_DECODING"]) == parse_decoding(DECODING)
@@ -104,8 +105,12 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
     output = log.read_text()
     assert hub.requests("GET", "/alice/sam-bot/resolve/")  # it fetched the private weights, with the secret
     assert all(r.headers.get("authorization") == f"Bearer {READ_TOKEN}" for r in hub.requests(contains="/alice/sam-bot/resolve/"))
+    # What talklike's own code imported while the Space ran comes with its requirements.txt (or with theirs).
     loaded = json.loads(modules.read_text())
-    assert [name for name in loaded if name.split(".")[0] in TRAINING_ONLY or name.startswith(TRAINING_ONLY)] == []
+    assert not {name.split(".")[0] for name in loaded} & set(TRAINING_STACK)
+    imported = _third_party_imports(checkout, loaded)
+    assert {"torch", "transformers", "gradio", "huggingface_hub", "fastapi", "yaml", "psutil"} & imported
+    assert _installed_outside(imported, _closure(CHAT_PACKAGES)) == set()
     assert READ_TOKEN not in output
 
 
@@ -149,3 +154,53 @@ def _wait_until_serving(process: subprocess.Popen, port: int, log: Path, timeout
             pass
         time.sleep(0.5)
     raise AssertionError("the Space app did not start serving")
+
+
+def _closure(packages) -> set[str]:
+    """The distributions `pip install packages` brings, by their declared (non-extra) requirements."""
+    from importlib.metadata import PackageNotFoundError, requires
+    from packaging.requirements import Requirement
+
+    seen, todo = set(), [name.lower().replace("_", "-") for name in packages]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            needs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in needs:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name.lower().replace("_", "-"))
+    return seen
+
+
+def _third_party_imports(checkout: Path, loaded: list[str]) -> set[str]:
+    """Top-level packages that the Space's own loaded modules import (in their source) and that were loaded."""
+    import ast
+
+    names = set()
+    for module in loaded:
+        if module != "app" and not module.startswith(("training.", "components.")):
+            continue
+        path = checkout / (module.replace(".", "/") + ".py")
+        path = path if path.is_file() else path.with_suffix("") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    top_loaded = {name.split(".")[0] for name in loaded}
+    return {name for name in names & top_loaded if name not in sys.stdlib_module_names and name not in ("training", "components")}
+
+
+def _installed_outside(modules: set[str], distributions: set[str]) -> set[str]:
+    """Top-level modules that come from an installed distribution not in `distributions`."""
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    return {module for module in modules if module in owners
+            and not any(d.lower().replace("_", "-") in distributions for d in owners[module])}  # fmt: skip

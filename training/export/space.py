@@ -1,11 +1,12 @@
 """A permanent link for friends: the exported model in a model repo (private by default) and a small
 Gradio Space that runs talklike's chat-only page for it.
 
-The Space gets a copy of the few files the chat-only page runs (app.py, the chat tab, the chat
-library), not a pip install: talklike is not a package on PyPI, and a copy pins the exact code that
+The Space gets a copy of the files the chat-only page runs (app.py, the chat tab, the training
+package), not a pip install: talklike is not a package on PyPI, and a copy pins the exact code that
 exported the model, so the Space never changes under the friends' feet. Its requirements are only
 what chatting needs (torch, transformers, peft, gradio, huggingface_hub, at the project's pinned
-versions; the CPU torch wheel on CPU hardware), never the training stack (TRL, datasets).
+versions, plus pyyaml and psutil; the CPU torch wheel on CPU hardware), never the training stack
+(TRL, datasets).
 
 Everything the page needs to know is a Space variable, editable in the Space's settings: the model
 id (TALKLIKE_CHAT_ONLY), the decoding defaults (TALKLIKE_DECODING) and the chat limits
@@ -25,15 +26,11 @@ from training.errors import UserError
 from training.export.hub import IGNORED, hub_errors, push, resolve_token
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-# What `python app.py --chat-only MODEL` imports (tests/test_space.py runs a Space built from only these).
-SPACE_FILES = (
-    "app.py",
-    "components/__init__.py", "components/common.py", "components/chat_tab.py",
-    "training/__init__.py", "training/errors.py", "training/paths.py", "training/models.py", "training/templates.py",
-    "training/chat/__init__.py", "training/chat/generate.py", "training/chat/loading.py", "training/chat/serving.py",
-    "training/chat/openai_api.py", "training/chat/remote.py",
-)  # fmt: skip
-CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub")
+# The chat-only page's code: app.py, the chat tab and the training package (the chat loader reads run
+# records through it), never the studio's other tabs. tests/test_space.py runs a Space built from these.
+SPACE_CODE = ("app.py", "components/__init__.py", "components/common.py", "components/chat_tab.py", "training")
+# The chat's packages (and what talklike's modules import at load time); never TRL or datasets.
+CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub", "pyyaml", "psutil")
 CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 HARDWARE = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large")
 
@@ -98,9 +95,13 @@ def deploy_bot_space(
 
 def stage_space(target: Path, model_id: str, hardware: str = "cpu-basic") -> Path:
     """The Space's files in `target`: the chat page's code, README front matter, requirements."""
-    for name in SPACE_FILES:
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target / name)
+    for name in SPACE_CODE:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
     (target / "requirements.txt").write_text(space_requirements(hardware), encoding="utf-8")
     (target / "README.md").write_text(_readme(model_id, hardware), encoding="utf-8")
     return target
