@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -62,33 +63,14 @@ def hf_replies(folder: Path, prompts, max_tokens: int, stop_ids: set[int]) -> tu
     return inputs, replies
 
 
-def llama_replies(path: Path, inputs, max_tokens: int, stop_ids: set[int]):
-    """Greedy token ids from llama.cpp for the same prompt tokens, and whether it stopped by itself."""
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False, logits_all=False)
-    replies, stopped = [], []
-    for ids in inputs:
-        # llama.cpp adds BOS itself when the GGUF asks for it; the rendered prompt already has what training saw.
-        llm.reset()
-        tokens = []
-        for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
-            tokens.append(token)
-            if token in stop_ids or len(tokens) >= max_tokens:
-                break
-        replies.append(tokens)
-        finish = llm.create_completion(ids, max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
-        stopped.append(finish["choices"][0]["finish_reason"] == "stop")
-    return llm, replies, stopped
-
-
-def chat_api_agreement(llm, prompts, hf_texts: list[str], max_tokens: int) -> int:
-    """Replies through create_chat_completion (the GGUF's own chat template) equal to transformers'."""
-    same = 0
-    for messages, expected in zip(prompts, hf_texts):
-        answer = llm.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
-        same += answer["choices"][0]["message"]["content"].strip() == expected.strip()
-    return same
+def llama_replies(path: Path, inputs, max_tokens: int, stop_ids: set[int], chats) -> dict:
+    """Greedy token ids from llama.cpp for the same prompt tokens (gguf_llama_worker.py, its own process)."""
+    request = {"gguf": str(path), "inputs": inputs, "max_tokens": max_tokens, "stop_ids": sorted(stop_ids), "chats": chats}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gguf_llama_worker.py")], input=json.dumps(request),
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"llama.cpp worker failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 def compare(hf: list[list[int]], llama: list[list[int]], stop_ids: set[int]) -> dict[str, float]:
@@ -108,12 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--write-doc", action="store_true", help=f"write the table into docs/benchmarks.md ({HEADING})")
     args = parser.parse_args(argv)
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        import llama_cpp
-    except ImportError:
+        llama_version = version("llama-cpp-python")
+    except PackageNotFoundError:
         raise SystemExit("llama-cpp-python is not installed: pip install llama-cpp-python==0.3.36 (builds from source)") from None
-    from training.models import resolve
     from transformers import AutoTokenizer
+
+    from training.models import resolve
 
     folder = Path(resolve(args.model))
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -126,15 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for quant in args.quants:
             path = write_gguf(folder, Path(scratch) / f"model-{quant}.gguf", quant)
-            llm, llama, stopped = llama_replies(path, inputs, args.tokens, stop_ids)
-            row = {"quant": quant, "mb": path.stat().st_size / 1e6, **compare(hf, llama, stop_ids), "llama_stops": sum(stopped)}
-            if quant == args.quants[0]:
-                row["chat_api"] = chat_api_agreement(llm, prompts, hf_texts, args.tokens)
+            chats = prompts if quant == args.quants[0] else []  # the GGUF's own template, checked once
+            answer = llama_replies(path, inputs, args.tokens, stop_ids, chats)
+            row = {"quant": quant, "mb": path.stat().st_size / 1e6, **compare(hf, answer["replies"], stop_ids),
+                   "llama_stops": sum(answer["stopped"])}  # fmt: skip
+            if chats:
+                row["chat_api"] = sum(a.strip() == b.strip() for a, b in zip(answer["chat_texts"], hf_texts))
             rows.append(row)
-            del llm
     n = len(prompts)
     lines = [f"`python bench/bench_gguf.py --model {args.model} --quants {' '.join(args.quants)} --prompts {args.prompts} "
-             f"--tokens {args.tokens}`; llama-cpp-python {llama_cpp.__version__}; {machine()}", "",
+             f"--tokens {args.tokens}`; llama-cpp-python {llama_version}; {machine()}", "",
              f"{n} held-out prompts (first turns of samples/sam_persona.jsonl), greedy, up to {args.tokens} new tokens; "
              f"transformers ended {rows[0]['hf_stops']} of {n} replies at the end-of-turn token.", "",
              "| GGUF | size MB | identical replies | same first token | tokens before first difference "

@@ -14,8 +14,8 @@ from training.chat import generate
 from training.export import save as exporting
 from training.export.gguf import K_QUANTS, QUANTS
 from training.export.hub import push
-from training.export.modelfile import export_for_ollama
 from training.export.modelcard import LOSS_PLOT, check_samples, write_model_card
+from training.export.modelfile import export_for_ollama
 from training.export.space import HARDWARE, deploy_bot_space
 from training.paths import subdir
 from training.train.runs import list_runs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|\(|\)|:=|=|,|\$?[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*|\$(?:\.[A-Za-z_]\w*)*|\.(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?|-?\d+)')
 
 
@@ -110,7 +110,7 @@ def _run(nodes, scopes: list[dict], dot: Any, out: list[str]) -> None:
 
 
 def _range(header: str, body, scopes, dot, out) -> None:
-    match = re.fullmatch(r"(?:(\$\w+)\s*(?:,\s*(\$\w+))?\s*:=\s*)?(.+)", header, re.S)
+    match = re.fullmatch(r"(?:(\$\w+)\s*(?:,\s*(\$\w+))?\s*:=\s*)?(.+)", header, re.DOTALL)
     first, second, pipeline = match.groups()
     items = _pipeline(_tokens(pipeline), scopes, dot) or []
     if not isinstance(items, list):

@@ -159,6 +159,7 @@ def _wait_until_serving(process: subprocess.Popen, port: int, log: Path, timeout
 def _closure(packages) -> set[str]:
     """The distributions `pip install packages` brings, by their declared (non-extra) requirements."""
     from importlib.metadata import PackageNotFoundError, requires
+
     from packaging.requirements import Requirement
 
     seen, todo = set(), [name.lower().replace("_", "-") for name in packages]

@@ -134,8 +134,6 @@ def write_gguf(folder: str | os.PathLike, out_file: str | os.PathLike, outtype: 
 
 
 def _add_hyperparameters(writer, config: dict[str, Any], name: str, outtype: str) -> None:
-    import gguf
-
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     rope = config.get("rope_parameters") or {}
@@ -233,7 +231,6 @@ def _adds_bos(folder: Path, bos_id: int | None) -> bool:
 
 def _add_tensors(writer, folder: Path, config: dict[str, Any], outtype: str) -> None:
     import gguf
-    import numpy as np
     from safetensors import safe_open
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])

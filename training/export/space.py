@@ -56,7 +56,12 @@ def deploy_bot_space(
     """
     from huggingface_hub import HfApi
 
-    from training.chat.serving import DECODING_ENV, ChatLimits, decoding_text, parse_decoding
+    from training.chat.serving import (
+        DECODING_ENV,
+        ChatLimits,
+        decoding_text,
+        parse_decoding,
+    )
 
     if hardware not in HARDWARE:
         raise UserError(f"hardware: {hardware!r}; expected one of {', '.join(HARDWARE)}")
