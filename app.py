@@ -142,7 +142,8 @@ def start(argv: list[str] | None = None) -> tuple[gr.Blocks, str]:
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     if args.chat_only:
-        demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
+        # Gradio counts an event as queued until it starts, so the line holds the running ones too.
+        demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.concurrency + limits.queue_size)
     else:
         demo.queue(default_concurrency_limit=4)
     # The API routes go first in Gradio's own FastAPI app (outside its login: they check their own key).

@@ -145,6 +145,15 @@ def test_a_busy_bot_turns_requests_away_and_a_hung_up_stream_stops_generating(bo
     assert client(bot).chat.completions.create(**request).choices[0].message.content  # the slot is free again
 
 
+def test_the_chat_page_beside_the_api_still_answers_with_no_waiting_line(bot):
+    from gradio_client import Client
+
+    from tests.ui_client import call
+
+    _, tuned, _, _ = call(Client(bot, verbose=False), "/chat", Message=MESSAGE, **{"Max new tokens": 8})
+    assert tuned[0]["role"] == "user" and len(tuned) >= 1  # --queue-size 0 still lets the one running reply in
+
+
 def test_without_a_key_there_is_no_api(run):
     demo, url = app.start(["--chat-only", str(run.path), "--port", str(free_port())])
     try:
