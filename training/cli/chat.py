@@ -17,7 +17,7 @@ def register(commands) -> None:
 
 
 def _chat_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-tiny")
+    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-small, offline-tiny")
     parser.add_argument("--prompt", required=True, help="the message to answer")
     parser.add_argument("--preset", choices=DECODING_PRESETS, default="Balanced", help="starting decoding settings")
     parser.add_argument("--greedy", action="store_true", help="always the likeliest token (deterministic)")

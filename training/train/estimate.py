@@ -39,6 +39,13 @@ KNOWN_ARCHITECTURES: dict[str, dict] = {
     "gpt2": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, vocab_size=50257),
 }  # fmt: skip
 KNOWN_ARCHITECTURES["mistralai/Mistral-7B-Instruct-v0.2"] = KNOWN_ARCHITECTURES["mistralai/Mistral-7B-v0.1"]
+# offline-small's converted config.json, so its estimate never triggers the 93 MB download.
+KNOWN_ARCHITECTURES["offline-small"] = KNOWN_ARCHITECTURES["HuggingFaceTB/SmolLM2-135M-Instruct"] = dict(
+    model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+    num_key_value_heads=3, head_dim=64, vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True,
+    rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+    bos_token_id=1, eos_token_id=2, pad_token_id=2,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -338,7 +345,7 @@ def _local_tokenizer(model: str):
     from transformers import AutoTokenizer
 
     try:  # its own copy: the fallback template set below must not leak into other users' tokenizer
-        return load_pretrained(AutoTokenizer.from_pretrained, resolve(model), model, local_files_only=True)
+        return load_pretrained(AutoTokenizer.from_pretrained, resolve(model, fetch=False), model, local_files_only=True)
     except UserError:
         return None
 
