@@ -74,7 +74,7 @@ def load_pretrained(load: Callable[..., Any], source: str, name: str | None = No
 
 @lru_cache(maxsize=4)
 def load_tokenizer(name_or_path: str):
-    """The tokenizer of a Hub id, folder, offline-small or offline-tiny, cached for previews (callers that change it load their own)."""
+    """The tokenizer of a Hub id, folder or offline model, cached for previews (callers that change it load their own)."""
     from transformers import AutoTokenizer
 
     return load_pretrained(AutoTokenizer.from_pretrained, resolve(name_or_path), name_or_path)

@@ -187,9 +187,11 @@ def _fix_special_tokens(tokenizer, model) -> None:
     tokenizer.clean_up_tokenization_spaces = False  # byte-level BPE: cleanup would eat spaces before punctuation
     tokenizer.model_max_length = config.max_position_embeddings  # the GGUF gives none (1e30 otherwise)
     if CHATML_END not in (tokenizer.chat_template or "") or tokenizer.eos_token != CHATML_END:
-        raise RuntimeError(f"{NAME}: expected a ChatML template ending turns with {CHATML_END}, got eos {tokenizer.eos_token!r}")
+        raise RuntimeError(f"{NAME}: expected a ChatML template ending turns with {CHATML_END}, "
+                           f"got eos {tokenizer.eos_token!r}")  # fmt: skip
     generation = model.generation_config
-    generation.bos_token_id, generation.eos_token_id, generation.pad_token_id = config.bos_token_id, config.eos_token_id, pad_id
+    generation.bos_token_id, generation.eos_token_id = config.bos_token_id, config.eos_token_id
+    generation.pad_token_id = pad_id
 
 
 def _to_stderr(line: str) -> None:
