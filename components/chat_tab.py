@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import gradio as gr
 
 from training.chat import generate
-from training.models import OFFLINE_TINY
+from training.models import OFFLINE_SMALL, OFFLINE_TINY, fetch_steps
 from training.train.runs import list_runs
 
 from .common import shows_user_errors
@@ -51,8 +51,8 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
     cap = max_new_tokens_cap or 1024
     with gr.Row():
         if fixed_source is None:
-            source = gr.Dropdown(_chat_sources(), value=None, allow_custom_value=True, scale=4,
-                                 label="Chat with: a finished run, a model folder, a Hub id, or offline-tiny")  # fmt: skip
+            source = gr.Dropdown(_chat_sources(), value=OFFLINE_SMALL, allow_custom_value=True, scale=4,
+                                 label="Chat with: a finished run, a model folder, a Hub id, or offline-small")  # fmt: skip
         else:
             source = gr.State(fixed_source)
         compare = gr.Checkbox(label="Side by side with the base model", value=False, scale=1)
@@ -140,10 +140,12 @@ def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.Decodin
 
 def _converse(source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
     if not source:
-        raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-tiny.")
-    model = generate.load_chat_model(source)
+        raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-small.")
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
+    for step in fetch_steps(source):  # offline-small's first use: download and convert, shown as it goes
+        yield "", tuned_after, base_after if compare else base_history, step
+    model = generate.load_chat_model(source)
     yield "", tuned_after, base_after if compare else base_history, "…"
     tuned_done = tuned_after
     report = ""
@@ -194,7 +196,8 @@ def _last_user_index(history: list) -> int:
 
 def _chat_sources() -> list[str]:
     finished = [(f"{r['name']} ({r['method']}, {r['state']})", r["path"]) for r in list_runs() if r["has_final"]]
-    return finished + [(OFFLINE_TINY, OFFLINE_TINY)]
+    offline = [(f"{OFFLINE_SMALL} (SmolLM2-135M-Instruct, not fine-tuned)", OFFLINE_SMALL), (OFFLINE_TINY, OFFLINE_TINY)]
+    return finished + offline
 
 
 def refresh_sources():

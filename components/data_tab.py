@@ -10,7 +10,7 @@ import pandas as pd
 from training import templates
 from training.data import formats, persona
 from training.data.manifest import manifest_path
-from training.models import OFFLINE_TINY, load_tokenizer
+from training.models import OFFLINE_SMALL, fetch_steps, load_tokenizer
 from training.paths import subdir, timestamped
 
 from .common import owner_only, shows_user_errors
@@ -58,7 +58,7 @@ def build_data_tab(owner: str | None = None) -> DataTab:
             max_chars = gr.Number(label="Longest reply (chars)", value=4000, precision=0)
             val_fraction = gr.Slider(0, 0.5, value=0.1, step=0.01, label="Held out for validation")
     with gr.Row():
-        preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_TINY, scale=3)
+        preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_SMALL, scale=3)
         max_length = gr.Number(label="Max length (tokens)", value=512, precision=0, scale=1)
     build = gr.Button("Build training examples", variant="primary")
     summary = gr.Markdown()
@@ -80,9 +80,11 @@ def build_data_tab(owner: str | None = None) -> DataTab:
     shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
                dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
 
-    def on_build(values: dict):
+    def on_build(values: dict, progress=gr.Progress()):
         if values[imported] is None:
             raise gr.Error("Upload a chat export or data set first.")
+        for step in fetch_steps(values[preview_model]):  # offline-small's first use, before anything is saved
+            progress(None, desc=step)
         options = persona.ShapingOptions(
             me=values[me] or "",
             separator=SEPARATORS[values[separator]],

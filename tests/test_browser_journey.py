@@ -49,7 +49,7 @@ SMALL_RUN = {"Max steps (0 = by epochs)": TRAIN_STEPS, "Batch size": 4, "Max len
 FREQUENT_LOGS = {"Log every (steps)": 2, "Evaluate every (steps)": EVAL_EVERY, "Checkpoint every (steps)": 20}
 UI_TIMEOUT_MS = 30_000  # a click's answer, on a 2-core runner that is also training (5 s is Playwright's default)
 TRAINING_TIMEOUT_MS = 240_000  # a cold start of the training process on a busy 2-core runner
-CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-tiny"
+CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 MESSAGE = "hey! are you around this weekend?"
 
 
@@ -115,6 +115,7 @@ def build_examples(page) -> str:
     expect(page.get_by_text("5 threads, 813 text messages")).to_be_visible()
     expect(page.get_by_label("Which participant are you?")).to_have_value("Sam Rivera (339)")
 
+    page.get_by_label("Preview with the tokenizer of").fill("offline-tiny")  # offline-small would download 93 MB
     page.get_by_role("button", name="Build training examples").click()
     saved = page.get_by_label("Saved for training")
     expect(saved).to_have_value(re.compile(r"datasets/.+\.jsonl$"))

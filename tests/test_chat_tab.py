@@ -9,6 +9,7 @@ import app
 from tests.export_runs import CHAT, adapter_run
 from tests.ui_client import call, launch
 
+SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 STUDIO_ENDPOINTS = {"/import_files", "/build_examples", "/show_example", "/load_preset", "/estimate", "/start_run",
                     "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep"}  # fmt: skip
 
@@ -34,20 +35,20 @@ def assistant_texts(history):
 def test_chat_streams_a_greedy_reply_with_speed_and_is_repeatable(studio, run):
     source = str(run.path)
     message, tuned, base, speed = call(studio, "/chat", **{
-        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": source,
+        SOURCE: source,
         "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
     assert message == ""
     assert tuned[0] == {"role": "user", "content": CHAT[0]["content"]} or tuned[0]["role"] == "user"
     assert assistant_texts(tuned) and "tokens/s" in speed
     _, again, _, _ = call(studio, "/chat", **{
-        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": source,
+        SOURCE: source,
         "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
     assert assistant_texts(again) == assistant_texts(tuned)  # greedy is deterministic
 
 
 def test_compare_mode_answers_with_the_base_model_too(studio, run):
     _, tuned, base, speed = call(studio, "/chat", **{
-        "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+        SOURCE: str(run.path),
         "Message": CHAT[0]["content"], "Side by side with the base model": True, "Max new tokens": 24})  # fmt: skip
     assert base and base[0]["role"] == "user" and "fine-tuned:" in speed and "base:" in speed
     assert assistant_texts(base) != assistant_texts(tuned)
@@ -55,7 +56,7 @@ def test_compare_mode_answers_with_the_base_model_too(studio, run):
 
 def test_no_model_chosen_is_a_readable_error(studio):
     with pytest.raises(Exception, match="Pick what to chat with"):
-        call(studio, "/chat", **{"Message": "hi"})
+        call(studio, "/chat", **{SOURCE: "", "Message": "hi"})
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_owner_mode_refuses_the_studio_to_visitors_but_not_the_chat(run):
                 else:
                     call(client, api_name, **fields)
         _, tuned, _, _ = call(client, "/chat", **{
-            "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+            SOURCE: str(run.path),
             "Message": "hey", "Max new tokens": 8})  # fmt: skip
         assert tuned[0]["role"] == "user" and len(tuned) >= 1
     finally:

