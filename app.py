@@ -21,6 +21,8 @@ from components.common import owner_only  # noqa: E402
 from components.data_tab import build_data_tab  # noqa: E402
 from components.export_tab import build_export_tab  # noqa: E402
 from components.export_tab import refresh_runs as refresh_export_runs  # noqa: E402
+from components.report_tab import build_report_tab  # noqa: E402
+from components.report_tab import refresh_runs as refresh_report_runs  # noqa: E402
 from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 
 THEME = gr.themes.Soft()
@@ -43,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_app(owner: str | None = None) -> gr.Blocks:
-    """The studio. With `owner`, Data/Train/Export answer only that signed-in Hugging Face user."""
+    """The studio. With `owner`, Data/Train/Report/Export answer only that signed-in Hugging Face user."""
     with gr.Blocks(title="talklike") as demo:
         gr.Markdown("# talklike\nTurn your chat history into a chatbot that texts like you.")
         if owner:
@@ -57,7 +59,9 @@ def build_app(owner: str | None = None) -> gr.Blocks:
             train = build_train_tab(owner)
         with gr.Tab("3 · Chat") as chat_page:
             chat = build_chat_tab()
-        with gr.Tab("4 · Export") as export_page:
+        with gr.Tab("4 · Report") as report_page:
+            report_run = build_report_tab(owner)
+        with gr.Tab("5 · Export") as export_page:
             export_run = build_export_tab(owner)
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
@@ -68,6 +72,8 @@ def build_app(owner: str | None = None) -> gr.Blocks:
         # Also on opening the tab: a run that finished after the page loaded must be listed there.
         for event in (demo.load, chat_page.select):
             event(refresh_sources, outputs=chat.source, api_name=False)
+        for event in (demo.load, report_page.select):
+            event(owner_only(owner, denied=gr.update)(refresh_report_runs), outputs=report_run, api_name=False)
         for event in (demo.load, export_page.select):
             event(owner_only(owner, denied=gr.update)(refresh_export_runs), outputs=export_run, api_name=False)
     return demo

@@ -21,6 +21,7 @@ from training.train.runs import list_runs
 from .common import owner_only, shows_user_errors
 
 ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full model (loads on its own)"
+QUOTE_REPORT = "Quote the persona report's side-by-side examples in the card (private chats)"
 
 
 def build_export_tab(owner: str | None = None) -> gr.Dropdown:
@@ -32,6 +33,7 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
     with gr.Row():
         out = gr.Textbox(label="Folder (blank = the data folder's exports/)", scale=3)
         gguf = gr.Checkbox(label="Also write GGUF (llama.cpp / Ollama)", value=False, scale=1)
+        quote = gr.Checkbox(label=QUOTE_REPORT, value=False, scale=2)
     samples = gr.Dataframe(
         headers=["prompt", "reply"], value=[["hey! what are you up to this weekend?", ""]], interactive=True,
         label="Sample replies for the model card (optional): type prompts, generate, edit or delete rows",
@@ -51,31 +53,32 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
         push_result = gr.Markdown()
     card = gr.Markdown(label="Model card preview")
 
-    run.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
-    kind.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name=False)
+    run.change(studio(shows_user_errors(_describe)), inputs=[run, kind, quote], outputs=[sizes, card], api_name="describe_export")
+    for choice in (kind, quote):
+        choice.change(studio(shows_user_errors(_describe)), inputs=[run, kind, quote], outputs=[sizes, card], api_name=False)
     generate_samples.click(studio(shows_user_errors(_fill_replies)), inputs=[run, samples], outputs=samples, api_name="sample_replies")
 
-    def do_export(run_name, chosen_kind, folder, with_gguf, rows, progress=gr.Progress()):
+    def do_export(run_name, chosen_kind, folder, with_gguf, rows, quoted, progress=gr.Progress()):
         progress(0.1, desc="Exporting")
-        path = _export(run_name, chosen_kind, folder, rows, repo_id=None)
+        path = _export(run_name, chosen_kind, folder, rows, quoted, repo_id=None)
         lines = [f"Exported to `{path}` ({_megabytes(path):.1f} MB)."]
         if with_gguf:
             progress(0.7, desc="Writing GGUF")
             lines.append(_gguf(path, chosen_kind))
         return "\n\n".join(lines)
 
-    def do_push(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, progress=gr.Progress()):
+    def do_push(run_name, chosen_kind, folder, rows, quoted, repo_id, is_private, secret, progress=gr.Progress()):
         if not (repo_id or "").strip():
             raise gr.Error("Repository: give a name like your-name/my-persona.")
         progress(0.1, desc="Exporting")
-        path = _export(run_name, chosen_kind, folder, rows, repo_id=repo_id.strip())
+        path = _export(run_name, chosen_kind, folder, rows, quoted, repo_id=repo_id.strip())
         progress(0.5, desc="Uploading")
         url = push(path, repo_id.strip(), token=secret or None, private=is_private)
         return f"Pushed {'privately ' if is_private else ''}to [{url}]({url})"
 
-    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, samples], outputs=export_result,
+    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, samples, quote], outputs=export_result,
                         api_name="export_run")  # fmt: skip
-    push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, repo, private, token],
+    push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, quote, repo, private, token],
                       outputs=push_result, api_name="push_run")  # fmt: skip
     return run
 
@@ -88,7 +91,7 @@ def _finished_runs() -> list[tuple[str, str]]:
     return [(f"{r['name']} ({r['method']})", r["path"]) for r in list_runs() if r["has_final"]]
 
 
-def _describe(run_name: str | None, chosen_kind: str):
+def _describe(run_name: str | None, chosen_kind: str, quoted: bool = False):
     if not run_name:
         return "", ""
     sizes = exporting.export_sizes(run_name)
@@ -99,7 +102,7 @@ def _describe(run_name: str | None, chosen_kind: str):
     parts.append(f"merged {merged}")
     source = exporting.read_run(run_name)
     with tempfile.TemporaryDirectory() as folder:  # the card exactly as the export will write it
-        readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [])
+        readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [], quoted)
         text = readme.read_text(encoding="utf-8")
     body = text.split("---", 2)[-1]  # the YAML front matter is for the Hub, not for reading
     # The loss-curve PNG lives next to the README in the export; this page cannot show it.
@@ -124,7 +127,7 @@ def _fill_replies(run_name: str | None, rows):
     return pd.DataFrame({"prompt": frame["prompt"], "reply": replies})
 
 
-def _export(run_name, chosen_kind, folder, rows, repo_id):
+def _export(run_name, chosen_kind, folder, rows, quoted, repo_id):
     if not run_name:
         raise gr.Error("Choose a run to export.")
     source = exporting.read_run(run_name)
@@ -133,8 +136,8 @@ def _export(run_name, chosen_kind, folder, rows, repo_id):
     target = Path(chosen) if chosen else subdir("exports") / f"{source.name}-{'merged' if merged else 'adapter'}"
     # Re-exporting into talklike's own exports/ replaces the last export; a folder the user
     # named is never overwritten (export_run refuses a non-empty one).
-    return exporting.export_run(source.path, target, merge=merged, samples=_sample_rows(rows), repo_id=repo_id,
-                                overwrite=not chosen)  # fmt: skip
+    return exporting.export_run(source.path, target, merge=merged, samples=_sample_rows(rows), report_examples=quoted,
+                                repo_id=repo_id, overwrite=not chosen)  # fmt: skip
 
 
 def _gguf(path: Path, chosen_kind: str) -> str:

@@ -253,7 +253,7 @@ def _record_reply_lengths(chatbot) -> None:
 
 
 def export_and_push(page, run_name: str, hub: HubServer) -> None:
-    open_tab(page, "4 · Export")
+    open_tab(page, "5 · Export")
     choose(page, "Run to export", run_name)
     expect(page.get_by_text(re.compile(r"^Sizes: adapter .* MB, merged .* MB"))).to_be_visible()
     page.get_by_label(MERGED).check()

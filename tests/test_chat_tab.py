@@ -11,7 +11,7 @@ from tests.ui_client import call, launch
 
 SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 STUDIO_ENDPOINTS = {"/import_files", "/build_examples", "/show_example", "/load_preset", "/estimate", "/start_run",
-                    "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep"}  # fmt: skip
+                    "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep", "/persona_report"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -182,3 +182,18 @@ def test_cancel_stops_the_report_and_writes_nothing(causal_run):
     assert not (causal_run / REPORT_FILE).exists()
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions) and 0 < fractions[-1] < 1
+
+
+def test_model_card_gets_the_report_numbers_and_examples_only_when_both_asked(causal_run, tmp_path):
+    from training.export.save import export_run
+
+    report = build_report(causal_run, dataclasses.replace(QUICK, include_examples=True))
+    quoted = report["examples"][0]["real"].splitlines()[0]
+    plain = (export_run(causal_run, tmp_path / "plain", merge=False) / "README.md").read_text(encoding="utf-8")
+    assert "## Persona report" in plain and "Person-specific gap" in plain
+    p_person = next(m for m in report["metrics"]["voice"] if m["key"] == "p_person")
+    assert f"| {p_person['label']} | {p_person['real']:.2f} | {p_person['tuned']:.2f} | {p_person['base']:.2f} |" in plain
+    assert quoted not in plain and "Side by side" not in plain
+    with_examples = export_run(causal_run, tmp_path / "quoted", merge=False, report_examples=True)
+    card = (with_examples / "README.md").read_text(encoding="utf-8")
+    assert "### Side by side" in card and quoted in card

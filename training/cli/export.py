@@ -23,6 +23,8 @@ def _export_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (must be empty unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it already holds files")
     parser.add_argument("--samples", metavar="FILE", help='JSONL of {"prompt": ..., "reply": ...} to show in the model card')
+    parser.add_argument("--report-examples", action="store_true",
+                        help="quote the persona report's side-by-side examples (held-out chats) in the model card")
     parser.add_argument("--gguf", metavar="FILE", help="also write a GGUF file (with --merge; Llama + byte-level BPE only)")
     parser.add_argument("--push", metavar="REPO_ID", help="upload to this Hub repo (token: HF_TOKEN or `hf auth login`)")
     parser.add_argument("--public", action="store_true", help="with --push: make a new repo public (default private)")
@@ -38,7 +40,8 @@ def run_export_command(args) -> dict[str, Any]:
     if args.gguf and not args.merge:
         raise UserError("--gguf: needs --merge (GGUF holds a whole model, not an adapter)")
     samples = check_samples(read_samples(args.samples)) if args.samples else None
-    folder = export_run(args.run, args.out, merge=args.merge, samples=samples, repo_id=args.push, overwrite=args.overwrite)
+    folder = export_run(args.run, args.out, merge=args.merge, samples=samples, report_examples=args.report_examples,
+                        repo_id=args.push, overwrite=args.overwrite)  # fmt: skip
     result: dict[str, Any] = {"export": str(folder), "gguf": None, "url": None}
     if args.gguf:
         from training.export.gguf import write_gguf

@@ -57,8 +57,13 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and name not in BUILT_ON_FIRST_USE and not Path(name).expanduser().exists()
 
 
-def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]]) -> Path:
-    """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path."""
+def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]],
+                     report_examples: bool = False) -> Path:  # fmt: skip
+    """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path.
+
+    The run's persona report, if it has one, adds its numbers; its side-by-side examples quote held-out
+    chats, so they go in only with `report_examples` (and only if the report was made with them).
+    """
     from huggingface_hub import ModelCard
 
     metrics = source.metrics()
@@ -74,6 +79,7 @@ def write_model_card(source, folder: Path, merged: bool, model_id: str, samples:
             "## Training recipe\n\n" + _recipe_table(source.config),
             "## Training data\n\n" + _data_summary(source),
             "## Results\n\n" + _results(source, metrics, best_eval, has_plot),
+            _report_section(source, report_examples),
             _samples_section(samples),
             _versions(),
         ) if part
@@ -215,6 +221,14 @@ def _results(source, metrics: list[dict[str, Any]], best_eval: float | None, has
     if has_plot:
         lines.append(f"\n![training and validation loss]({LOSS_PLOT})")
     return "\n".join(lines) or "No metrics were logged for this run."
+
+
+def _report_section(source, report_examples: bool) -> str:
+    from training.report.build import load_report
+    from training.report.render import card_section
+
+    report = load_report(source.path)
+    return card_section(report, include_examples=report_examples) if report else ""
 
 
 def _samples_section(samples: list[dict[str, str]]) -> str:

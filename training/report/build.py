@@ -68,12 +68,15 @@ def find_run(name_or_path: str | os.PathLike) -> Path:
 
 def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = None, progress: Progress | None = None,
                  cancel: threading.Event | None = None) -> dict:  # fmt: skip
-    """The report for the run at `run_dir`, saved to its report.json; raises loss.Cancelled if `cancel` is set."""
+    """The report for the run at `run_dir` (a folder or a run name), saved to its report.json.
+
+    `progress(fraction, what)` is called as work is done; setting `cancel` raises loss.Cancelled.
+    """
     from training.train.runs import open_run
 
     options = options or ReportOptions()
     settings = (options.decoding or default_decoding(options.seed)).validate()
-    run = open_run(Path(run_dir))
+    run = open_run(find_run(run_dir))
     config = run.config()
     held = held_out_rows(config, options.data, options.limit, options.seed)
     tracker = _Tracker(progress, cancel, work=len(held.rows) * (4 + 2 * GENERATION_WEIGHT))

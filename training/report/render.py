@@ -88,32 +88,67 @@ def loss_sentences(loss: dict) -> list[str]:
     return lines
 
 
+SECTIONS = {"voice": "Does it sound like you?", "habits": "Texting habits", "content": "Content overlap",
+            "degeneracy": "Degeneracy check"}  # fmt: skip
+SOURCE_NAMES = {"real": "you (real)", "tuned": "tuned", "base": "base"}
+
+
 def to_markdown(report: dict, examples: bool = True) -> str:
     """The whole report: what it ran on, then every number with its sentence (and examples if held)."""
-    data, model = report["data"], report["model"]
-    decoding = report["decoding"]
-    how = "greedy" if not decoding["do_sample"] else f"sampled at temperature {decoding['temperature']}"
-    parts = [
-        f"## Persona report: {report['run']}",
-        f"{data['rows']} held-out replies from {data['file']} (of {data['available']}); base = {model['base_is']}; "
-        f"replies {how}, at most {decoding['max_new_tokens']} new tokens, seed {report['seed']}. "
-        "Numbers in brackets are 95% bootstrap intervals; the noise floor is the same number between two "
-        "random halves of your own replies.",
-        "### Held-out loss\n\n" + "\n".join(f"- {line}" for line in loss_sentences(report["loss"])),
-    ]
-    titles = {"voice": "Does it sound like you?", "habits": "Texting habits", "content": "Content overlap",
-              "degeneracy": "Degeneracy check"}  # fmt: skip
-    for section, title in titles.items():
-        rows = [f"- {sentence(metric)} {_intervals(metric)}" for metric in report["metrics"][section]]
-        parts.append(f"### {title}\n\n" + "\n".join(rows))
-    if report.get("classifier"):
-        parts.append(f"The classifier was skipped: {report['classifier']}.")
-    empty = report.get("empty_replies") or {}
-    if empty.get("tuned") or empty.get("base"):
-        parts.append(f"Empty replies: tuned {empty.get('tuned', 0)}, base {empty.get('base', 0)}.")
+    parts = [header(report), loss_markdown(report), *(metrics_markdown(report, section) for section in SECTIONS)]
     if examples and report.get("examples"):
         parts.append(examples_markdown(report["examples"]))
     return "\n\n".join(parts)
+
+
+def header(report: dict) -> str:
+    data, model, decoding = report["data"], report["model"], report["decoding"]
+    how = "greedy" if not decoding["do_sample"] else f"sampled at temperature {decoding['temperature']}"
+    return (
+        f"## Persona report: {report['run']}\n\n"
+        f"{data['rows']} held-out replies from {data['file']} (of {data['available']}); base = {model['base_is']}; "
+        f"replies {how}, at most {decoding['max_new_tokens']} new tokens, seed {report['seed']}. "
+        "Numbers in brackets are 95% bootstrap intervals; the noise floor is the same number between two "
+        "random halves of your own replies."
+    )
+
+
+def loss_markdown(report: dict) -> str:
+    return "### Held-out loss\n\n" + "\n".join(f"- {line}" for line in loss_sentences(report["loss"]))
+
+
+def metrics_markdown(report: dict, section: str) -> str:
+    rows = [f"- {sentence(metric)} {_intervals(metric)}".rstrip() for metric in report["metrics"][section]]
+    notes = []
+    if section == "voice" and report.get("classifier"):
+        notes.append(f"The classifier was skipped: {report['classifier']}.")
+    empty = report.get("empty_replies") or {}
+    if section == "degeneracy" and (empty.get("tuned") or empty.get("base")):
+        notes.append(f"Empty replies: tuned {empty.get('tuned', 0)}, base {empty.get('base', 0)}.")
+    return f"### {SECTIONS[section]}\n\n" + "\n".join(rows + notes)
+
+
+def length_histogram(report: dict, buckets: int = 12) -> list[dict]:
+    """Share of each source's replies per length bucket (characters): the overlaid length plot's points."""
+    lengths = report["plots"]["lengths"]
+    longest = max((max(values, default=0) for values in lengths.values()), default=0)
+    width = max(1, math.ceil((longest + 1) / buckets))
+    points = []
+    for source, values in lengths.items():
+        for start in range(0, width * buckets, width):
+            share = sum(start <= value < start + width for value in values) / len(values) if values else 0.0
+            points.append({"characters": start, "share of replies": share, "replies": SOURCE_NAMES[source]})
+    return points
+
+
+def habit_bars(report: dict) -> list[dict]:
+    """One bar per habit and source ("emoji · tuned"): gradio stacks bars that share an x value."""
+    return [
+        {"habit": f"{habit} · {SOURCE_NAMES[source]}", "share of replies": value, "replies": SOURCE_NAMES[source]}
+        for habit, values in report["plots"]["habits"].items()
+        for source, value in values.items()
+        if value is not None
+    ]
 
 
 def examples_markdown(examples: list[dict]) -> str:
