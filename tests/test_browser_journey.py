@@ -1,6 +1,7 @@
 """The whole user journey in a real Chromium: upload the sample Messenger export, build examples,
-train the offline demo model while watching (and reloading) the page, chat with the result, export
-it merged and push it to a local Hub. Also: a bad upload shows a readable error, not a traceback.
+train the offline demo model while watching (and reloading) the page, chat with the result, read its
+persona report, export it merged and push it to a local Hub. Also: a bad upload shows a readable
+error, not a traceback.
 
 Every step is done as a user does it, through visible labels. Screenshots of the four tabs go to
 test-artifacts/ on every run; TALKLIKE_UPDATE_SCREENSHOTS=1 also refreshes the README's in docs/screenshots/.
@@ -51,6 +52,7 @@ UI_TIMEOUT_MS = 30_000  # a click's answer, on a 2-core runner that is also trai
 TRAINING_TIMEOUT_MS = 240_000  # a cold start of the training process on a busy 2-core runner
 CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 MESSAGE = "hey! are you around this weekend?"
+REPORT_EXAMPLES = "Include side-by-side examples (quotes your private chats)"
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,8 @@ def test_upload_train_watch_reload_chat_export_and_push(page, studio, hub):
         run_name = train_and_watch(page, saved)
     with kept_on_failure(page, "chat"):
         chat(page, run_name)
+    with kept_on_failure(page, "report"):
+        persona_report(page, run_name)
     with kept_on_failure(page, "export"):
         export_and_push(page, run_name, hub)
 
@@ -250,6 +254,31 @@ def _record_reply_lengths(chatbot) -> None:
             }).observe(box, {subtree: true, childList: true, characterData: true});
         }"""
     )
+
+
+def persona_report(page, run_name: str) -> None:
+    panel = open_tab(page, "4 · Report")
+    choose(page, "Run to report on", run_name)
+    expect(page.get_by_text("No report for this run yet: press Run report.")).to_be_visible()
+    panel.get_by_role("spinbutton", name="Held-out replies to use (at most)").fill("6")
+    panel.get_by_role("spinbutton", name="Max new tokens").fill("16")
+    page.get_by_label(REPORT_EXAMPLES).check()
+    page.get_by_role("button", name="Run report").click()
+    expect(page.get_by_text(re.compile(rf"^Report of {re.escape(run_name)} on 6 held-out replies"))).to_be_visible(
+        timeout=TRAINING_TIMEOUT_MS)  # fmt: skip
+    for heading in ("Held-out loss", "Does it sound like you?", "Texting habits", "Degeneracy check"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Person-specific gap \(drop on you minus drop on the others\)"))).to_be_visible()
+    lengths = plot_drawing(plot(page, "Reply length"))
+    assert len({line["colour"] for line in lengths["lines"] if line["path"]}) == 3, lengths  # you, tuned, base
+    bars = plot(page, "Texting habits").locator("g.mark-rect path")
+    assert bars.count() >= 3, "no habit bars drawn"
+    examples = page.get_by_role("heading", name="Side by side (held-out messages, picked at random)")
+    expect(examples).to_be_visible()
+    screenshot(page, "report")
+    page.get_by_label(REPORT_EXAMPLES).uncheck()  # the private text goes away; the numbers stay
+    expect(examples).to_be_hidden()
+    expect(page.get_by_role("heading", name="Held-out loss")).to_be_visible()
 
 
 def export_and_push(page, run_name: str, hub: HubServer) -> None:
