@@ -44,6 +44,7 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
     trained = {_key(row) for row in rows.train if "prompt" in row}
     chat = [row for row in rows.validation if "prompt" in row and row["prompt"][-1]["role"] == "user"]
     kept = [row for row in chat if _key(row) not in trained]
+    left_out = len(chat) - len(kept)
     if not kept:
         raise UserError(f"{_name(config)}: no held-out chat rows (prompt + reply) to report on")
     if limit is not None and limit < 1:
@@ -52,7 +53,7 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
         picked = sorted(random.Random(seed).sample(range(len(kept)), limit))
         kept = [kept[index] for index in picked]
     where = _name(config) if config.validation_file else f"{config.validation_split:.0%} of {Path(config.train_file).name}"
-    return HeldOut(kept, rows.train, where, len(chat), len(chat) - len([r for r in chat if _key(r) not in trained]))
+    return HeldOut(kept, rows.train, where, len(chat), left_out)
 
 
 def control_row(row: dict) -> dict | None:
