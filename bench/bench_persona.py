@@ -88,8 +88,15 @@ def main() -> None:
     parser.add_argument("--model", default="offline-small", help="base model (default offline-small)")
     parser.add_argument("--conversations", type=int, default=120, help="chitchat: the speaker's conversations to use")
     parser.add_argument("--limit", type=int, default=80, help="held-out replies per report")
+    parser.add_argument("--threads", type=int, help="torch threads, here and in the training process "
+                        "(1 on a machine other jobs use: competing OpenMP threads can slow a step tenfold)")
     parser.add_argument("--doc", type=Path, help="write the tables into this markdown file's '## Persona report'")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     about = machine()
     sections = []
     for name in args.corpus or ["sam", "chitchat"]:
