@@ -15,7 +15,7 @@ import pandas as pd
 
 from training.chat import generate
 from training.report import render
-from training.report.build import ReportOptions, build_report, find_run, load_report
+from training.report.build import ReportOptions, build_report, load_report
 from training.report.loss import Cancelled
 from training.train.runs import list_runs
 
@@ -119,7 +119,7 @@ def _views(report: dict, quote: bool):
 
 def _saved_report(run_name: str | None, quote: bool):
     """The run's last report, if it has one: picking a run (or reloading the page) shows it again."""
-    report = load_report(find_run(run_name)) if run_name else None
+    report = load_report(run_name) if run_name else None
     if report is None:
         empty = pd.DataFrame()
         note = "No report for this run yet: press Run report." if run_name else ""

@@ -61,7 +61,7 @@ def test_report_on_a_run_without_held_out_data_is_one_line_exit_2(run, tmp_path,
 
 def test_report_names_an_unknown_run():
     done = run_cli("report", "no-such-run")
-    assert done.returncode == 2 and done.stderr.startswith("error: no-such-run: not a run folder or a run name")
+    assert done.returncode == 2 and done.stderr.startswith("error: no-such-run: not a run folder (no config.yaml)")
 
 
 def test_batch_chat_answers_every_history_once_loaded(run, tmp_path):

@@ -26,14 +26,14 @@ def _report_arguments(parser) -> None:
 
 
 def run_report_command(args) -> dict:
-    from training.report.build import ReportOptions, build_report, find_run
+    from training.report.build import ReportOptions, build_report
     from training.report.render import to_markdown
 
     # --seed is the report's and also the decoding seed: the same replies on every run.
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
     options = ReportOptions(data=args.data, limit=args.limit, seed=args.seed,
                             include_examples=args.include_examples, decoding=settings)  # fmt: skip
-    report = build_report(find_run(args.run), options, progress=_progress_line)
+    report = build_report(args.run, options, progress=_progress_line)
     print(file=sys.stderr)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else to_markdown(report))
     return report

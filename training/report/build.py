@@ -53,31 +53,21 @@ class ReportOptions:
     device: str | None = None
 
 
-def find_run(name_or_path: str | os.PathLike) -> Path:
-    """A run folder given as a path, or as a run name under the runs folder."""
-    from training.train.runs import runs_root
-
-    path = Path(name_or_path).expanduser()
-    if (path / "config.yaml").is_file():
-        return path
-    named = runs_root() / str(name_or_path)
-    if (named / "config.yaml").is_file():
-        return named
-    raise UserError(f"{name_or_path}: not a run folder or a run name (no config.yaml there or under {runs_root()})")
-
-
 def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = None, progress: Progress | None = None,
                  cancel: threading.Event | None = None) -> dict:  # fmt: skip
     """The report for the run at `run_dir` (a folder or a run name), saved to its report.json.
 
     `progress(fraction, what)` is called as work is done; setting `cancel` raises loss.Cancelled.
     """
-    from training.train.runs import open_run
+    from training.train.run_record import read_run
 
     options = options or ReportOptions()
     settings = (options.decoding or default_decoding(options.seed)).validate()
-    run = open_run(find_run(run_dir))
-    config = run.config()
+    run = read_run(run_dir)
+    if run.model is None:
+        raise UserError(f"{run.name}: no trained model in final/ yet (run is {run.status.get('state', 'created')}); "
+                        "report on it once training has finished")  # fmt: skip
+    config = run.config
     held = held_out_rows(config, options.data, options.limit, options.seed)
     tracker = _Tracker(progress, cancel, work=len(held.rows) * (4 + 2 * GENERATION_WEIGHT))
     tracker.note("loading the models")
@@ -159,10 +149,12 @@ def save_report(run_path: Path, report: dict) -> Path:
     return path
 
 
-def load_report(run_path: str | os.PathLike) -> dict | None:
-    """The run's last saved report, or None when it has none (or an unreadable one)."""
+def load_report(run: str | os.PathLike) -> dict | None:
+    """The last saved report of a run (a folder or a run name), or None when it has none (or an unreadable one)."""
+    from training.train.run_record import read_run
+
     try:
-        report = json.loads((Path(run_path) / REPORT_FILE).read_text(encoding="utf-8"))
+        report = json.loads((read_run(run).path / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     return report if isinstance(report, dict) else None
@@ -182,15 +174,14 @@ class _Side:
 def _models(run, config, device: str | None) -> tuple[_Side, _Side, str]:
     """(tuned, base, what the base is): one copy of the weights when the run trained an adapter."""
     from training.chat.generate import load_chat_model
-    from training.models import resolve
 
     tuned = load_chat_model(run.path, device)
     if tuned.has_adapter:
         return _Side(tuned, True), _Side(tuned, False), "the same weights with the adapter switched off"
-    base = load_chat_model(resolve(config.model), device)
-    # Same prompts token for token: the run's tokenizer, template, system prompt and separator.
-    base = dataclasses.replace(base, tokenizer=tuned.tokenizer, system_prompt=tuned.system_prompt,
-                               separator=tuned.separator, stop_strings=tuned.stop_strings)  # fmt: skip
+    base = load_chat_model(run.base_model, device)
+    # Same prompts token for token: the run's tokenizer, template and prompt settings.
+    base = dataclasses.replace(base, tokenizer=tuned.tokenizer, prompt=tuned.prompt, stop_strings=tuned.stop_strings,
+                               trained_length=tuned.trained_length)  # fmt: skip
     return _Side(tuned, True), _Side(base, True), f"the base model {config.model}, loaded on its own (a full fine-tune)"
 
 

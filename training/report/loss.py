@@ -51,7 +51,7 @@ def _encode(model, rows: list[dict], config) -> list[dict[str, list[int]]]:
     if model.seq2seq:
         from training.train.dataset import seq2seq_dataset
 
-        dataset, _ = seq2seq_dataset(model.tokenizer, rows, config)
+        dataset, _ = seq2seq_dataset(model.tokenizer, rows, config, model.separator)
         return [{"input_ids": item["input_ids"], "labels": item["labels"]} for item in dataset]
     from training.templates import tokenize_row
 
