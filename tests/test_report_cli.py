@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from tests.export_runs import adapter_run, full_run
 from tests.report_runs import on_sam_data, sam_examples
-from tests.test_cli import run_cli
+from tests.test_cli import ROOT
 from training.train.config import RunConfig
 
 HISTORIES = [
@@ -17,6 +19,12 @@ HISTORIES = [
                              {"role": "assistant", "content": "yo"}, {"role": "user", "content": "what's up"}]},
     {"messages": [{"role": "user", "content": "lol did you see that"}]},
 ]  # fmt: skip
+
+
+def run_cli(*args):
+    # Each call starts Python, torch and a model: minutes on a busy 2-core runner, hence the timeout.
+    return subprocess.run([sys.executable, "-m", "training", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +37,13 @@ def write_jsonl(path, rows) -> None:
 
 
 def test_report_prints_json_and_sentences(run):
-    done = run_cli("report", run, "--json", "--limit", "3", "--max-new-tokens", "8")
+    done = run_cli("report", run, "--json", "--limit", "2", "--max-new-tokens", "4")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["data"]["rows"] == 3 and report["decoding"]["max_new_tokens"] == 8
+    assert report["data"]["rows"] == 2 and report["decoding"]["max_new_tokens"] == 4
     assert report["seed"] == 0 and report["decoding"]["seed"] == 0 and "examples" not in report
     assert "100%" in done.stderr  # the progress line reached the end
-    text = run_cli("report", run, "--limit", "3", "--max-new-tokens", "8", "--greedy", "--include-examples")
+    text = run_cli("report", run, "--limit", "2", "--max-new-tokens", "4", "--greedy", "--include-examples")
     assert text.returncode == 0, text.stderr
     assert "Person-specific gap" in text.stdout and "replies greedy" in text.stdout
     assert "### Side by side" in text.stdout
@@ -67,14 +75,14 @@ def test_report_names_an_unknown_run():
 def test_batch_chat_answers_every_history_once_loaded(run, tmp_path):
     prompts, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(prompts, HISTORIES)
-    done = run_cli("chat", run, "--prompts", prompts, "--out", out, "--greedy", "--max-new-tokens", "12")
+    done = run_cli("chat", run, "--prompts", prompts, "--out", out, "--greedy", "--max-new-tokens", "8")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out) and "3/3 replies" in done.stderr
     answered = [json.loads(line) for line in out.read_text().splitlines()]
     assert [{k: v for k, v in row.items() if k != "reply"} for row in answered] == HISTORIES
     assert all(isinstance(row["reply"], str) for row in answered)
     base_out = tmp_path / "base.jsonl"
-    base = run_cli("chat", run, "--prompts", prompts, "--out", base_out, "--greedy", "--max-new-tokens", "12", "--base")
+    base = run_cli("chat", run, "--prompts", prompts, "--out", base_out, "--greedy", "--max-new-tokens", "8", "--base")
     assert base.returncode == 0, base.stderr
     base_replies = [json.loads(line)["reply"] for line in base_out.read_text().splitlines()]
     assert base_replies != [row["reply"] for row in answered]  # the adapter was off

@@ -90,6 +90,18 @@ def test_length_distances_by_hand():
     assert metrics["length_ks"]["base"] == pytest.approx(0.75)
 
 
+def test_length_distances_agree_with_scipy_for_every_resample_at_once():
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    rng = np.random.default_rng(0)
+    samples, reference = rng.integers(1, 80, size=(50, 30)), rng.integers(1, 120, size=(50, 30))
+    expected_w = [wasserstein_distance(a, b) for a, b in zip(samples, reference)]
+    expected_ks = [ks_2samp(a, b).statistic for a, b in zip(samples, reference)]
+    assert text.wasserstein(samples, reference) == pytest.approx(expected_w)
+    assert text.ks(samples, reference) == pytest.approx(expected_ks)  # ties included: lengths repeat
+    assert text.wasserstein(samples[0], reference[0]) == pytest.approx(expected_w[0])
+
+
 def test_noise_floor_is_the_metric_between_two_halves_of_the_real_replies():
     half_a, half_b = stats.halves(4, seed=0)
     assert len(half_a) == len(half_b) == 2 and not set(half_a) & set(half_b)
@@ -111,24 +123,24 @@ def test_halves_are_disjoint_fixed_by_the_seed_and_leave_the_odd_one_out():
 
 def test_bootstrap_interval_matches_the_normal_theory_interval():
     coin = np.array([0.0, 1.0] * 200)  # p = 0.5, n = 400: the 95% interval is 0.5 +- 1.96 * 0.025
-    (low,), (high,) = stats.bootstrap_ci(lambda i: np.array([coin[i].mean()]), len(coin), seed=0)
+    (low,), (high,) = stats.bootstrap_ci(lambda i: np.array([coin[i].mean(axis=-1)]), len(coin), seed=0)
     assert low == pytest.approx(0.5 - 0.049, abs=0.01) and high == pytest.approx(0.5 + 0.049, abs=0.01)
     constant = np.full(10, 3.0)
-    assert stats.bootstrap_ci(lambda i: np.array([constant[i].mean()]), 10, seed=0) == ([3.0], [3.0])
-    (low,), (high,) = stats.bootstrap_ci(lambda i: np.array([coin[:2][i].mean()]), 2, seed=0)
+    assert stats.bootstrap_ci(lambda i: np.array([constant[i].mean(axis=-1)]), 10, seed=0) == ([3.0], [3.0])
+    (low,), (high,) = stats.bootstrap_ci(lambda i: np.array([coin[:2][i].mean(axis=-1)]), 2, seed=0)
     assert (low, high) == (0.0, 1.0)  # two values: the resampled means are 0, .5, 1 with 1/4, 1/2, 1/4
 
 
 def test_measure_gives_a_paired_difference_interval_and_a_verdict():
     better = np.arange(40, dtype=float)
-    metric = measure("m", "m", "lower", lambda i: (math.nan, float(better[i].mean()), float(better[i].mean() + 5)),
+    metric = measure("m", "m", "lower", lambda i: (math.nan, better[i].mean(axis=-1), better[i].mean(axis=-1) + 5),
                      floor=1.0, count=40, seed=0)  # fmt: skip
     assert metric["tuned"] == pytest.approx(19.5) and metric["base"] == pytest.approx(24.5)
     assert metric["ci"]["difference"] == pytest.approx([-5.0, -5.0])  # paired: the same rows every time
     assert verdict(metric) == "tuned"
     assert verdict({**metric, "goal": "higher"}) == "base"
     noise = np.random.default_rng(1).normal(size=(2, 40))  # two models equally good, up to chance
-    unclear = measure("m", "m", "lower", lambda i: (math.nan, float(noise[0, i].mean()), float(noise[1, i].mean())),
+    unclear = measure("m", "m", "lower", lambda i: (math.nan, noise[0, i].mean(axis=-1), noise[1, i].mean(axis=-1)),
                       None, 40, 0)  # fmt: skip
     low, high = unclear["ci"]["difference"]
     assert unclear["floor"] is None and low < 0 < high and verdict(unclear) == "unclear"

@@ -45,15 +45,19 @@ class Replies:
         return {"real": self.real, "tuned": self.tuned, "base": self.base}
 
 
-def measure(key: str, label: str, goal: str, values: Callable[[np.ndarray], tuple[float, float, float]],
-            floor: float | None, count: int, seed: int, unit: str = "") -> dict:  # fmt: skip
-    """One metric: `values(indices)` gives (real, tuned, base) on those rows (NaN where not defined)."""
+Values = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def measure(key: str, label: str, goal: str, values: Callable[[np.ndarray], Values], floor: float | None,
+            count: int, seed: int, unit: str = "") -> dict:  # fmt: skip
+    """One metric: `values(indices)` gives (real, tuned, base) for each resample, one per row of
+    `indices` (NaN where not defined; a distance has no "real" value)."""
 
     def statistic(indices: np.ndarray) -> np.ndarray:
-        real, tuned, base = values(indices)
-        return np.array([real, tuned, base, advantage(goal, real, tuned, base)], dtype=float)
+        real, tuned, base = (np.broadcast_to(np.asarray(v, dtype=float), (len(indices),)) for v in values(indices))
+        return np.stack([real, tuned, base, advantage(goal, real, tuned, base)])
 
-    point = statistic(np.arange(count))
+    point = stats.point(statistic, count)
     low, high = stats.bootstrap_ci(statistic, count, seed)
     names = (*SOURCES, "difference")
     return {
@@ -64,10 +68,10 @@ def measure(key: str, label: str, goal: str, values: Callable[[np.ndarray], tupl
     }  # fmt: skip
 
 
-def advantage(goal: str, real: float, tuned: float, base: float) -> float:
+def advantage(goal: str, real, tuned, base):
     """Tuned minus base on the metric's own scale: below 0 is better for lower/match, above 0 for higher."""
     if goal == "match":
-        return abs(tuned - real) - abs(base - real)
+        return np.abs(tuned - real) - np.abs(base - real)
     return tuned - base
 
 
@@ -100,7 +104,7 @@ def style_metrics(replies: Replies, separator: str, seed: int) -> list[dict]:
 
     def distance(indices):
         real = features["real"][indices]
-        return (math.nan, style.style_distance(features["tuned"][indices], real),
+        return (np.nan, style.style_distance(features["tuned"][indices], real),
                 style.style_distance(features["base"][indices], real))  # fmt: skip
 
     found.append(measure("style_distance", "style distance (sum of habit-rate differences)", "lower", distance,
@@ -112,15 +116,16 @@ def style_metrics(replies: Replies, separator: str, seed: int) -> list[dict]:
     floor = abs(stats.mean(style.column(real_a, "bubbles")) - stats.mean(style.column(real_b, "bubbles")))
     found.append(measure("bubbles", "bubbles per turn", "match", bubbles, floor, count, seed, "messages"))
     lengths = {source: style.column(matrix, "length") for source, matrix in features.items()}
-    half_lengths = text.length_distances(style.column(real_a, "length"), style.column(real_b, "length"))
-    for kind, label, unit in (("wasserstein", "reply length distance (Wasserstein)", "characters"),
-                              ("ks", "reply length distance (Kolmogorov-Smirnov)", "")):  # fmt: skip
-        def length_distance(indices, kind=kind):
+    for kind, distance_of, label, unit in (
+        ("wasserstein", text.wasserstein, "reply length distance (Wasserstein)", "characters"),
+        ("ks", text.ks, "reply length distance (Kolmogorov-Smirnov)", ""),
+    ):  # fmt: skip
+        def length_distance(indices, distance_of=distance_of):
             real = lengths["real"][indices]
-            return (math.nan, text.length_distances(lengths["tuned"][indices], real)[kind],
-                    text.length_distances(lengths["base"][indices], real)[kind])  # fmt: skip
+            return (np.nan, distance_of(lengths["tuned"][indices], real), distance_of(lengths["base"][indices], real))
 
-        found.append(measure(f"length_{kind}", label, "lower", length_distance, half_lengths[kind], count, seed, unit))
+        floor = distance_of(style.column(real_a, "length"), style.column(real_b, "length"))
+        found.append(measure(f"length_{kind}", label, "lower", length_distance, floor, count, seed, unit))
     return found
 
 
@@ -144,7 +149,7 @@ def classifier_metrics(replies: Replies, classifier: PersonClassifier, others: l
     floor = abs(float(probability["real"][half_a].mean()) - float(probability["real"][half_b].mean()))
 
     def mean_probability(indices):
-        return tuple(float(probability[source][indices].mean()) for source in SOURCES)
+        return tuple(probability[source][indices].mean(axis=-1) for source in SOURCES)
 
     found = [measure("p_person", "P(person) from the character n-gram classifier", "higher", mean_probability,
                      floor, len(replies), seed, "probability")]  # fmt: skip
@@ -163,7 +168,7 @@ def content_metrics(replies: Replies, seed: int) -> list[dict]:
     floor = float(text.chrf([replies.real[i] for i in half_a], [replies.real[i] for i in half_b]).mean()) if len(half_a) else None
 
     def overlap(indices):
-        return (math.nan, float(scores["tuned"][indices].mean()), float(scores["base"][indices].mean()))
+        return (np.nan, scores["tuned"][indices].mean(axis=-1), scores["base"][indices].mean(axis=-1))
 
     return [measure("chrf", "chrF against your real reply (content overlap, low weight)", "higher", overlap,
                     floor, len(replies), seed, "0-100")]  # fmt: skip
@@ -183,7 +188,7 @@ def degeneracy_metrics(replies: Replies, seed: int) -> list[dict]:
         floor = abs(float(per_reply["real"][half_a].mean()) - float(per_reply["real"][half_b].mean())) if len(half_a) else None
 
         def share(indices, per_reply=per_reply):
-            return tuple(float(per_reply[source][indices].mean()) for source in SOURCES)
+            return tuple(per_reply[source][indices].mean(axis=-1) for source in SOURCES)
 
         found.append(measure(key, label, "match", share, floor, len(replies), seed, "share"))
     for n in (1, 2):
@@ -221,9 +226,12 @@ class RowLosses:
     nll: np.ndarray
     tokens: np.ndarray
 
-    def loss(self, indices: np.ndarray) -> float:
-        tokens = self.tokens[indices].sum()
-        return float(self.nll[indices].sum() / tokens) if tokens else math.nan
+    def loss(self, indices: np.ndarray) -> np.ndarray | float:
+        """Nats per token over the rows at `indices` (along the last axis); NaN where no token."""
+        tokens = self.tokens[indices].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            found = np.where(tokens > 0, self.nll[indices].sum(axis=-1) / np.maximum(tokens, 1), np.nan)
+        return float(found) if np.ndim(found) == 0 else found
 
 
 def loss_metrics(person: dict[str, RowLosses], control: dict[str, RowLosses], seed: int) -> dict:
@@ -240,9 +248,9 @@ def loss_metrics(person: dict[str, RowLosses], control: dict[str, RowLosses], se
         for group in (person, control):
             base, tuned = group["base"].loss(indices), group["tuned"].loss(indices)
             values += [base, tuned, tuned - base]
-        return np.array([*values, (values[0] - values[1]) - (values[3] - values[4])])
+        return np.stack([*values, (values[0] - values[1]) - (values[3] - values[4])])
 
-    point = statistic(np.arange(count))
+    point = stats.point(statistic, count)
     low, high = stats.bootstrap_ci(statistic, count, seed)
     half_a, half_b = stats.halves(count, seed)
     drops = [person["base"].loss(half) - person["tuned"].loss(half) for half in (half_a, half_b)]

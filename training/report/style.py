@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import emoji
 import numpy as np
 
+from training.report import stats
+
 # Contractions whose apostrophe-less spelling is not also an ordinary word ("its", "ill", "well",
 # "were", "id", "hell", "lets" are left out on purpose: they would count correct spelling).
 DROPPED_APOSTROPHE = re.compile(
@@ -74,20 +76,17 @@ def feature_matrix(texts: Sequence[str], separator: str = "\n") -> np.ndarray:
 
 
 def column(matrix: np.ndarray, name: str) -> np.ndarray:
-    return matrix[:, FEATURES.index(name)]
+    """One feature of every reply; a stack of resampled matrices gives one row per resample."""
+    return matrix[..., FEATURES.index(name)]
 
 
-def rates(matrix: np.ndarray) -> dict[str, float]:
-    """Share of replies with each habit (NaN rows left out); NaN when no reply applies."""
-    found = {}
-    for name in RATES:
-        values = column(matrix, name)
-        values = values[~np.isnan(values)]
-        found[name] = float(values.mean()) if len(values) else float("nan")
-    return found
+def rates(matrix: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Share of replies with each habit (replies it does not apply to left out); NaN when none applies."""
+    return {name: stats.mean(column(matrix, name)) for name in RATES}
 
 
-def style_distance(matrix: np.ndarray, reference: np.ndarray) -> float:
+def style_distance(matrix: np.ndarray, reference: np.ndarray) -> np.ndarray | float:
     """Sum over the habits of |rate here - rate in the reference|; habits measurable in only one are skipped."""
     mine, theirs = rates(matrix), rates(reference)
-    return float(sum(abs(mine[name] - theirs[name]) for name in RATES if not np.isnan(mine[name] - theirs[name])))
+    found = np.nansum(np.stack([np.abs(np.asarray(mine[name]) - theirs[name]) for name in RATES]), axis=0)
+    return float(found) if np.ndim(found) == 0 else found
