@@ -198,19 +198,24 @@ def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Track
 
 
 def _replies(rows: list[dict], tuned: _Side, base: _Side, settings, tracker: _Tracker) -> scoring.Replies:
-    from training.chat.generate import stream_reply
+    from training.chat.batch import generate_batch
 
-    generated: dict[str, list[str]] = {"tuned": [], "base": []}
+    requests = [(row["prompt"][:-1], row["prompt"][-1]["content"]) for row in rows]
+    generated: dict[str, list[str]] = {}
     for name, side in (("tuned", tuned), ("base", base)):
-        for number, row in enumerate(rows, start=1):
-            tracker.note(f"{name} model replying to held-out message {number} of {len(rows)}")
-            history, message = row["prompt"][:-1], row["prompt"][-1]["content"]
-            text = ""
-            for text in stream_reply(side.model, history, message, settings, side.use_adapter, tracker.cancel):  # noqa: B007
-                pass
-            tracker.check()  # a cancelled reply ends early: never score a cut-off one
-            generated[name].append(text)
-            tracker.advance(GENERATION_WEIGHT)
+        tracker.note(f"{name} model replying to {len(rows)} held-out messages")
+        done = [0]
+
+        def advance(count: int, name: str = name, done: list[int] = done) -> None:
+            tracker.advance(GENERATION_WEIGHT * (count - done[0]))
+            done[0] = count
+            tracker.note(f"{name} model replying to held-out messages: {count} of {len(rows)}")
+
+        try:
+            generated[name] = generate_batch(side.model, requests, settings, side.use_adapter, tracker.cancel, advance)
+        except UserError:
+            tracker.check()  # stopped: report it as a cancel, not as an error
+            raise
     return scoring.Replies([reply_text(row) for row in rows], generated["tuned"], generated["base"])
 
 
