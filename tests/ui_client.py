@@ -21,9 +21,17 @@ def launch(demo):
 
 def call(client: Client, api_name: str, **by_label):
     """Call an event with arguments named by the labels a user sees; the rest keep their defaults."""
-    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"][api_name]
-    labels = [p["label"] for p in endpoint["parameters"]]
+    return client.predict(*arguments(client, api_name, **by_label), api_name=api_name)
+
+
+def submit(client: Client, api_name: str, **by_label):
+    """Like call, without waiting: the job, to read its result later or see it cancelled."""
+    return client.submit(*arguments(client, api_name, **by_label), api_name=api_name)
+
+
+def arguments(client: Client, api_name: str, **by_label) -> list:
+    endpoints = client.view_api(all_endpoints=True, return_format="dict", print_info=False)["named_endpoints"]
+    labels = [p["label"] for p in endpoints[api_name]["parameters"]]
     unknown = set(by_label) - set(labels)
     assert not unknown, f"{api_name} has no inputs labelled {unknown}; it has {labels}"
-    args = [by_label.get(p["label"], p["parameter_default"]) for p in endpoint["parameters"]]
-    return client.predict(*args, api_name=api_name)
+    return [by_label.get(p["label"], p["parameter_default"]) for p in endpoints[api_name]["parameters"]]
