@@ -17,7 +17,7 @@ from training.data.manifest import manifest_path
 from training.models import OFFLINE_TINY, load_tokenizer
 from training.paths import subdir, timestamped
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
 PREVIEW_ROWS = 500  # rows shown in the examples table
@@ -31,7 +31,7 @@ class DataTab:
     system_prompt: gr.Textbox
 
 
-def build_data_tab(owner: str | None = None) -> DataTab:
+def build_data_tab(owner: Owner | str | None = None) -> DataTab:
     studio = owner_only(owner)
     imported = gr.State(None)
     prepared = gr.State(None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
+import httpx
 from gradio_client import Client
 
 
@@ -30,8 +33,23 @@ def submit(client: Client, api_name: str, **by_label):
 
 
 def arguments(client: Client, api_name: str, **by_label) -> list:
-    endpoints = client.view_api(all_endpoints=True, return_format="dict", print_info=False)["named_endpoints"]
+    # Asked of the server itself: gradio_client's view_api leaves out "undocumented" endpoints
+    # (the push, which is kept out of the browser's run history), though they can be called.
+    info = httpx.get(f"{client.src.rstrip('/')}/gradio_api/info", params={"all_endpoints": "true"})
+    endpoints = info.raise_for_status().json()["named_endpoints"]
     labels = [p["label"] for p in endpoints[api_name]["parameters"]]
     unknown = set(by_label) - set(labels)
     assert not unknown, f"{api_name} has no inputs labelled {unknown}; it has {labels}"
     return [by_label.get(p["label"], p["parameter_default"]) for p in endpoints[api_name]["parameters"]]
+
+
+@contextlib.contextmanager
+def served(*argv: str, data_dir) -> Iterator[str]:
+    """`python app.py ARGS` in this process (its flags, limits and launch settings), at a free port."""
+    import app
+
+    demo = app.main([*map(str, argv), "--port", str(free_port()), "--data-dir", str(data_dir)], block=False)
+    try:
+        yield demo.local_url.rstrip("/")
+    finally:
+        demo.close()
