@@ -23,12 +23,16 @@ from components.data_tab import build_data_tab  # noqa: E402
 from components.export_tab import build_export_tab  # noqa: E402
 from components.export_tab import refresh_runs as refresh_export_runs  # noqa: E402
 from components.limits import ChatLimits  # noqa: E402
-from components.server import LoginRateLimit, UploadGate, oauth_username, owner_access  # noqa: E402
+from components.server import BodyLimit, LoginRateLimit, UploadGate, oauth_username, owner_access  # noqa: E402
 from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 from training.data.sources import MAX_FILE_BYTES  # noqa: E402
 
 THEME = gr.themes.Soft()
 DEFAULT_LIMITS = ChatLimits()
+# Largest request body besides uploads. A visitor's biggest legitimate one is a 2,000-character
+# message with 40 turns of history (~0.3 MB); the owner's own long chats in a local studio may grow.
+VISITOR_REQUEST_BYTES = 1024**2
+STUDIO_REQUEST_BYTES = 16 * 1024**2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,7 +112,9 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     limits = ChatLimits(args.max_new_tokens, args.concurrency, args.per_address, args.queue_size).check()
     auth = _auth(args.auth)
     owner = owner_access(args.owner, [user for user, _ in auth]) if args.owner and not args.chat_only else None
-    middleware = [Middleware(LoginRateLimit)] if auth else []
+    shared = bool(args.chat_only or owner)
+    middleware = [Middleware(BodyLimit, max_bytes=VISITOR_REQUEST_BYTES if shared else STUDIO_REQUEST_BYTES)]
+    middleware += [Middleware(LoginRateLimit)] if auth else []
     if args.chat_only:
         demo = build_chat_app(args.chat_only, limits)
         middleware.append(Middleware(UploadGate, allowed=lambda scope: False))  # nothing on the page takes a file
@@ -119,7 +125,6 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
         elif not owner and not auth and os.environ.get("SPACE_ID"):
             print("talklike: warning: this studio on a Space has no --owner or --auth: anyone who can open it can train, "
                   "export and push with the Space's token", flush=True)  # fmt: skip
-    shared = bool(args.chat_only or owner)
     demo.queue(default_concurrency_limit=4, max_size=limits.queue_size if shared else None)
     options = dict(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth or None, theme=THEME,

@@ -84,6 +84,37 @@ class UploadGate:
         await self.app(scope, receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: refuse a request body over `max_bytes` (HTTP 413) before anything parses it.
+
+    Gradio parses an event's whole JSON body (a chat message, the history the browser sends back)
+    before any handler can look at its size, and holds it while the request waits in the queue.
+    Uploads have their own limit (Gradio's max_file_size) and pass through.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or \
+                scope["path"].rstrip("/").endswith("/upload"):  # fmt: skip
+            await self.app(scope, receive, send)
+            return
+        declared = _headers(scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _json_response(send, 413, f"Request too large: at most {self.max_bytes // 1024:,} KB here.")
+            return
+        received = 0
+
+        async def counting():  # a body sent without a length is cut off where it passes the limit
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if received > self.max_bytes else message
+
+        await self.app(scope, counting, send)
+
+
 class LoginRateLimit:
     """ASGI middleware: after `failures` wrong passwords from one address within `window_s`
     seconds, every login from that address is refused (HTTP 429) until the window has passed.
