@@ -23,7 +23,13 @@ from components.data_tab import build_data_tab  # noqa: E402
 from components.export_tab import build_export_tab  # noqa: E402
 from components.export_tab import refresh_runs as refresh_export_runs  # noqa: E402
 from components.limits import ChatLimits  # noqa: E402
-from components.server import BodyLimit, LoginRateLimit, UploadGate, oauth_username, owner_access  # noqa: E402
+from components.server import (  # noqa: E402
+    BodyLimit,
+    LoginRateLimit,
+    UploadGate,
+    oauth_username,
+    owner_access,
+)
 from components.train_tab import attach_on_load, build_train_tab  # noqa: E402
 from training.data.sources import MAX_FILE_BYTES  # noqa: E402
 

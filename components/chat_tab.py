@@ -15,10 +15,22 @@ import gradio as gr
 from training.chat import generate
 from training.errors import UserError
 from training.models import OFFLINE_TINY
-from training.train.runs import list_runs, open_run, published_runs, runs_root, set_published
+from training.train.runs import (
+    list_runs,
+    open_run,
+    published_runs,
+    runs_root,
+    set_published,
+)
 
 from .common import Owner, as_owner, knows_the_owner, owner_only, shows_user_errors
-from .limits import AddressGuard, ChatLimits, check_message, clean_history, visitor_address
+from .limits import (
+    AddressGuard,
+    ChatLimits,
+    check_message,
+    clean_history,
+    visitor_address,
+)
 
 SENT = {"role": "user"}
 SOURCE_LABEL = "Chat with: a finished run, a model folder, a Hub id, or offline-tiny"
@@ -41,9 +53,8 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
     """
     owner = as_owner(owner)
     visitors = _Visitors(fixed_source, limits or ChatLimits(), owner)
-    owners = ChatLimits.for_owner()
     guard = AddressGuard(visitors.limits.per_address)
-    cap = visitors.limits.max_new_tokens if fixed_source else owners.max_new_tokens  # the slider's end
+    cap = visitors.bounds(is_owner=not fixed_source).max_new_tokens  # the slider's end
     source = publish = None
     with gr.Row():
         if fixed_source is None:
@@ -69,19 +80,7 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         clear = gr.Button("Clear", scale=1)
     gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
-    with gr.Accordion("Decoding", open=False):
-        decoding = gr.Radio(list(generate.PRESETS), value="Greedy", label="Style (Greedy = always the likeliest word)")
-        defaults = generate.PRESETS["Greedy"]
-        with gr.Row():
-            knobs = {
-                "temperature": gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"),
-                "top_p": gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"),
-                "top_k": gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)"),
-                "repetition_penalty": gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty"),
-                "no_repeat_ngram_size": gr.Slider(0, 6, value=0, step=1, label="No repeated n-grams of size"),
-                "max_new_tokens": gr.Slider(8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"),
-                "seed": gr.Number(value=0, precision=0, label="Seed (blank = random)"),
-            }
+    decoding, knobs = _decoding_controls(cap)
 
     def on_preset(name: str):
         chosen = generate.PRESETS[name]
@@ -95,26 +94,23 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         text = (values[message] or "").strip()
         if not text:
             return
-        bounds = owners if is_owner and not fixed_source else visitors.limits
+        bounds = visitors.bounds(is_owner)
         check_message(text, bounds)
-        settings = _settings(values, decoding, knobs, bounds.max_new_tokens)
-        chosen = visitors.source(values.get(source), is_owner)
         history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner)
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history, base_history,
                                                               values[compare], settings))  # fmt: skip
 
     def retry_last(values: dict, request: gr.Request, is_owner: bool):
-        bounds = owners if is_owner and not fixed_source else visitors.limits
+        bounds = visitors.bounds(is_owner)
         history = clean_history(values[tuned], bounds)
         last_user = max((i for i, m in enumerate(history) if m["role"] == "user"), default=None)
         if last_user is None:
             return
-        text = _text(history[last_user]["content"])
-        check_message(text, bounds)
+        text = history[last_user]["content"]
         base_history = clean_history(values[base], bounds)
         base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
-        settings = _settings(values, decoding, knobs, bounds.max_new_tokens)
-        chosen = visitors.source(values.get(source), is_owner)
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner)
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
                                                               values[compare], settings))  # fmt: skip
 
@@ -134,6 +130,11 @@ class _Visitors:
 
     def __init__(self, fixed_source: str | None, limits: ChatLimits, owner: Owner | None):
         self.fixed_source, self.limits, self.owner = fixed_source, limits, owner
+
+    def bounds(self, is_owner: bool) -> ChatLimits:
+        # Without an owner every request counts as the owner's (a local studio), except on the
+        # chat-only page, where everyone is a visitor.
+        return ChatLimits.for_owner() if is_owner and not self.fixed_source else self.limits
 
     def listing(self, is_owner: bool):
         if self.fixed_source:
@@ -183,6 +184,23 @@ def _publish(names: list[str] | None) -> None:
         raise gr.Error(f"Only finished runs can be published; not {', '.join(sorted(chosen - set(finished)))}.")
     for name in finished:
         set_published(open_run(runs_root() / name), name in chosen)
+
+
+def _decoding_controls(cap: int) -> tuple[gr.Radio, dict]:
+    with gr.Accordion("Decoding", open=False):
+        decoding = gr.Radio(list(generate.PRESETS), value="Greedy", label="Style (Greedy = always the likeliest word)")
+        defaults = generate.PRESETS["Greedy"]
+        with gr.Row():
+            knobs = {
+                "temperature": gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"),
+                "top_p": gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"),
+                "top_k": gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)"),
+                "repetition_penalty": gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty"),
+                "no_repeat_ngram_size": gr.Slider(0, 6, value=0, step=1, label="No repeated n-grams of size"),
+                "max_new_tokens": gr.Slider(8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"),
+                "seed": gr.Number(value=0, precision=0, label="Seed (blank = random)"),
+            }
+    return decoding, knobs
 
 
 def _guarded(guard: AddressGuard, request: gr.Request, conversation):
@@ -240,14 +258,6 @@ def _bubbles(model, reply: str) -> list[dict]:
     """A reply whose turn separator is a newline or '|' becomes several bubbles, as the person texts."""
     pieces = generate.split_bubbles(reply, model.separator) or ([reply] if reply else [])
     return [{"role": "assistant", "content": piece} for piece in pieces]
-
-
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # Gradio 6 parts: [{"type": "text", "text": ...}]
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
 
 
 def _last_user_index(history: list) -> int:

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 import pytest
 
 import app
-from tests.browser import WIDTH, choose, launch_chromium, open_tab, require_chromium, save_failure
+from tests.browser import (
+    WIDTH,
+    choose,
+    launch_chromium,
+    open_tab,
+    require_chromium,
+    save_failure,
+)
 from tests.export_runs import adapter_run
 from tests.hub_server import HubServer, point_huggingface_hub_at
 from tests.ui_client import launch, served
