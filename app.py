@@ -55,9 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chat-only", metavar="RUN_OR_MODEL", default=os.environ.get("TALKLIKE_CHAT_ONLY"),
                         help="serve only the chat with this run/model: the page to share with friends")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_LIMITS.max_new_tokens, help="visitors: longest reply they can ask for")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_LIMITS.concurrency, help="visitors: replies generated at the same time")
-    parser.add_argument("--per-address", type=int, default=DEFAULT_LIMITS.per_address, help="visitors: replies in progress per network address")
-    parser.add_argument("--queue-size", type=int, default=DEFAULT_LIMITS.queue_size, help="visitors: requests that may wait; more are refused")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_LIMITS.concurrency, help="chat: replies generated at the same time, everyone together")
+    parser.add_argument("--per-address", type=int, default=DEFAULT_LIMITS.per_address, help="chat: replies in progress per network address")
+    parser.add_argument("--queue-size", type=int, default=DEFAULT_LIMITS.queue_size, help="shared pages (chat-only, owner mode): requests that may wait; more are refused")
     return parser.parse_args(argv)
 
 

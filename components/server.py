@@ -45,7 +45,7 @@ def owner_access(name: str, auth_users: list[str], environ=os.environ) -> Owner:
             raise SystemExit(f"--owner on a Space needs Gradio's OAuth extra: {OAUTH_EXTRA}") from None
     missing = [variable for variable in OAUTH_VARIABLES if not environ.get(variable)]
     if not on_a_space or missing:
-        what = "this is not a Hugging Face Space (SYSTEM=spaces and SPACE_ID unset)" if not on_a_space else \
+        what = "this is not a Hugging Face Space (a Space sets SYSTEM=spaces and SPACE_ID)" if not on_a_space else \
                f"{', '.join(missing)} not set (add `hf_oauth: true` to the Space's README)"  # fmt: skip
         raise SystemExit(
             f"--owner {name}: owner mode needs a real sign-in, and {what}. On a Space, turn on Hugging Face "
