@@ -18,16 +18,17 @@ from training.export.modelcard import LOSS_PLOT, check_samples, write_model_card
 from training.paths import subdir
 from training.train.runs import list_runs
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full model (loads on its own)"
 QUOTE_REPORT = "Quote the persona report's side-by-side examples in the card (private chats)"
 
 
-def build_export_tab(owner: str | None = None) -> gr.Dropdown:
+def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     studio = owner_only(owner)
     with gr.Row():
-        run = gr.Dropdown(_finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
+        # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.
+        run = gr.Dropdown([] if owner else _finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
         kind = gr.Radio([ADAPTER, MERGED], value=ADAPTER, label="What to export", scale=3)
     sizes = gr.Markdown()
     with gr.Row():
@@ -78,8 +79,10 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
 
     export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, samples, quote], outputs=export_result,
                         api_name="export_run")  # fmt: skip
+    # Not "public": Gradio's browser run history records the inputs of public events (the token
+    # among them) in localStorage and shows them on /gradio_api/runs. Still callable by API clients.
     push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, quote, repo, private, token],
-                      outputs=push_result, api_name="push_run")  # fmt: skip
+                      outputs=push_result, api_name="push_run", api_visibility="undocumented")  # fmt: skip
     return run
 
 

@@ -19,18 +19,19 @@ from training.report.build import ReportOptions, build_report, load_report
 from training.report.loss import Cancelled
 from training.train.runs import list_runs
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 INCLUDE = "Include side-by-side examples (quotes your private chats)"
 MAX_ROWS = 500  # held-out replies per report: each is generated twice, so this bounds one click's cost
 
 
-def build_report_tab(owner: str | None = None) -> gr.Dropdown:
+def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     studio = owner_only(owner)
     gr.Markdown("How much does a run sound like you? Its replies to held-out conversations (never trained on) are "
                 "compared with yours and with the base model's, same prompts, decoding and seed.")  # fmt: skip
     with gr.Row():
-        run = gr.Dropdown(_finished_runs(), value=None, allow_custom_value=True, label="Run to report on", scale=3)
+        # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.
+        run = gr.Dropdown([] if owner else _finished_runs(), value=None, allow_custom_value=True, label="Run to report on", scale=3)
         limit = gr.Slider(4, MAX_ROWS, value=50, step=1, label="Held-out replies to use (at most)", scale=2)
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=1)
     with gr.Row():
