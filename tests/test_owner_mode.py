@@ -18,7 +18,7 @@ from tests.ui_client import launch, served
 from tests.visitors import Visitor
 from training.train import runs
 
-SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-tiny"
+SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 NOT_LISTED = "Pick one of the runs listed under 'Chat with'."
 
 
