@@ -8,6 +8,7 @@ import sys
 from training.errors import UserError
 
 DECODING_PRESETS = ("Greedy", "Balanced", "Creative")  # training.chat.generate.PRESETS, without importing it
+LOAD_MODES = ("auto", "full", "8bit", "4bit")  # training.chat.precision.LOAD_MODES, without importing torch
 
 
 def register(commands) -> None:
@@ -32,6 +33,9 @@ def _chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-prompt", action="store_true",
                         help="print the text the model would receive for --prompt (its chat template, system "
                              "prompt, persona settings) and exit without replying")  # fmt: skip
+    parser.add_argument("--load-in", choices=LOAD_MODES, default="auto",
+                        help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
+                             "when the model would not fit the GPU otherwise")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -54,10 +58,12 @@ def run_chat_command(args: argparse.Namespace) -> None:
     from training.chat.generate import build_prompt, load_chat_model, stream_reply
 
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
-    model = load_chat_model(args.source)
+    model = load_chat_model(args.source, load_in=args.load_in)
     if args.print_prompt:  # seq2seq: the encoder's text, before its tokenizer adds special tokens
         sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens).text + "\n")
         return
+    if args.load_in != "auto" or model.precision in ("8-bit", "4-bit"):  # say why it is not the usual precision
+        print(f"talklike: {model.name} loaded in {model.load_note}", file=sys.stderr, flush=True)
     printed = ""
     for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
         # Stripping can only shorten the end, so each text extends what was printed.

@@ -136,7 +136,7 @@ def _parameters_and_dropout_inputs(config: RunConfig, arch) -> tuple[int, int, i
     return total, trainable, dropped
 
 
-def _dims(arch) -> tuple[int, int, int, int, int]:
+def dims(arch) -> tuple[int, int, int, int, int]:
     """hidden, layers, mlp width, key/value width, vocab, whatever the config calls them."""
     hidden = getattr(arch, "hidden_size", None) or getattr(arch, "d_model", None) or arch.n_embd
     layers = (getattr(arch, "num_hidden_layers", None) or getattr(arch, "n_layer", None)
@@ -154,7 +154,7 @@ def _heads(arch) -> int:
 def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int,
                      dropout_inputs: int = 0, backend: str = "transformers+peft") -> dict[str, float]:
     compute = _compute_bytes(config, cuda)
-    hidden, layers, _, _, vocab = _dims(arch)
+    hidden, layers, _, _, vocab = dims(arch)
     frozen = total - trainable if config.uses_adapter else 0
     if config.method == "qlora":
         embedding = vocab * hidden * (1 if getattr(arch, "tie_word_embeddings", False) else 2)
@@ -195,7 +195,7 @@ def _loss_bytes(config: RunConfig, arch, tokens: int, compute: int, cuda: bool) 
     and the backward's tile are not alive together) and accumulates the hidden states' gradient in
     fp32 (the head's too, when it trains). Unsloth patches the same head.
     """
-    hidden, _, _, _, vocab = _dims(arch)
+    hidden, _, _, _, vocab = dims(arch)
     if not cuda or getattr(arch, "is_encoder_decoder", False):
         return tokens * vocab * (compute + 8)
     tile = min(tokens, 4096) * min(vocab, 32768) * compute
@@ -215,7 +215,7 @@ def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_i
     measured in fp32 (6h + mlp elements per Llama layer with all-linear; +50% over no dropout).
     With checkpointing, Unsloth's own variant moves each layer's input to CPU memory.
     """
-    hidden, layers, mlp, kv, _ = _dims(arch)
+    hidden, layers, mlp, kv, _ = dims(arch)
     per_layer = ((6 if config.uses_adapter else 8) * hidden + 2 * kv + 4 * mlp) * compute
     per_layer += dropout_inputs / layers * (compute + 1)
     if config.activation_checkpointing:  # each layer's input, plus one layer recomputed at a time
