@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 
 import gradio as gr
 
-from training.chat import generate
+from training.chat import generate, precision
+from training.errors import UserError
 from training.models import OFFLINE_TINY
 from training.train.runs import list_runs
 
@@ -53,9 +54,12 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
         if fixed_source is None:
             source = gr.Dropdown(_chat_sources(), value=None, allow_custom_value=True, scale=4,
                                  label="Chat with: a finished run, a model folder, a Hub id, or offline-tiny")  # fmt: skip
+            load_in = gr.Radio(list(precision.LOAD_MODES), value="auto", scale=2, label="Load weights in",
+                               info="auto: 8 or 4 bits only on a GPU it would not fit otherwise")  # fmt: skip
         else:
-            source = gr.State(fixed_source)
+            source, load_in = gr.State(fixed_source), gr.State("auto")
         compare = gr.Checkbox(label="Side by side with the base model", value=False, scale=1)
+    memory = gr.Markdown()
     with gr.Row():
         tuned = gr.Chatbot(label="Fine-tuned: texts like you", height=420, buttons=["copy"])
         base = gr.Chatbot(label="Base model (same weights, adapter off)", height=420, visible=False)
@@ -88,14 +92,18 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
 
     decoding.change(on_preset, inputs=decoding, outputs=list(knobs.values()), api_name=False)
     compare.change(lambda on: gr.update(visible=on), inputs=compare, outputs=base, api_name=False)
-    inputs = {source, message, tuned, base, compare, decoding, *knobs.values()}
+    if fixed_source is None:  # the owner sees, before sending, how the chosen model will load
+        for changed in (source, load_in):
+            changed.change(describe_load, inputs=[source, load_in], outputs=memory, api_name=False)
+    inputs = {source, load_in, message, tuned, base, compare, decoding, *knobs.values()}
 
     def respond(values: dict, request: gr.Request):
         text = (values[message] or "").strip()
         if not text:
             return
         settings = _settings(values, decoding, knobs, cap)
-        yield from _guarded(guard, request, lambda: _converse(values[source], text, values[tuned], values[base],
+        chosen = (values[source], values[load_in])
+        yield from _guarded(guard, request, lambda: _converse(chosen, text, values[tuned], values[base],
                                                               values[compare], settings))  # fmt: skip
 
     def retry_last(values: dict, request: gr.Request):
@@ -106,7 +114,8 @@ def build_chat_tab(fixed_source: str | None = None, max_new_tokens_cap: int | No
         text = _text(history[last_user]["content"])
         base_history = values[base][: _last_user_index(values[base])] if values[compare] else []
         settings = _settings(values, decoding, knobs, cap)
-        yield from _guarded(guard, request, lambda: _converse(values[source], text, history[:last_user], base_history,
+        chosen = (values[source], values[load_in])
+        yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
                                                               values[compare], settings))  # fmt: skip
 
     outputs = [message, tuned, base, speed]
@@ -138,10 +147,21 @@ def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.Decodin
     return generate.preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
 
 
-def _converse(source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
+def describe_load(source, load_in: str) -> str:
+    """How the source will load (precision and memory), or why it cannot load that way."""
+    if not source:
+        return ""
+    try:
+        return precision.describe(generate.load_plan(source, load_in))
+    except UserError as error:
+        return f"⚠️ {error}"
+
+
+def _converse(chosen: tuple, text: str, tuned_history: list, base_history: list, compare: bool, settings):
+    source, load_in = chosen
     if not source:
         raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-tiny.")
-    model = generate.load_chat_model(source)
+    model = generate.load_chat_model(source, load_in=load_in)
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
     yield "", tuned_after, base_after if compare else base_history, "…"

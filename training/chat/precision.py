@@ -18,6 +18,7 @@ import torch
 from training.errors import UserError
 
 LOAD_MODES = ("auto", "full", "8bit", "4bit")
+LABELS = {"8bit": "8-bit", "4bit": "4-bit"}  # full precision is labelled by its dtype
 GB = 1024**3
 RUNTIME_GB = 0.8  # CUDA context, cuBLAS workspaces, allocator slack (as in the training estimate)
 REPLY_CONTEXT = 2048  # tokens of key/value cache a chat keeps at most (prompt + reply)
@@ -35,7 +36,7 @@ class LoadPlan:
 
     @property
     def label(self) -> str:
-        return {"8bit": "8-bit", "4bit": "4-bit"}.get(self.mode, self.dtype)
+        return LABELS.get(self.mode, self.dtype)
 
 
 def plan_load(model_config: Any, requested: str, device: str) -> LoadPlan:
@@ -51,7 +52,7 @@ def plan_load(model_config: Any, requested: str, device: str) -> LoadPlan:
             raise UserError(f"load_in {requested}: 8-bit and 4-bit loading need a CUDA GPU (bitsandbytes' kernels run "
                             f"there); this machine has none, so the model loads in fp32{about}; choose auto or full")  # fmt: skip
         return LoadPlan("full", dtype, need, None, f"fp32 on the CPU{about}: no CUDA GPU, so no 8-bit or 4-bit")
-    has_bitsandbytes = importlib.util.find_spec("bitsandbytes") is not None
+    has_bitsandbytes = bitsandbytes_installed()
     if requested in ("8bit", "4bit") and not has_bitsandbytes:
         raise UserError(f"load_in {requested}: needs bitsandbytes; pip install -r requirements-gpu.txt")
     free = torch.cuda.mem_get_info(torch.device(device))[0] / GB
@@ -68,10 +69,22 @@ def plan_load(model_config: Any, requested: str, device: str) -> LoadPlan:
     return LoadPlan(chosen, dtype, need, free, _note(chosen, dtype, need, free, why))
 
 
+def bitsandbytes_installed() -> bool:
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
 def _note(mode: str, dtype: str, need: dict[str, float], free: float, why: str) -> str:
-    label = {"8bit": "8-bit", "4bit": "4-bit"}.get(mode, dtype)
+    label = LABELS.get(mode, dtype)
     needed = f" about {size(need[mode])}," if need else ""
     return f"{label} ({why}):{needed} {size(free)} free on the GPU"
+
+
+def describe(plan: LoadPlan) -> str:
+    """The plan as one markdown line: what loads and why, then what each precision would take."""
+    sizes = " · ".join(f"{LABELS.get(mode, plan.dtype)} {size(gb)}" for mode, gb in plan.need_gb.items())
+    if plan.free_gb is None:  # on a CPU only full precision exists
+        return f"Loads in **{plan.note}**"
+    return f"Loads in **{plan.note}**" + (f" · needs: {sizes}" if sizes else "")
 
 
 def size(gb: float) -> str:
