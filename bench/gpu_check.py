@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_report import write_doc, write_report
+from gpu_rows import ROWS, Row, expectations, surprises
 from gpu_steps import (
     LARGE_SHAPE,
     MINI_SHAPE,
@@ -53,6 +54,7 @@ from gpu_steps import (
     child_environment,
     llama_config,
     lora_keys,
+    pack_logs,
     parameter_count,
     random_model,
     run_in_process,
@@ -64,27 +66,6 @@ CARRIED = ROOT / ".gpu"  # what bench/gpu_carry.sh prepared: wheels and the Smol
 PROMPT = "hey! what are you up to this weekend?"
 GPU_STEPS, DRY_STEPS = 20, 2  # tokens/s counts the steps after bench_train's 3 warm-up steps
 DRY_RUN_FIELDS = {"dtype": "fp32", "batch_size": 2, "max_length": 128}
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    fields: dict[str, Any]  # RunConfig fields over the check's base config
-    chat_load_in: str | None = "auto"  # None: no chat or export (the path is another row's)
-    models: tuple[str, ...] = ("small", "large")
-    gpu_only: bool = False  # on a CPU it would repeat another row exactly
-    hide_unsloth: bool = False
-
-
-ROWS = (
-    Row("lora-peft", {"use_unsloth": "off"}),
-    Row("lora-unsloth", {"use_unsloth": "auto"}, chat_load_in="8bit"),
-    Row("unsloth-hidden", {"use_unsloth": "auto"}, chat_load_in=None, models=("small",), gpu_only=True, hide_unsloth=True),
-    Row("qlora4", {"method": "qlora", "quantization_bits": 4, "use_unsloth": "off"}, chat_load_in="4bit"),
-    Row("qlora4-unsloth", {"method": "qlora", "quantization_bits": 4, "use_unsloth": "auto"}, chat_load_in="4bit",
-        models=("large",), gpu_only=True),
-    Row("adamw8", {"optimizer": "adamw_8bit", "use_unsloth": "off"}),
-)  # fmt: skip
 
 
 @dataclass
@@ -209,15 +190,15 @@ def run_row(check: Check, row: Row, model_key: str, model: dict[str, str], train
 
 def train_result(run_dir: Path, done) -> dict[str, Any]:
     from bench_train import logged_tokens_per_s
+
     from training.train.runs import Run, read_metrics, read_status
 
     run = Run(run_dir)
     status = read_status(run)
     records = read_metrics(run)[0] if run.metrics_path.exists() else []
     losses = [r["loss"] for r in records if r.get("loss") is not None]
-    state = status.get("state", "created")
     return {
-        "state": state if done.returncode in (0, 2) or state == "failed" else f"crashed (exit {done.returncode})",
+        "state": _train_state(status, done.returncode),
         "reason": status.get("reason") or (done.error_line() if done.returncode else ""),
         "backend": status.get("backend"), "backend_note": status.get("backend_note", ""),
         "notes": done.talklike_lines(), "seconds": round(done.seconds, 1), "steps": status.get("step"),
@@ -226,6 +207,16 @@ def train_result(run_dir: Path, done) -> dict[str, Any]:
         "torch_peak_mb": max((r.get("memory_mb") or 0 for r in records), default=None),
         "peak_gpu_mb": done.peak_gpu_mb, "peak_rss_mb": round(done.peak_rss_mb, 1),
     }  # fmt: skip
+
+
+def _train_state(status: dict[str, Any], returncode: int) -> str:
+    """completed; refused (a user error: what the machine or config cannot do); failed (oom or crash);
+    or crashed, when the process died without saying why (killed at the time budget, say)."""
+    if status.get("state") == "completed" and returncode == 0:
+        return "completed"
+    if status.get("state") == "failed":
+        return "refused" if status.get("kind") == "user" else f"failed ({status.get('kind', 'crash')})"
+    return f"crashed (exit {returncode})"
 
 
 def _finite(value: float) -> float | None:
@@ -269,57 +260,6 @@ def export_step(check: Check, run_dir: Path, key: str, base: str, result: dict[s
     result["export"] = export
 
 
-# ---- what each row should do ------------------------------------------------------------------------------
-
-
-def expectations(row: Row, cuda: bool, unsloth_installed: bool) -> dict[str, str]:
-    """Per step, what a user should see: 'completed', 'backend NAME', 'note TEXT', 'refused TEXT', 'ok'."""
-    bitsandbytes = row.fields.get("method") == "qlora" or row.fields.get("optimizer") == "adamw_8bit"
-    if not cuda and bitsandbytes:
-        what = "method qlora" if row.fields.get("method") == "qlora" else "optimizer adamw_8bit"
-        return {"train": f"refused {what}: needs a CUDA GPU with bitsandbytes"}
-    expected = {"train": "completed"}
-    if row.fields.get("use_unsloth") == "auto":
-        uses_unsloth = cuda and unsloth_installed and not row.hide_unsloth
-        expected["backend"] = "unsloth" if uses_unsloth else "transformers+peft"
-        if not uses_unsloth:
-            expected["note"] = "no CUDA GPU" if not cuda else "Unsloth cannot be imported"
-    else:
-        expected["backend"] = "transformers+peft"
-    if row.chat_load_in is not None:
-        cpu_refuses = not cuda and row.chat_load_in in ("8bit", "4bit")
-        expected["chat"] = "refused 8-bit and 4-bit loading need a CUDA GPU" if cpu_refuses else "ok"
-        expected["export"] = "ok"
-    return expected
-
-
-def surprises(result: dict[str, Any], expected: dict[str, str]) -> list[str]:
-    """What differs from `expected`, one line each (empty: the row did what a user should see)."""
-    found, train = [], result.get("train", {})
-    outcomes = {
-        "train": "completed" if train.get("state") == "completed" else f"refused {train.get('reason', '')}",
-        "backend": train.get("backend") or "",
-        "note": train.get("backend_note") or "",
-        "chat": _outcome(result.get("chat")),
-        "export": _outcome(result.get("export")),
-    }
-    for step, wanted in expected.items():
-        seen = outcomes[step]
-        if wanted.startswith("refused "):  # the refusal's message, wherever it sits in the line
-            matches = seen.startswith("refused ") and wanted.removeprefix("refused ") in seen
-        else:
-            matches = wanted in seen if step == "note" else seen == wanted
-        if not matches:
-            found.append(f"{step}: expected {wanted!r}, got {seen!r}")
-    return found
-
-
-def _outcome(step: dict[str, Any] | None) -> str:
-    if step is None:
-        return "skipped"
-    return "ok" if step["state"] == "ok" else f"{step['state']} {step.get('reason', '')}".strip()
-
-
 # ---- main -------------------------------------------------------------------------------------------------
 
 
@@ -347,6 +287,7 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
             result["expected"] = expectations(row, cuda, unsloth_installed)
             check.results.append(result)
             write_report(check.out, {**meta, "rows": check.results, "seconds": round(time.time() - started)})
+            pack_logs(check.work, check.out)
     for export in check.exports:
         export.join(timeout=max(check.left(), 1))
     for result in check.results:
@@ -354,6 +295,7 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
             result["surprises"] = surprises(result, result["expected"])
     report = {**meta, "rows": check.results, "seconds": round(time.time() - started)}
     write_report(check.out, report)
+    pack_logs(check.work, check.out)
     return report
 
 
@@ -379,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="on the CPU with the tiny model: fallbacks and messages")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "bench" / "out" / "gpu_check"))
-    parser.add_argument("--work", type=Path, help="models, runs and logs (default: <out>/../gpu_check_work)")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "gpu_check_work",
+                        help="models, runs and logs (default bench/out/gpu_check_work)")
     parser.add_argument("--steps", type=int, help=f"optimizer steps per row (default {GPU_STEPS}, dry run {DRY_STEPS})")
     parser.add_argument("--only", help="comma-separated rows to run, e.g. qlora4,adamw8 (default all)")
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
@@ -393,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.doc, json.loads(args.from_json.read_text(encoding="utf-8")))
         return 0
     rows = [row for row in ROWS if not args.only or row.name in args.only.split(",")]
-    work = args.work or args.out.parent / "gpu_check_work"
-    check = Check(args.out, work, args.dry_run, args.steps or (DRY_STEPS if args.dry_run else GPU_STEPS),
+    check = Check(args.out, args.work, args.dry_run, args.steps or (DRY_STEPS if args.dry_run else GPU_STEPS),
                   deadline=time.time() + args.budget_s)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     report = run_check(check, rows, args.models.split(","))

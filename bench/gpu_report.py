@@ -30,7 +30,8 @@ def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     gpu = env.get("gpu") or {}
     packages = ", ".join(f"{name} {version}" for name, version in env["packages"].items() if version)
-    where = f"{gpu['name']} ({gpu['memory_gb']} GB)" if gpu and not report["dry_run"] else "CPU (dry run)"
+    where = f"{gpu['name']} ({gpu['memory_gb']} GB)" if gpu and not report["dry_run"] else "CPU"
+    where += " (dry run)" if report["dry_run"] else ""
     lines = [
         f"**{where}**, {env['cpu_count']} CPU cores; Python {env['python']}, CUDA {env['cuda']}; {packages}.",
         f"{report['steps']} steps per row of the persona-small recipe on the bundled sample; "

@@ -121,6 +121,15 @@ def run_in_process(args: list[str], log: Path, env: dict[str, str]) -> Measured:
         os.environ.update(saved)
 
 
+def pack_logs(work: Path, out: Path) -> None:
+    """Every step's output as out/logs.tar.gz (one file: the device tool brings back at most eight)."""
+    import tarfile
+
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
+        for log in sorted((work / "logs").glob("*")):
+            archive.add(log, arcname=log.name)
+
+
 def _tree_rss_mb(pid: int) -> float:
     try:
         process = psutil.Process(pid)

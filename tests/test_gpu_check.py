@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 import gpu_check  # noqa: E402  (bench/ is a folder of scripts, not a package)
+import gpu_rows  # noqa: E402
 from gpu_steps import GpuMemory, child_environment, run_measured  # noqa: E402
 
 
@@ -68,13 +69,13 @@ def test_the_report_is_a_table_with_the_verdict_and_goes_into_the_benchmarks_doc
 
 
 def test_a_gpu_row_that_does_not_reach_unsloth_is_reported():
-    row = next(r for r in gpu_check.ROWS if r.name == "lora-unsloth")
-    expected = gpu_check.expectations(row, cuda=True, unsloth_installed=True)
+    row = next(r for r in gpu_rows.ROWS if r.name == "lora-unsloth")
+    expected = gpu_rows.expectations(row, cuda=True, unsloth_installed=True)
     fell_back = {"train": {"state": "completed", "backend": "transformers+peft", "backend_note": "Unsloth could not load x"},
                  "chat": {"state": "ok"}, "export": {"state": "ok"}}  # fmt: skip
-    assert gpu_check.surprises(fell_back, expected) == ["backend: expected 'unsloth', got 'transformers+peft'"]
-    hidden = next(r for r in gpu_check.ROWS if r.name == "unsloth-hidden")
-    assert gpu_check.expectations(hidden, cuda=True, unsloth_installed=True)["note"] == "Unsloth cannot be imported"
+    assert gpu_rows.surprises(fell_back, expected) == ["backend: expected 'unsloth', got 'transformers+peft'"]
+    hidden = next(r for r in gpu_rows.ROWS if r.name == "unsloth-hidden")
+    assert gpu_rows.expectations(hidden, cuda=True, unsloth_installed=True)["note"] == "Unsloth cannot be imported"
 
 
 def test_the_gpu_runner_measures_a_real_cli_process(tmp_path):
