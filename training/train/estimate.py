@@ -333,7 +333,8 @@ def format_estimate(result: Estimate) -> str:
         f"**{result.trainable_params:,} trainable** of {result.total_params:,} parameters ({share:.2%})",
         f"**Peak memory ≈ {result.peak_gb:.2f} GB**, {fits} in {result.device_memory_gb:.0f} GB ({result.device}): "
         f"weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, optimizer {m['optimizer']:.2f}, "
-        f"activations {m['activations']:.2f}, logits {m['logits']:.2f}, runtime {m['runtime']:.2f} GB",
+        f"activations {m['activations']:.2f}, logits {m['logits']:.2f}, runtime {m['runtime']:.2f} GB"
+        + (" (training with Unsloth)" if result.backend == "unsloth" else ""),
         f"**{result.total_steps:,} steps ≈ {_duration(result.hours)}**"
         + (f", about ${result.dollars:,.2f}" if result.dollars else "")
         + " (a FLOPs estimate; the live ETA uses measured speed once training runs)",
