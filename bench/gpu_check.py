@@ -269,10 +269,15 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
     started = time.time()
     cuda = torch.cuda.is_available() and not check.dry_run
     unsloth_installed = importlib.util.find_spec("unsloth") is not None
-    train_file = prepare_data(check)
-    models = build_models(check)
-    meta = {"dry_run": check.dry_run, "steps": check.steps, "models": models, "command": " ".join(sys.argv),
+    meta = {"dry_run": check.dry_run, "steps": check.steps, "models": {}, "command": " ".join(sys.argv),
             "environment": environment(check)}  # fmt: skip
+    broken = None if check.dry_run else missing_packages(check)
+    if broken:  # every row would fail the same way: stop now, with the error, and keep the device time
+        report = {**meta, "rows": [], "stopped": broken, "seconds": round(time.time() - started)}
+        write_report(check.out, report)
+        return report
+    train_file = prepare_data(check)
+    meta["models"] = models = build_models(check)
     for model_key in model_keys:
         for row in rows:
             if model_key not in row.models or (row.gpu_only and not cuda):
@@ -299,6 +304,18 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
     return report
 
 
+def missing_packages(check: Check) -> str | None:
+    """Import what the rows need in a fresh process (as each row will); the error if that fails."""
+    import subprocess
+
+    code = "import trl, datasets, peft, bitsandbytes, pyarrow; print(pyarrow.__version__)"
+    env = child_environment(check.work / "data", dry_run=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode == 0:
+        return None
+    return "importing trl, datasets, peft, bitsandbytes failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+
+
 def environment(check: Check) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -310,7 +327,8 @@ def environment(check: Check) -> dict[str, Any]:
 
     import torch
 
-    names = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "unsloth", "unsloth_zoo")
+    names = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "unsloth", "unsloth_zoo",
+             "triton", "torchvision", "pyarrow", "xformers")
     described = check.gpu.describe()
     return {"python": sys.version.split()[0], "cuda": torch.version.cuda, "packages": {n: installed(n) for n in names},
             "gpu": None if described is None else {"name": described[0], "memory_gb": round(described[1], 1)},
@@ -340,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                   deadline=time.time() + args.budget_s)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     report = run_check(check, rows, args.models.split(","))
+    if report.get("stopped"):
+        return 3
     return 1 if any(r.get("surprises") or r.get("skipped") for r in report["rows"]) else 0
 
 

@@ -43,6 +43,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| estimate / measured | chat | export |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|---|---|",
     ]  # fmt: skip
+    if report.get("stopped"):
+        lines.append(f"| | | | stopped before the first row: {report['stopped']} | | | | | | | | |")
     lines += [_row_line(row, report["dry_run"]) for row in report["rows"]]
     lines += ["", "Peak memory: of the whole training process, GPU memory through NVML (what nvidia-smi shows, "
               "CUDA context included) on a GPU, resident memory on a CPU; torch peak: max_memory_allocated "
