@@ -1,8 +1,9 @@
 """Loading the model a RunConfig names and putting the chosen method on it.
 
 Backends: Unsloth's FastLanguageModel where it can run (CUDA, installed, causal LoRA/rsLoRA/QLoRA
-in bf16/fp16), else transformers + peft, with the reason in the log and status.json. Methods: LoRA and its DoRA / rsLoRA variants, AdaLoRA (ranks pruned as
-it trains), QLoRA (frozen base in 4 or 8 bits, CUDA + bitsandbytes), full fine-tuning.
+in bf16/fp16), else transformers + peft, with the reason in the log and status.json. Methods: LoRA
+and its DoRA / rsLoRA variants, AdaLoRA (ranks pruned as it trains), QLoRA (frozen base in 4 or 8
+bits, CUDA + bitsandbytes), full fine-tuning.
 """
 
 from __future__ import annotations
