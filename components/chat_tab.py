@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import gradio as gr
 
-from training.chat import generate
+from training.chat import generate, precision
 from training.errors import UserError
 from training.models import OFFLINE_SMALL, OFFLINE_TINY, fetch_steps
 from training.train.runs import (
@@ -55,19 +55,23 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
     visitors = _Visitors(fixed_source, limits or ChatLimits(), owner)
     guard = AddressGuard(visitors.limits.per_address)
     cap = visitors.bounds(is_owner=not fixed_source).max_new_tokens  # the slider's end
-    source = publish = None
+    source = publish = load_in = None
     with gr.Row():
         if fixed_source is None:
             # In owner mode the page itself (Gradio's /config) must not list run paths: the list
             # arrives with the page load, for the owner or for a visitor.
             source = gr.Dropdown([] if owner else _chat_sources(), value=None if owner else OFFLINE_SMALL, allow_custom_value=True, scale=4,
                                  label=SOURCE_LABEL)  # fmt: skip
+            # A visitor's choice is ignored (see _Visitors.source): the server picks how its models load.
+            load_in = gr.Radio(list(precision.LOAD_MODES), value="auto", scale=2, label="Load weights in",
+                               info="auto: 8 or 4 bits only on a GPU it would not fit otherwise")  # fmt: skip
         compare = gr.Checkbox(label="Side by side with the base model", value=False, scale=1)
     if owner:
         # Choices arrive with the owner's page load; _publish checks every name against the runs on disk.
         publish = gr.Dropdown([], multiselect=True, allow_custom_value=True, visible=False,
                               label="Visitors can chat with these finished runs")  # fmt: skip
         publish.input(owner_only(owner)(_publish), inputs=publish, outputs=None, api_name="publish_runs")
+    memory = gr.Markdown()
     with gr.Row():
         tuned = gr.Chatbot(label="Fine-tuned: texts like you", height=420, buttons=["copy"])
         base = gr.Chatbot(label="Base model (same weights, adapter off)", height=420, visible=False)
@@ -88,7 +92,11 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
 
     decoding.change(on_preset, inputs=decoding, outputs=list(knobs.values()), api_name=False)
     compare.change(lambda on: gr.update(visible=on), inputs=compare, outputs=base, api_name=False)
-    inputs = {component for component in (source, message, tuned, base, compare, decoding, *knobs.values()) if component}
+    if fixed_source is None:  # the owner sees, before sending, how the chosen model will load
+        describe = owner_only(owner, denied=str)(describe_load)  # a visitor must not probe the server's paths
+        for changed in (source, load_in):
+            changed.change(describe, inputs=[source, load_in], outputs=memory, api_name=False)
+    inputs = {c for c in (source, load_in, message, tuned, base, compare, decoding, *knobs.values()) if c}
 
     def respond(values: dict, request: gr.Request, is_owner: bool):
         text = (values[message] or "").strip()
@@ -97,7 +105,7 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         bounds = visitors.bounds(is_owner)
         check_message(text, bounds)
         history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
-        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner)
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history, base_history,
                                                               values[compare], settings))  # fmt: skip
 
@@ -110,7 +118,7 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         text = history[last_user]["content"]
         base_history = clean_history(values[base], bounds)
         base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
-        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner)
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
                                                               values[compare], settings))  # fmt: skip
 
@@ -147,13 +155,13 @@ class _Visitors:
             return sources, gr.update(choices=finished, value=list(published_runs()), visible=True)
         return gr.update(choices=list(published_runs())), gr.update(visible=False)
 
-    def source(self, chosen: str | None, is_owner: bool) -> _Source:
+    def source(self, chosen: str | None, is_owner: bool, load_in: str | None = None) -> _Source:
         if self.fixed_source:
             return _Source(self.fixed_source, shown_to_visitor=True)
         if is_owner:
             if not chosen:
                 raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-small.")
-            return _Source(chosen)
+            return _Source(chosen, load_in=load_in or "auto")
         published = published_runs()
         if chosen not in published:
             raise gr.Error("Pick one of the runs listed under 'Chat with'." if published else
@@ -166,10 +174,11 @@ class _Source:
     path: str
     shown_to_visitor: bool = False  # errors must not tell a visitor about the server's folders
     name: str = ""
+    load_in: str = "auto"  # the owner's choice; visitors always get the server's "auto"
 
     def load(self):
         try:
-            return generate.load_chat_model(self.path)
+            return generate.load_chat_model(self.path, load_in=self.load_in)
         except UserError as error:
             if not self.shown_to_visitor:
                 raise
@@ -218,6 +227,16 @@ def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.Decodin
     chosen["seed"] = None if chosen["seed"] in (None, "") else int(chosen["seed"])
     known = {f.name for f in fields(generate.DecodingSettings)}
     return generate.preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
+
+
+def describe_load(source, load_in: str) -> str:
+    """How the source will load (precision and memory), or why it cannot load that way."""
+    if not source:
+        return ""
+    try:
+        return precision.describe(generate.load_plan(source, load_in))
+    except UserError as error:
+        return f"⚠️ {error}"
 
 
 def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings):

@@ -56,6 +56,17 @@ def test_compare_mode_answers_with_the_base_model_too(studio, run):
     assert assistant_texts(base) != assistant_texts(tuned)
 
 
+def test_load_precision_is_shown_before_sending_and_8_bit_on_a_cpu_is_refused_plainly(studio, run):
+    from components.chat_tab import describe_load
+
+    assert "fp32 on the CPU" in describe_load(str(run.path), "auto")
+    assert describe_load(str(run.path), "4bit").startswith("⚠️ load_in 4bit: 8-bit and 4-bit loading need a CUDA GPU")
+    with pytest.raises(Exception, match="8-bit and 4-bit loading need a CUDA GPU"):
+        call(studio, "/chat", **{
+            "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+            "Load weights in": "8bit", "Message": "hey", "Max new tokens": 8})  # fmt: skip
+
+
 def test_no_model_chosen_is_a_readable_error(studio):
     with pytest.raises(Exception, match="Pick what to chat with"):
         call(studio, "/chat", **{SOURCE: "", "Message": "hi"})

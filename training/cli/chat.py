@@ -8,6 +8,7 @@ import sys
 from training.errors import UserError
 
 DECODING_PRESETS = ("Greedy", "Balanced", "Creative")  # training.chat.generate.PRESETS, without importing it
+LOAD_MODES = ("auto", "full", "8bit", "4bit")  # training.chat.precision.LOAD_MODES, without importing torch
 
 
 def register(commands) -> None:
@@ -26,6 +27,9 @@ def _chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-prompt", action="store_true",
                         help="print the text the model would receive for --prompt (its chat template, system "
                              "prompt, persona settings) and exit without replying")  # fmt: skip
+    parser.add_argument("--load-in", choices=LOAD_MODES, default="auto",
+                        help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
+                             "when the model would not fit the GPU otherwise")  # fmt: skip
 
 
 def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True,
@@ -73,10 +77,12 @@ def run_chat_command(args: argparse.Namespace) -> None:
         return
     from training.chat.generate import build_prompt, load_chat_model, stream_reply
 
-    model = load_chat_model(args.source)
+    model = load_chat_model(args.source, load_in=args.load_in)
     if args.print_prompt:  # seq2seq: the encoder's text, before its tokenizer adds special tokens
         sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens).text + "\n")
         return
+    if args.load_in != "auto" or model.precision in ("8-bit", "4-bit"):  # say why it is not the usual precision
+        print(f"talklike: {model.name} loaded in {model.load_note}", file=sys.stderr, flush=True)
     printed = ""
     for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
         # Stripping can only shorten the end, so each text extends what was printed.
@@ -91,7 +97,7 @@ def _chat_batch(args: argparse.Namespace, settings) -> None:
     from training.chat.generate import load_chat_model
 
     records = read_histories(args.prompts)  # every line checked before the model loads
-    model = load_chat_model(args.source)
+    model = load_chat_model(args.source, load_in=args.load_in)
     if args.base and not model.has_adapter:
         raise UserError(f"--base: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
 

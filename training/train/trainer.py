@@ -114,6 +114,9 @@ def _ended(status: _StatusWriter, run: Run, state: str, reason: str, **fields: A
 
 def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> dict[str, Any]:
     from training.train import methods
+
+    hardware = _ready_to_train(config)
+    # After _ready_to_train: these import transformers and TRL, which Unsloth must patch first.
     from training.train.callbacks import (
         AdaLoraAllocationCallback,
         MetricsCallback,
@@ -126,11 +129,6 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         update_steps,
     )
 
-    config.validate()
-    hardware = methods.Hardware.detect()
-    methods.import_unsloth_first(config, hardware)
-    _quiet_progress_bars()
-    methods.check_environment(config, hardware)
     checkpoint = last_checkpoint(run) if resume else None
     if resume and checkpoint is None:
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
@@ -145,7 +143,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     device = "cuda" if hardware.cuda else "cpu"
     print(f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
           f" ({dropped} dropped: no reply left within max_length), template {loaded.template}", flush=True)  # fmt: skip
-    status.write(backend=loaded.backend, device=device, examples=len(train_set))
+    status.write(backend=loaded.backend, backend_note=loaded.backend_note, device=device, examples=len(train_set))
 
     stop, metrics = StopFileCallback(run), MetricsCallback(run)
     callbacks = [metrics, stop] + ([AdaLoraAllocationCallback()] if config.method == "adalora" else [])
@@ -167,6 +165,23 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     if is_main_process():
         loaded.tokenizer.save_pretrained(run.final_dir)
         _write_model_info(run, config, loaded, prompt)
+    return _outcome(run, trainer, result, stop, metrics)
+
+
+def _ready_to_train(config: RunConfig):
+    """Validate, import Unsloth before anything imports transformers, and refuse what this machine
+    cannot do before anything is loaded; return the Hardware."""
+    from training.train import methods
+
+    config.validate()
+    hardware = methods.Hardware.detect()
+    methods.import_unsloth_first(config, hardware)
+    methods.check_environment(config, hardware)
+    _quiet_progress_bars()
+    return hardware
+
+
+def _outcome(run: Run, trainer, result, stop, metrics) -> dict[str, Any]:
     stopped_at = trainer.state.global_step
     early = not stop.stopped and stopped_at < trainer.state.max_steps
     return {
