@@ -63,7 +63,7 @@ def test_load_precision_is_shown_before_sending_and_8_bit_on_a_cpu_is_refused_pl
     assert describe_load(str(run.path), "4bit").startswith("⚠️ load_in 4bit: 8-bit and 4-bit loading need a CUDA GPU")
     with pytest.raises(Exception, match="8-bit and 4-bit loading need a CUDA GPU"):
         call(studio, "/chat", **{
-            "Chat with: a finished run, a model folder, a Hub id, or offline-tiny": str(run.path),
+            "Chat with: a finished run, a model folder, a Hub id, or offline-small": str(run.path),
             "Load weights in": "8bit", "Message": "hey", "Max new tokens": 8})  # fmt: skip
 
 

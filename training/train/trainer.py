@@ -165,7 +165,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     if is_main_process():
         loaded.tokenizer.save_pretrained(run.final_dir)
         _write_model_info(run, config, loaded, prompt)
-    return _outcome(run, trainer, result, stop, metrics)
+    return _outcome(run, trainer, result, stop, metrics, resumed_from=checkpoint)
 
 
 def _ready_to_train(config: RunConfig):
@@ -181,7 +181,7 @@ def _ready_to_train(config: RunConfig):
     return hardware
 
 
-def _outcome(run: Run, trainer, result, stop, metrics) -> dict[str, Any]:
+def _outcome(run: Run, trainer, result, stop, metrics, resumed_from: Path | None) -> dict[str, Any]:
     stopped_at = trainer.state.global_step
     early = not stop.stopped and stopped_at < trainer.state.max_steps
     return {
@@ -190,7 +190,7 @@ def _outcome(run: Run, trainer, result, stop, metrics) -> dict[str, Any]:
                   "early stopping: eval loss stopped improving; final/ holds the best checkpoint" if early else "",
         "step": stopped_at,
         "total_steps": trainer.state.max_steps,
-        "train_loss": _mean_step_loss(result.training_loss, stopped_at, _step_of_checkpoint(checkpoint)),
+        "train_loss": _mean_step_loss(result.training_loss, stopped_at, _step_of_checkpoint(resumed_from)),
         "best_eval_loss": metrics.best_eval_loss,
         "final_dir": str(run.final_dir),
         "resumable": stop.stopped,
