@@ -6,62 +6,76 @@ is fixed on the server and no training, data or export event exists at all.
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import gradio as gr
 
-from training.chat import generate
-from training.chat.serving import ChatLimits
-from training.models import OFFLINE_TINY
+from training.chat import generate, precision
+from training.chat.serving import AddressSlots
+from training.errors import UserError
+from training.models import OFFLINE_SMALL, OFFLINE_TINY, fetch_steps
+from training.train.runs import (
+    list_runs,
+    open_run,
+    published_runs,
+    runs_root,
+    set_published,
+)
 
-from .common import shows_user_errors
+from .common import Owner, as_owner, knows_the_owner, owner_only, shows_user_errors
+from .limits import (
+    AddressGuard,
+    ChatLimits,
+    check_message,
+    clean_history,
+    visitor_address,
+)
 
 SENT = {"role": "user"}
+SOURCE_LABEL = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 
 
 @dataclass
 class ChatTab:
-    source: gr.components.Component
+    source: gr.components.Component | None  # None on the chat-only page: the model is fixed
+    refresh: Callable  # what to list for whoever opens the page: wire it to page loads / tab opens
+    refreshed: list  # the components `refresh` updates
 
 
-class SessionGuard:
-    """One reply at a time per browser session, so one friend cannot queue up the server."""
+def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None, owner: Owner | str | None = None,
+                   decoding_defaults: generate.DecodingSettings | None = None, slots: AddressSlots | None = None) -> ChatTab:  # fmt: skip
+    """Three ways to serve the chat:
+    - a local studio (no fixed source, no owner): the picker takes any run, folder or Hub id;
+    - the chat-only page (`fixed_source`): one model, everyone under `limits`;
+    - owner mode (`owner`): the owner as in a studio; everyone else picks among the runs the
+      owner published, by name (never a path, a Hub id or the server's token), under `limits`.
 
-    def __init__(self) -> None:
-        self._busy: set[str] = set()
-        self._lock = threading.Lock()
-
-    def enter(self, session: str) -> None:
-        with self._lock:
-            if session in self._busy:
-                raise gr.Error("One message at a time: wait for the reply or press Stop.")
-            self._busy.add(session)
-
-    def leave(self, session: str) -> None:
-        with self._lock:
-            self._busy.discard(session)
-
-
-def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None,
-                   decoding_defaults: generate.DecodingSettings | None = None) -> ChatTab:
-    """`fixed_source`: the model friends chat with (chat-only mode); None = a picker for the owner.
-
-    `limits` bound what a visitor may ask (the same ones as the OpenAI endpoint); `decoding_defaults`
-    is what the Decoding panel starts with.
+    `decoding_defaults`: what the Decoding panel starts with (the bot's --decoding). `slots`: the
+    per-address count to share with the OpenAI endpoint, so one address's bound covers both.
     """
-    guard = SessionGuard()
-    cap = limits.max_new_tokens if limits else 1024
-    concurrency_limit = limits.concurrency if limits else None
-    defaults = decoding_defaults or generate.PRESETS["Greedy"]
+    owner = as_owner(owner)
+    visitors = _Visitors(fixed_source, limits or ChatLimits(), owner)
+    guard = AddressGuard(slots or AddressSlots(visitors.limits.per_address))
+    cap = visitors.bounds(is_owner=not fixed_source).max_new_tokens  # the slider's end
+    source = publish = load_in = None
     with gr.Row():
         if fixed_source is None:
-            source = gr.Dropdown(_chat_sources(), value=None, allow_custom_value=True, scale=4,
-                                 label="Chat with: a finished run, a model folder, a Hub id, or offline-tiny")  # fmt: skip
-        else:
-            source = gr.State(fixed_source)
+            # In owner mode the page itself (Gradio's /config) must not list run paths: the list
+            # arrives with the page load, for the owner or for a visitor.
+            source = gr.Dropdown([] if owner else _chat_sources(), value=None if owner else OFFLINE_SMALL, allow_custom_value=True, scale=4,
+                                 label=SOURCE_LABEL)  # fmt: skip
+            # A visitor's choice is ignored (see _Visitors.source): the server picks how its models load.
+            load_in = gr.Radio(list(precision.LOAD_MODES), value="auto", scale=2, label="Load weights in",
+                               info="auto: 8 or 4 bits only on a GPU it would not fit otherwise")  # fmt: skip
         compare = gr.Checkbox(label="Side by side with the base model", value=False, scale=1)
+    if owner:
+        # Choices arrive with the owner's page load; _publish checks every name against the runs on disk.
+        publish = gr.Dropdown([], multiselect=True, allow_custom_value=True, visible=False,
+                              label="Visitors can chat with these finished runs")  # fmt: skip
+        publish.input(owner_only(owner)(_publish), inputs=publish, outputs=None, api_name="publish_runs")
+    memory = gr.Markdown()
     with gr.Row():
         tuned = gr.Chatbot(label="Fine-tuned: texts like you", height=420, buttons=["copy"])
         base = gr.Chatbot(label="Base model (same weights, adapter off)", height=420, visible=False)
@@ -74,6 +88,118 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         clear = gr.Button("Clear", scale=1)
     gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
+    decoding, knobs = _decoding_controls(cap, decoding_defaults or generate.PRESETS["Greedy"])
+
+    def on_preset(name: str):
+        chosen = generate.PRESETS[name]
+        return [getattr(chosen, key) if key != "max_new_tokens" else min(chosen.max_new_tokens, cap) for key in knobs]
+
+    decoding.change(on_preset, inputs=decoding, outputs=list(knobs.values()), api_name=False)
+    compare.change(lambda on: gr.update(visible=on), inputs=compare, outputs=base, api_name=False)
+    if fixed_source is None:  # the owner sees, before sending, how the chosen model will load
+        describe = owner_only(owner, denied=str)(describe_load)  # a visitor must not probe the server's paths
+        for changed in (source, load_in):
+            changed.change(describe, inputs=[source, load_in], outputs=memory, api_name=False)
+    inputs = {c for c in (source, load_in, message, tuned, base, compare, decoding, *knobs.values()) if c}
+
+    def respond(values: dict, request: gr.Request, is_owner: bool):
+        text = (values[message] or "").strip()
+        if not text:
+            return
+        bounds = visitors.bounds(is_owner)
+        check_message(text, bounds)
+        history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        yield from _guarded(guard, request, lambda: _converse(chosen, text, history, base_history,
+                                                              values[compare], settings))  # fmt: skip
+
+    def retry_last(values: dict, request: gr.Request, is_owner: bool):
+        bounds = visitors.bounds(is_owner)
+        history = clean_history(values[tuned], bounds)
+        last_user = max((i for i, m in enumerate(history) if m["role"] == "user"), default=None)
+        if last_user is None:
+            return
+        text = history[last_user]["content"]
+        base_history = clean_history(values[base], bounds)
+        base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
+        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
+                                                              values[compare], settings))  # fmt: skip
+
+    outputs = [message, tuned, base, speed]
+    replying = dict(inputs=inputs, outputs=outputs, concurrency_limit=visitors.limits.concurrency)
+    send_event = send.click(knows_the_owner(owner)(shows_user_errors(respond)), api_name="chat", **replying)
+    submit_event = message.submit(knows_the_owner(owner)(shows_user_errors(respond)), api_name=False, **replying)
+    retry_event = retry.click(knows_the_owner(owner)(shows_user_errors(retry_last)), api_name="retry", **replying)
+    stop.click(None, cancels=[send_event, submit_event, retry_event], api_name=False)
+    clear.click(lambda: ([], [], ""), outputs=[tuned, base, speed], api_name="clear")
+    refreshed = [component for component in (source, publish) if component is not None]
+    return ChatTab(source=source, refresh=knows_the_owner(owner)(visitors.listing), refreshed=refreshed)
+
+
+class _Visitors:
+    """What to list and load for whoever is asking (see build_chat_tab's three ways)."""
+
+    def __init__(self, fixed_source: str | None, limits: ChatLimits, owner: Owner | None):
+        self.fixed_source, self.limits, self.owner = fixed_source, limits, owner
+
+    def bounds(self, is_owner: bool) -> ChatLimits:
+        # Without an owner every request counts as the owner's (a local studio), except on the
+        # chat-only page, where everyone is a visitor.
+        return ChatLimits.for_owner() if is_owner and not self.fixed_source else self.limits
+
+    def listing(self, is_owner: bool):
+        if self.fixed_source:
+            return ()
+        if is_owner:
+            sources = gr.update(choices=_chat_sources())
+            if not self.owner:
+                return sources
+            finished = [r["name"] for r in list_runs() if r["has_final"]]
+            return sources, gr.update(choices=finished, value=list(published_runs()), visible=True)
+        return gr.update(choices=list(published_runs())), gr.update(visible=False)
+
+    def source(self, chosen: str | None, is_owner: bool, load_in: str | None = None) -> _Source:
+        if self.fixed_source:
+            return _Source(self.fixed_source, shown_to_visitor=True)
+        if is_owner:
+            if not chosen:
+                raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-small.")
+            return _Source(chosen, load_in=load_in or "auto")
+        published = published_runs()
+        if chosen not in published:
+            raise gr.Error("Pick one of the runs listed under 'Chat with'." if published else
+                           "Nothing to chat with yet: the owner has not published a run.")  # fmt: skip
+        return _Source(str(published[chosen]), shown_to_visitor=True, name=chosen)
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: str
+    shown_to_visitor: bool = False  # errors must not tell a visitor about the server's folders
+    name: str = ""
+    load_in: str = "auto"  # the owner's choice; visitors always get the server's "auto"
+
+    def load(self):
+        try:
+            return generate.load_chat_model(self.path, load_in=self.load_in)
+        except UserError as error:
+            if not self.shown_to_visitor:
+                raise
+            print(f"talklike: a visitor's chat model could not be loaded: {error}", flush=True)
+            raise gr.Error(f"{self.name or 'The model'} cannot be loaded right now; try again later.") from None
+
+
+def _publish(names: list[str] | None) -> None:
+    finished = [r["name"] for r in list_runs() if r["has_final"]]
+    chosen = set(names or [])
+    if chosen - set(finished):
+        raise gr.Error(f"Only finished runs can be published; not {', '.join(sorted(chosen - set(finished)))}.")
+    for name in finished:
+        set_published(open_run(runs_root() / name), name in chosen)
+
+
+def _decoding_controls(cap: int, defaults: generate.DecodingSettings) -> tuple[gr.Radio, dict]:
     with gr.Accordion("Decoding", open=False):
         decoding = gr.Radio(list(generate.PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)")
         with gr.Row():
@@ -86,53 +212,22 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
                 "max_new_tokens": gr.Slider(8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"),
                 "seed": gr.Number(value=defaults.seed, precision=0, label="Seed (blank = random)"),
             }
-
-    def on_preset(name: str):
-        chosen = generate.PRESETS[name]
-        return [getattr(chosen, key) if key != "max_new_tokens" else min(chosen.max_new_tokens, cap) for key in knobs]
-
-    decoding.change(on_preset, inputs=decoding, outputs=list(knobs.values()), api_name=False)
-    compare.change(lambda on: gr.update(visible=on), inputs=compare, outputs=base, api_name=False)
-    inputs = {source, message, tuned, base, compare, decoding, *knobs.values()}
-
-    def respond(values: dict, request: gr.Request):
-        text = (values[message] or "").strip()
-        if not text:
-            return
-        settings = _settings(values, decoding, knobs, cap)
-        yield from _guarded(guard, request, lambda: _converse(values[source], text, values[tuned], values[base],
-                                                              values[compare], settings, limits))  # fmt: skip
-
-    def retry_last(values: dict, request: gr.Request):
-        history = values[tuned]
-        last_user = max((i for i, m in enumerate(history) if m["role"] == "user"), default=None)
-        if last_user is None:
-            return
-        text = _text(history[last_user]["content"])
-        base_history = values[base][: _last_user_index(values[base])] if values[compare] else []
-        settings = _settings(values, decoding, knobs, cap)
-        yield from _guarded(guard, request, lambda: _converse(values[source], text, history[:last_user], base_history,
-                                                              values[compare], settings, limits))  # fmt: skip
-
-    outputs = [message, tuned, base, speed]
-    send_event = send.click(shows_user_errors(respond), inputs=inputs, outputs=outputs, api_name="chat",
-                            concurrency_limit=concurrency_limit)  # fmt: skip
-    submit_event = message.submit(shows_user_errors(respond), inputs=inputs, outputs=outputs, api_name=False,
-                                  concurrency_limit=concurrency_limit)  # fmt: skip
-    retry_event = retry.click(shows_user_errors(retry_last), inputs=inputs, outputs=outputs, api_name="retry",
-                              concurrency_limit=concurrency_limit)  # fmt: skip
-    stop.click(None, cancels=[send_event, submit_event, retry_event], api_name=False)
-    clear.click(lambda: ([], [], ""), outputs=[tuned, base, speed], api_name="clear")
-    return ChatTab(source=source)
+    return decoding, knobs
 
 
-def _guarded(guard: SessionGuard, request: gr.Request, conversation):
-    session = getattr(request, "session_hash", None) or "anonymous"
-    guard.enter(session)
+def _preset_name(settings: generate.DecodingSettings) -> str:
+    """The preset whose settings these are, else the closest style (knobs carry the rest)."""
+    same = [name for name, preset in generate.PRESETS.items() if preset == settings]
+    return same[0] if same else ("Balanced" if settings.do_sample else "Greedy")
+
+
+def _guarded(guard: AddressGuard, request: gr.Request, conversation):
+    address = visitor_address(request)
+    guard.enter(address)
     try:
         yield from conversation()
     finally:  # also when Stop cancels the generator
-        guard.leave(session)
+        guard.leave(address)
 
 
 def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.DecodingSettings:
@@ -143,24 +238,32 @@ def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.Decodin
     return generate.preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
 
 
-def _converse(source, text: str, tuned_history: list, base_history: list, compare: bool, settings, limits=None):
+def describe_load(source, load_in: str) -> str:
+    """How the source will load (precision and memory), or why it cannot load that way."""
     if not source:
-        raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-tiny.")
-    # What the model sees is bounded by the server's limits; the page keeps showing the whole chat.
-    context = limits.bound if limits else (lambda history, _: history)
-    model = generate.load_chat_model(source)
+        return ""
+    try:
+        return precision.describe(generate.load_plan(source, load_in))
+    except UserError as error:
+        return f"⚠️ {error}"
+
+
+def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
+    for step in fetch_steps(source.path):  # offline-small's first use: download and convert, shown as it goes
+        yield "", tuned_after, base_after if compare else base_history, step
+    model = source.load()
     yield "", tuned_after, base_after if compare else base_history, "…"
     tuned_done = tuned_after
     report = ""
-    for shown, report in _stream(model, context(tuned_history, text), text, settings, use_adapter=True):
+    for shown, report in _stream(model, tuned_history, text, settings, use_adapter=True):
         tuned_done = tuned_after + shown
         yield "", tuned_done, base_after if compare else base_history, report
     if not compare:
         return
     tuned_report = report
-    for shown, report in _stream(model, context(base_history, text), text, settings, use_adapter=False):
+    for shown, report in _stream(model, base_history, text, settings, use_adapter=False):
         yield "", tuned_done, base_after + shown, f"fine-tuned: {tuned_report} · base: {report}"
 
 
@@ -187,31 +290,11 @@ def _bubbles(model, reply: str) -> list[dict]:
     return [{"role": "assistant", "content": piece} for piece in pieces]
 
 
-def _text(content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # Gradio 6 parts: [{"type": "text", "text": ...}]
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
-
-
-def _preset_name(settings: generate.DecodingSettings) -> str:
-    """The preset whose settings these are, else the closest style (knobs carry the rest)."""
-    same = [name for name, preset in generate.PRESETS.items() if preset == settings]
-    return same[0] if same else ("Balanced" if settings.do_sample else "Greedy")
-
-
 def _last_user_index(history: list) -> int:
     return max((i for i, m in enumerate(history) if m["role"] == "user"), default=len(history))
 
 
 def _chat_sources() -> list[str]:
-    # Imported here: only the studio's picker lists runs, and a chat-only Space ships no training code.
-    from training.train.runs import list_runs
-
     finished = [(f"{r['name']} ({r['method']}, {r['state']})", r["path"]) for r in list_runs() if r["has_final"]]
-    return finished + [(OFFLINE_TINY, OFFLINE_TINY)]
-
-
-def refresh_sources():
-    return gr.update(choices=_chat_sources())
+    offline = [(f"{OFFLINE_SMALL} (SmolLM2-135M-Instruct, not fine-tuned)", OFFLINE_SMALL), (OFFLINE_TINY, OFFLINE_TINY)]
+    return finished + offline

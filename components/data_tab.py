@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 
 from training import templates
+from training.cancel import cancellable
 from training.data import formats, persona
 from training.data.manifest import manifest_path
-from training.models import OFFLINE_TINY, load_tokenizer
+from training.models import OFFLINE_SMALL, fetch_steps, load_tokenizer
 from training.paths import subdir, timestamped
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
 PREVIEW_ROWS = 500  # rows shown in the examples table
+PREVIEW_CHARS = 300  # characters of each message shown in the table (the whole row is one slider away)
 STATS_SAMPLE = 5000  # rows tokenized for the length statistics
 
 
@@ -26,7 +31,7 @@ class DataTab:
     system_prompt: gr.Textbox
 
 
-def build_data_tab(owner: str | None = None) -> DataTab:
+def build_data_tab(owner: Owner | str | None = None) -> DataTab:
     studio = owner_only(owner)
     imported = gr.State(None)
     prepared = gr.State(None)
@@ -58,9 +63,11 @@ def build_data_tab(owner: str | None = None) -> DataTab:
             max_chars = gr.Number(label="Longest reply (chars)", value=4000, precision=0)
             val_fraction = gr.Slider(0, 0.5, value=0.1, step=0.01, label="Held out for validation")
     with gr.Row():
-        preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_TINY, scale=3)
+        preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_SMALL, scale=3)
         max_length = gr.Number(label="Max length (tokens)", value=512, precision=0, scale=1)
-    build = gr.Button("Build training examples", variant="primary")
+    with gr.Row():
+        build = gr.Button("Build training examples", variant="primary", scale=4)
+        cancel = gr.Button("Cancel", scale=1)
     summary = gr.Markdown()
     dataset_path = gr.Textbox(label="Saved for training", interactive=False)
     with gr.Row():
@@ -76,13 +83,22 @@ def build_data_tab(owner: str | None = None) -> DataTab:
         show_legend=True,
     )
 
-    files.change(studio(_on_upload), inputs=files, outputs=[imported, import_summary, me, exclude], api_name="import_files")
+    steps = Cancellations()
+
+    def on_upload(paths, request: gr.Request):
+        with steps.running(request.session_hash):
+            return _on_upload(paths)
+
+    upload_event = files.change(studio(shows_user_errors(on_upload)), inputs=files,
+                                outputs=[imported, import_summary, me, exclude], api_name="import_files")  # fmt: skip
     shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
                dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
 
-    def on_build(values: dict):
+    def on_build(values: dict, request: gr.Request, progress=gr.Progress()):
         if values[imported] is None:
             raise gr.Error("Upload a chat export or data set first.")
+        for step in fetch_steps(values[preview_model]):  # offline-small's first use, before anything is saved
+            progress(None, desc=step)
         options = persona.ShapingOptions(
             me=values[me] or "",
             separator=SEPARATORS[values[separator]],
@@ -100,14 +116,21 @@ def build_data_tab(owner: str | None = None) -> DataTab:
             scrub_pii=values[scrub_pii],
             val_fraction=float(values[val_fraction]),
         )
-        return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
+        with steps.running(request.session_hash):
+            return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
 
-    build.click(
+    build_event = build.click(
         studio(shows_user_errors(on_build)),
         inputs=shaping,
         outputs=[prepared, summary, dataset_path, histogram, dropped, length_report, examples, example_index, rendered],
         api_name="build_examples",
     )
+
+    def on_cancel(request: gr.Request):
+        steps.cancel(request.session_hash)
+        return "Cancelled: nothing was saved."
+
+    cancel.click(studio(on_cancel), outputs=summary, cancels=[upload_event, build_event], api_name="cancel_step")
     example_index.change(
         studio(shows_user_errors(_render)),
         inputs=[prepared, example_index, preview_model, max_length],
@@ -117,7 +140,38 @@ def build_data_tab(owner: str | None = None) -> DataTab:
     return DataTab(dataset_path=dataset_path, system_prompt=system_prompt)
 
 
-@shows_user_errors
+class Cancellations:
+    """What the Cancel button stops: the step each browser session is running now.
+
+    Gradio's `cancels` only stops waiting for a step; the work would run on in its thread. The
+    step runs inside training.cancel.cancellable, so its loops stop at the next file,
+    conversation or batch once the event is set, and nothing half-done is saved.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self, session: str | None) -> Iterator[None]:
+        event = threading.Event()
+        with self._lock:
+            self._events[session or ""] = event
+        try:
+            with cancellable(event):
+                yield
+        finally:
+            with self._lock:
+                if self._events.get(session or "") is event:
+                    del self._events[session or ""]
+
+    def cancel(self, session: str | None) -> None:
+        with self._lock:
+            event = self._events.get(session or "")
+        if event is not None:
+            event.set()
+
+
 def _on_upload(paths: list[str] | None):
     if not paths:
         return None, "", gr.update(choices=[], value=None), gr.update(choices=[], value=[])
@@ -152,11 +206,13 @@ def _import_report(result) -> str:
 
 def _build(result, options: persona.ShapingOptions, preview_model: str, max_length: int):
     prepared = persona.prepare(result, options)
-    train_path, _ = persona.save(prepared, subdir("datasets") / f"{timestamped(options.me)}.jsonl")
     tokenizer = load_tokenizer(preview_model)
     templates.ensure_chat_template(tokenizer)
     rows = prepared.rows
     stats = templates.length_stats(tokenizer, rows[:STATS_SAMPLE], max_length)
+    first_row = templates.render_loss_mask(tokenizer, rows[0], max_length)
+    # Saved last: a step cancelled (or failing) before this point leaves no data set behind.
+    train_path, _ = persona.save(prepared, subdir("datasets") / f"{timestamped(options.me)}.jsonl")
     s = prepared.summary
     report = (
         f"**{s['examples']:,} examples** ({s['train']:,} train / {s['validation']:,} validation) "
@@ -178,7 +234,7 @@ def _build(result, options: persona.ShapingOptions, preview_model: str, max_leng
         _length_report(stats, max_length, len(rows)),
         _examples_table(prepared),
         gr.update(maximum=max(len(rows) - 1, 1), value=0),
-        templates.render_loss_mask(tokenizer, rows[0], max_length),
+        first_row,
     )
 
 
@@ -203,12 +259,15 @@ def _examples_table(prepared) -> pd.DataFrame:
             if len(records) >= PREVIEW_ROWS:
                 break
             if "text" in row:
-                records.append({"split": split, "they said": "(raw text)", "you replied": row["text"][:300]})
+                records.append({"split": split, "they said": "(raw text)", "you replied": _shortened(row["text"])})
             else:
-                records.append(
-                    {"split": split, "they said": row["prompt"][-1]["content"], "you replied": row["completion"][0]["content"]}
-                )
+                records.append({"split": split, "they said": _shortened(row["prompt"][-1]["content"]),
+                                "you replied": _shortened(row["completion"][0]["content"])})  # fmt: skip
     return pd.DataFrame(records, columns=["split", "they said", "you replied"])
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
 
 
 def _render(prepared, index, preview_model, max_length):

@@ -20,15 +20,17 @@ from training.export.space import HARDWARE, deploy_bot_space
 from training.paths import subdir
 from training.train.runs import list_runs
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full model (loads on its own)"
+QUOTE_REPORT = "Quote the persona report's side-by-side examples in the card (private chats)"
 
 
-def build_export_tab(owner: str | None = None) -> gr.Dropdown:
+def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     studio = owner_only(owner)
     with gr.Row():
-        run = gr.Dropdown(_finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
+        # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.
+        run = gr.Dropdown([] if owner else _finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
         kind = gr.Radio([ADAPTER, MERGED], value=ADAPTER, label="What to export", scale=3)
     sizes = gr.Markdown()
     with gr.Row():
@@ -38,6 +40,7 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
                             label="GGUF type (k-quants: f16 + the llama-quantize command)")  # fmt: skip
         decoding = gr.Radio(list(generate.PRESETS), value="Greedy", scale=2,
                             label="Decoding defaults (Modelfile PARAMETERs, the Space's chat)")  # fmt: skip
+        quote = gr.Checkbox(label=QUOTE_REPORT, value=False, scale=2)
     samples = gr.Dataframe(
         headers=["prompt", "reply"], value=[["hey! what are you up to this weekend?", ""]], interactive=True,
         label="Sample replies for the model card (optional): type prompts, generate, edit or delete rows",
@@ -66,34 +69,35 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
         space_result = gr.Markdown()
     card = gr.Markdown(label="Model card preview")
 
-    run.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name="describe_export")
-    kind.change(studio(shows_user_errors(_describe)), inputs=[run, kind], outputs=[sizes, card], api_name=False)
+    run.change(studio(shows_user_errors(_describe)), inputs=[run, kind, quote], outputs=[sizes, card], api_name="describe_export")
+    for choice in (kind, quote):
+        choice.change(studio(shows_user_errors(_describe)), inputs=[run, kind, quote], outputs=[sizes, card], api_name=False)
     generate_samples.click(studio(shows_user_errors(_fill_replies)), inputs=[run, samples], outputs=samples, api_name="sample_replies")
 
-    def do_export(run_name, chosen_kind, folder, with_gguf, quant_type, preset_name, rows, progress=gr.Progress()):
+    def do_export(run_name, chosen_kind, folder, with_gguf, quant_type, preset_name, rows, quoted, progress=gr.Progress()):
         progress(0.1, desc="Exporting")
-        path = _export(run_name, chosen_kind, folder, rows, repo_id=None)
+        path = _export(run_name, chosen_kind, folder, rows, quoted, repo_id=None)
         lines = [f"Exported to `{path}` ({_megabytes(path):.1f} MB)."]
         if with_gguf:
             progress(0.7, desc="Writing GGUF")
             lines.append(_gguf(path, chosen_kind, quant_type, generate.preset(preset_name)))
         return "\n\n".join(lines)
 
-    def do_push(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, progress=gr.Progress()):
+    def do_push(run_name, chosen_kind, folder, rows, quoted, repo_id, is_private, secret, progress=gr.Progress()):
         if not (repo_id or "").strip():
             raise gr.Error("Repository: give a name like your-name/my-persona.")
         progress(0.1, desc="Exporting")
-        path = _export(run_name, chosen_kind, folder, rows, repo_id=repo_id.strip())
+        path = _export(run_name, chosen_kind, folder, rows, quoted, repo_id=repo_id.strip())
         progress(0.5, desc="Uploading")
         url = push(path, repo_id.strip(), token=secret or None, private=is_private)
         return f"Pushed {'privately ' if is_private else ''}to [{url}]({url})"
 
-    def do_deploy(run_name, chosen_kind, folder, rows, repo_id, is_private, secret, space, flavor, reader, preset_name,
+    def do_deploy(run_name, chosen_kind, folder, rows, quoted, repo_id, is_private, secret, space, flavor, reader, preset_name,
                   progress=gr.Progress()):  # fmt: skip
         if not (space or "").strip():
             raise gr.Error("Space: give a name like your-name/sam-bot.")
         progress(0.1, desc="Exporting")
-        path = _export(run_name, chosen_kind, folder, rows, repo_id=(repo_id or "").strip() or space.strip())
+        path = _export(run_name, chosen_kind, folder, rows, quoted, repo_id=(repo_id or "").strip() or space.strip())
         progress(0.4, desc="Pushing the model and deploying the Space")
         done = deploy_bot_space(path, space.strip(), model_repo=(repo_id or "").strip() or None, token=secret or None,
                                 read_token=reader or None, public_model=not is_private, hardware=flavor,
@@ -101,12 +105,14 @@ def build_export_tab(owner: str | None = None) -> gr.Dropdown:
         notes = "".join(f"\n\n{note}" for note in done["notes"])
         return f"Space: [{done['space_url']}]({done['space_url']}) (model: {done['model_url']}). It builds for a few minutes.{notes}"
 
-    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, quant, decoding, samples],
+    export_button.click(studio(shows_user_errors(do_export)), inputs=[run, kind, out, gguf, quant, decoding, samples, quote],
                         outputs=export_result, api_name="export_run")  # fmt: skip
-    space_button.click(studio(shows_user_errors(do_deploy)), outputs=space_result, api_name="deploy_space",
-                       inputs=[run, kind, out, samples, repo, private, token, space_id, hardware, read_token, decoding])  # fmt: skip
-    push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, repo, private, token],
-                      outputs=push_result, api_name="push_run")  # fmt: skip
+    # Not "public": Gradio's browser run history records the inputs of public events (the tokens
+    # among them) in localStorage and shows them on /gradio_api/runs. Still callable by API clients.
+    push_button.click(studio(shows_user_errors(do_push)), inputs=[run, kind, out, samples, quote, repo, private, token],
+                      outputs=push_result, api_name="push_run", api_visibility="undocumented")  # fmt: skip
+    space_button.click(studio(shows_user_errors(do_deploy)), outputs=space_result, api_name="deploy_space", api_visibility="undocumented",
+                       inputs=[run, kind, out, samples, quote, repo, private, token, space_id, hardware, read_token, decoding])  # fmt: skip
     return run
 
 
@@ -118,7 +124,7 @@ def _finished_runs() -> list[tuple[str, str]]:
     return [(f"{r['name']} ({r['method']})", r["path"]) for r in list_runs() if r["has_final"]]
 
 
-def _describe(run_name: str | None, chosen_kind: str):
+def _describe(run_name: str | None, chosen_kind: str, quoted: bool = False):
     if not run_name:
         return "", ""
     sizes = exporting.export_sizes(run_name)
@@ -129,7 +135,7 @@ def _describe(run_name: str | None, chosen_kind: str):
     parts.append(f"merged {merged}")
     source = exporting.read_run(run_name)
     with tempfile.TemporaryDirectory() as folder:  # the card exactly as the export will write it
-        readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [])
+        readme = write_model_card(source, Path(folder), chosen_kind == MERGED, f"your-name/{source.name}", [], quoted)
         text = readme.read_text(encoding="utf-8")
     body = text.split("---", 2)[-1]  # the YAML front matter is for the Hub, not for reading
     # The loss-curve PNG lives next to the README in the export; this page cannot show it.
@@ -154,7 +160,7 @@ def _fill_replies(run_name: str | None, rows):
     return pd.DataFrame({"prompt": frame["prompt"], "reply": replies})
 
 
-def _export(run_name, chosen_kind, folder, rows, repo_id):
+def _export(run_name, chosen_kind, folder, rows, quoted, repo_id):
     if not run_name:
         raise gr.Error("Choose a run to export.")
     source = exporting.read_run(run_name)
@@ -163,8 +169,8 @@ def _export(run_name, chosen_kind, folder, rows, repo_id):
     target = Path(chosen) if chosen else subdir("exports") / f"{source.name}-{'merged' if merged else 'adapter'}"
     # Re-exporting into talklike's own exports/ replaces the last export; a folder the user
     # named is never overwritten (export_run refuses a non-empty one).
-    return exporting.export_run(source.path, target, merge=merged, samples=_sample_rows(rows), repo_id=repo_id,
-                                overwrite=not chosen)  # fmt: skip
+    return exporting.export_run(source.path, target, merge=merged, samples=_sample_rows(rows), report_examples=quoted,
+                                repo_id=repo_id, overwrite=not chosen)  # fmt: skip
 
 
 def _gguf(path: Path, chosen_kind: str, quant: str, decoding) -> str:

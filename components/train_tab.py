@@ -29,7 +29,7 @@ from training.train.config import (
 )
 from training.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
-from .common import owner_only, shows_user_errors
+from .common import Owner, owner_only, shows_user_errors
 
 THIS_MACHINE = "This machine"
 LOG_LINES = 40
@@ -42,18 +42,22 @@ class TrainTab:
     current_run: gr.Dropdown  # the run being watched; other tabs list runs the same way
     train_file: gr.Dropdown
     form: dict  # RunConfig field name -> its widget
+    compare: gr.Dropdown  # runs whose loss curves are overlaid
 
 
-def build_train_tab(owner: str | None = None) -> TrainTab:
+def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     studio = owner_only(owner)
+    # In owner mode, run names and data paths arrive with the owner's page load (attach_on_load),
+    # never in the page config, which anyone can read.
+    listed = (lambda choices: []) if owner else (lambda choices: choices())
     with gr.Row():
         preset = gr.Dropdown([(p.title, name) for name, p in PRESETS.items()], value=DEFAULT_PRESET, label="Recipe", scale=3)
         name = gr.Textbox(label="Run name (optional)", scale=1)
     preset_source = gr.Markdown(PRESETS[DEFAULT_PRESET].source)
     fields: dict[str, gr.components.Component] = {"name": name}
     with gr.Row():
-        fields["model"] = gr.Dropdown(_model_choices(), allow_custom_value=True, label="Model: Hub id, local folder, or offline-tiny", scale=3)
-        fields["train_file"] = gr.Dropdown(_dataset_choices(), allow_custom_value=True, label="Training data (from the Data tab)", scale=3)
+        fields["model"] = gr.Dropdown(listed(_model_choices), allow_custom_value=True, label="Model: Hub id, local folder, or offline-tiny", scale=3)
+        fields["train_file"] = gr.Dropdown(listed(_dataset_choices), allow_custom_value=True, label="Training data (from the Data tab)", scale=3)
         fields["method"] = gr.Dropdown(list(METHODS), label="Method", scale=1)
     with gr.Row():
         fields["lora_r"] = gr.Number(label="LoRA rank r", precision=0)
@@ -111,7 +115,7 @@ def build_train_tab(owner: str | None = None) -> TrainTab:
         queue = gr.Checkbox(label="Queue if another run is active", value=False)
         stop = gr.Button("Stop (keeps what was learned)", variant="stop")
         resume = gr.Button("Resume")
-    current_run = gr.Dropdown(_run_names(), label="Watching run", allow_custom_value=True)
+    current_run = gr.Dropdown(listed(_run_names), label="Watching run", allow_custom_value=True)
     status = gr.Markdown()
     progress = gr.HTML()
     with gr.Row():
@@ -121,7 +125,7 @@ def build_train_tab(owner: str | None = None) -> TrainTab:
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion("All runs", open=False):
         runs_table = gr.Dataframe(label="Runs", wrap=True)
-        compare = gr.Dropdown(_run_names(), multiselect=True, allow_custom_value=True, label="Overlay the loss curves of")
+        compare = gr.Dropdown(listed(_run_names), multiselect=True, allow_custom_value=True, label="Overlay the loss curves of")
         compare_plot = gr.LinePlot(x="step", y="loss", color="run", title="Training loss by run", height=260)
     with gr.Accordion("Sweep (seed 003's manual search)", open=False):
         with gr.Row():
@@ -177,10 +181,10 @@ def build_train_tab(owner: str | None = None) -> TrainTab:
 
     sweep_button.click(studio(shows_user_errors(on_sweep)), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
                        sweep_name, *form}, outputs=sweep_table, api_name="queue_sweep")  # fmt: skip
-    return TrainTab(current_run=current_run, train_file=fields["train_file"], form=fields)
+    return TrainTab(current_run=current_run, train_file=fields["train_file"], form=fields, compare=compare)
 
 
-def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: str | None = None) -> None:
+def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: Owner | str | None = None) -> None:
     """On every page load, re-attach to the live run and show its settings in the form (a reload
     must not make the form disagree with the run being watched); otherwise keep the defaults."""
     names = list(tab.form)
@@ -196,10 +200,14 @@ def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: str | None = None) -> 
             form[names.index("name")] = ""  # a new Start gets a new name
         files = gr.update(choices=_dataset_choices(), **({"value": form[names.index("train_file")]} if active else {}))
         form[names.index("train_file")] = files
-        return gr.update(choices=[r["name"] for r in runs_now], value=watched), *form
+        if owner:  # built empty so the page config names no run (see build_train_tab)
+            model = names.index("model")
+            form[model] = gr.update(choices=_model_choices(), **({"value": form[model]} if active else {}))
+        run_names = [r["name"] for r in runs_now]
+        return gr.update(choices=run_names, value=watched), gr.update(choices=run_names), *form
 
-    hidden = owner_only(owner, denied=lambda: (gr.update(),) * (len(names) + 1))  # visitors see no run names
-    demo.load(hidden(on_load), outputs=[tab.current_run, *tab.form.values()], api_name=False)
+    hidden = owner_only(owner, denied=lambda: (gr.update(),) * (len(names) + 2))  # visitors see no run names
+    demo.load(hidden(on_load), outputs=[tab.current_run, tab.compare, *tab.form.values()], api_name=False)
 
 
 # ---- form <-> RunConfig --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The whole user journey in a real Chromium: upload the sample Messenger export, build examples,
-train the offline demo model while watching (and reloading) the page, chat with the result, export
-it merged and push it to a local Hub. Also: a bad upload shows a readable error, not a traceback.
+train the offline demo model while watching (and reloading) the page, chat with the result, read its
+persona report, export it merged and push it to a local Hub. Also: a bad upload shows a readable
+error, not a traceback.
 
 Every step is done as a user does it, through visible labels. Screenshots of the four tabs go to
 test-artifacts/ on every run; TALKLIKE_UPDATE_SCREENSHOTS=1 also refreshes the README's in docs/screenshots/.
@@ -49,8 +50,9 @@ SMALL_RUN = {"Max steps (0 = by epochs)": TRAIN_STEPS, "Batch size": 4, "Max len
 FREQUENT_LOGS = {"Log every (steps)": 2, "Evaluate every (steps)": EVAL_EVERY, "Checkpoint every (steps)": 20}
 UI_TIMEOUT_MS = 30_000  # a click's answer, on a 2-core runner that is also training (5 s is Playwright's default)
 TRAINING_TIMEOUT_MS = 240_000  # a cold start of the training process on a busy 2-core runner
-CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-tiny"
+CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 MESSAGE = "hey! are you around this weekend?"
+REPORT_EXAMPLES = "Include side-by-side examples (quotes your private chats)"
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,8 @@ def test_upload_train_watch_reload_chat_export_and_push(page, studio, hub):
         run_name = train_and_watch(page, saved)
     with kept_on_failure(page, "chat"):
         chat(page, run_name)
+    with kept_on_failure(page, "report"):
+        persona_report(page, run_name)
     with kept_on_failure(page, "export"):
         export_and_push(page, run_name, hub)
 
@@ -115,6 +119,7 @@ def build_examples(page) -> str:
     expect(page.get_by_text("5 threads, 813 text messages")).to_be_visible()
     expect(page.get_by_label("Which participant are you?")).to_have_value("Sam Rivera (339)")
 
+    page.get_by_label("Preview with the tokenizer of").fill("offline-tiny")  # offline-small would download 93 MB
     page.get_by_role("button", name="Build training examples").click()
     saved = page.get_by_label("Saved for training")
     expect(saved).to_have_value(re.compile(r"datasets/.+\.jsonl$"))
@@ -251,8 +256,33 @@ def _record_reply_lengths(chatbot) -> None:
     )
 
 
+def persona_report(page, run_name: str) -> None:
+    panel = open_tab(page, "4 · Report")
+    choose(page, "Run to report on", run_name)
+    expect(page.get_by_text("No report for this run yet: press Run report.")).to_be_visible()
+    panel.get_by_role("spinbutton", name="Held-out replies to use (at most)").fill("6")
+    panel.get_by_role("spinbutton", name="Max new tokens").fill("16")
+    page.get_by_label(REPORT_EXAMPLES).check()
+    page.get_by_role("button", name="Run report").click()
+    expect(page.get_by_text(re.compile(rf"^Report of {re.escape(run_name)} on 6 held-out replies"))).to_be_visible(
+        timeout=TRAINING_TIMEOUT_MS)  # fmt: skip
+    for heading in ("Held-out loss", "Does it sound like you?", "Texting habits", "Degeneracy check"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Person-specific gap \(drop on you minus drop on the others\)"))).to_be_visible()
+    lengths = plot_drawing(plot(page, "Reply length"))
+    assert len({line["colour"] for line in lengths["lines"] if line["path"]}) == 3, lengths  # you, tuned, base
+    bars = plot(page, "Texting habits").locator("g.mark-rect path")
+    assert bars.count() >= 3, "no habit bars drawn"
+    examples = page.get_by_role("heading", name="Side by side (held-out messages, picked at random)")
+    expect(examples).to_be_visible()
+    screenshot(page, "report")
+    page.get_by_label(REPORT_EXAMPLES).uncheck()  # the private text goes away; the numbers stay
+    expect(examples).to_be_hidden()
+    expect(page.get_by_role("heading", name="Held-out loss")).to_be_visible()
+
+
 def export_and_push(page, run_name: str, hub: HubServer) -> None:
-    open_tab(page, "4 · Export")
+    open_tab(page, "5 · Export")
     choose(page, "Run to export", run_name)
     expect(page.get_by_text(re.compile(r"^Sizes: adapter .* MB, merged .* MB"))).to_be_visible()
     page.get_by_label(MERGED).check()

@@ -118,7 +118,7 @@ def test_with_overrides_replaces_given_fields_and_ignores_missing_flags():
 
 def test_every_preset_is_valid_and_names_its_source():
     assert {"blenderbot-adalora", "mistral-qlora-alpaca", "redpajama-lora-r2", "mistral-unsloth-r768",
-            "gpt2-full", "persona-small", "offline-tiny"} <= set(PRESETS)  # fmt: skip
+            "gpt2-full", "persona-small", "offline-tiny", "offline-small"} <= set(PRESETS)  # fmt: skip
     for name, preset in PRESETS.items():
         config = get_preset(name).validate(require_data=False)
         assert config.preset == name and len(preset.source) > 40

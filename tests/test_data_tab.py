@@ -1,15 +1,17 @@
 """The Data tab driven through Gradio's API, as the browser drives it, on the sample export."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 
 import app
-from tests.ui_client import call, launch
+from tests.ui_client import call, launch, submit
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
+TINY_PREVIEW = {"Preview with the tokenizer of": "offline-tiny"}  # the default, offline-small, is a 93 MB download
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def test_upload_pick_me_build_and_preview(client):
     assert any("climbing crew" in label and "group" in label for label, _ in threads["choices"])
 
     summary, saved, histogram, dropped, lengths, examples, index, rendered = call(
-        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
+        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
     )
     assert "245 examples" in summary and "217 train / 28 validation" in summary
     saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
@@ -54,7 +56,7 @@ def test_upload_pick_me_build_and_preview(client):
 
 def test_the_chosen_separator_is_saved_with_the_examples(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
-    summary, saved, *_ = call(client, "/build_examples", **{"Which participant are you?": "Sam Rivera",
+    summary, saved, *_ = call(client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera",
                                                              "Join my consecutive messages with": "| (pipe, seed 000)",
                                                              "Earlier turns in each prompt": 3})  # fmt: skip
     manifest = json.loads(Path(saved).with_name(Path(saved).name.replace(".jsonl", ".persona.json")).read_text())
@@ -66,7 +68,7 @@ def test_the_chosen_separator_is_saved_with_the_examples(client):
 def test_group_chats_can_be_left_out(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
     summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = call(
-        client, "/build_examples", **{"Which participant are you?": "Sam Rivera", "Include group chats": False}
+        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Include group chats": False}
     )
     reasons = {row[0]: row[1] for row in dropped["data"]}
     assert reasons["group chat excluded"] == 195
@@ -78,3 +80,34 @@ def test_garbage_upload_shows_a_readable_error(client, tmp_path):
     garbage.write_text('{"participants": [{"name": "A"}], "messages": [{"sender_na')
     with pytest.raises(Exception, match="notes.json.*truncated"):
         client.predict([handle_file(str(garbage))], api_name="/import_files")
+
+
+def test_cancel_stops_a_long_build_and_saves_nothing(client, tmp_path, monkeypatch, isolated_data_dir):
+    from training.data import persona
+
+    data = tmp_path / "chats.jsonl"
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"hi {n}"}, {"role": "assistant", "content": f"yo {n}"}]})
+             for n in range(400)]  # fmt: skip
+    data.write_text("\n".join(lines) + "\n")
+    client.predict([handle_file(str(data))], api_name="/import_files")
+    # Each conversation made slow and counted, so "the work stopped" is something a test can see.
+    shaped = []
+    kept_messages = persona._kept_messages
+
+    def slow(*args):
+        shaped.append(1)
+        time.sleep(0.02)
+        return kept_messages(*args)
+
+    monkeypatch.setattr(persona, "_kept_messages", slow)
+    job = submit(client, "/build_examples", **{"Which participant are you?": "assistant"})
+    deadline = time.monotonic() + 60
+    while len(shaped) < 5:
+        assert time.monotonic() < deadline and not job.done(), "the build never started"
+        time.sleep(0.05)
+    assert client.predict(api_name="/cancel_step") == "Cancelled: nothing was saved."
+    time.sleep(0.5)  # the step notices at the next conversation (0.02 s away)
+    stopped_at = len(shaped)
+    time.sleep(1.5)
+    assert len(shaped) == stopped_at < 400, f"the build kept working after Cancel ({stopped_at} -> {len(shaped)})"
+    assert not list(isolated_data_dir.rglob("*.jsonl")), "a cancelled build saved a data set"

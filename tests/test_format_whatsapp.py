@@ -20,6 +20,7 @@ from training.conversation import (
     DROP_POLL,
     DROP_STICKER,
     DROP_SYSTEM,
+    DROP_TOO_LONG,
     DROP_UNSENT,
 )
 from training.data.formats import load, load_sources, whatsapp
@@ -208,6 +209,17 @@ def test_continuation_lines_join_even_when_they_hold_dates():
         ("Anna", "Shopping list:\neggs\nmeet on 19/03/2022, 10:00 - at the shop\n12.05.2020 10:00 dentist: bring card"),
         ("Bob", "ok"),
     ]
+
+
+def test_a_giant_pasted_message_is_dropped_and_counted_not_carried_on():
+    # One message of 40,000 continuation lines (a pasted log): every later stage would copy and
+    # tokenize it. It is left out at import, whatever the format, and the import says so.
+    pasted = "\n".join(f"log line {n}" for n in range(40_000))
+    text = f"18/03/2022, 09:15 - Anna: hi\n18/03/2022, 09:16 - Bob: {pasted}\n18/03/2022, 09:17 - Anna: you there?\n"
+    result = load_sources([SourceFile("chat.txt", text.encode())])
+    assert turns(result) == [("Anna", "hi"), ("Anna", "you there?")]
+    assert result.dropped[DROP_TOO_LONG] == 1
+    assert any("1 messages longer than 20,000 characters" in warning for warning in result.warnings)
 
 
 def test_messages_are_stably_sorted_by_time():

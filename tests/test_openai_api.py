@@ -33,7 +33,7 @@ def bot(run):
     """`python app.py --chat-only RUN --api-key KEY` with one reply at a time and no waiting line."""
     demo, url = app.start(["--chat-only", str(run.path), "--api-key", KEY, "--port", str(free_port()),
                            "--max-new-tokens", str(CAP), "--concurrency", "1", "--queue-size", "0",
-                           "--max-message-chars", "200", "--max-history-messages", "4"])  # fmt: skip
+                           "--message-chars", "200", "--history-messages", "4"])  # fmt: skip
     yield url.rstrip("/")
     demo.close()
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from training.conversation import Conversation, Document, ImportResult, Message
+from training.conversation import MAX_MESSAGE_CHARS, Conversation, Document, ImportResult, Message
 from training.data.persona import (
     ShapingOptions,
     participants,
@@ -219,3 +219,26 @@ def test_guess_me_prefers_the_person_in_every_thread():
     assert guess_me(ImportResult(conversations=[a, b])) == "Sam"
     roles = chat((0, "user", "q"), (1, "assistant", "r"))
     assert guess_me(ImportResult(conversations=[roles])) == "assistant"
+
+
+def test_a_long_run_of_their_messages_is_cut_to_its_end_in_every_prompt():
+    # A group's 3,000 turns in a row (or one friend's flood) would otherwise be copied and
+    # tokenized whole in every later prompt.
+    flood = [(0, f"Friend {n % 2}", "x" * 100 + f" message {n}") for n in range(3000)]
+    convo = chat(*flood, (1, "Sam", "finally"), (2, "Maya", "ok"), (3, "Sam", "bye"), group=True)
+    rows = shape(convo).train
+    assert [row["completion"][0]["content"] for row in rows] == ["finally", "bye"]
+    context = rows[0]["prompt"][0]["content"]
+    assert len(context) == MAX_MESSAGE_CHARS and context.endswith("Friend 1: " + "x" * 100 + " message 2999")
+    assert all(len(message["content"]) <= MAX_MESSAGE_CHARS for row in rows for message in row["prompt"])
+
+
+def test_a_reply_longer_than_the_bound_is_never_an_example_but_stays_context():
+    long_reply = "y" * (MAX_MESSAGE_CHARS + 5)
+    convo = chat((0, "Maya", "a"), (1, "Sam", long_reply), (2, "Maya", "b"), (3, "Sam", "c"))
+    prepared = shape(convo, max_chars=MAX_MESSAGE_CHARS)
+    assert [row["completion"][0]["content"] for row in prepared.train] == ["c"]
+    assert prepared.summary["dropped"]["reply too long"] == 1
+    assert prepared.train[0]["prompt"][1] == {"role": "assistant", "content": "y" * MAX_MESSAGE_CHARS}
+    with pytest.raises(UserError, match="reply length: maximum 1,000,000 is above the 20,000 characters"):
+        ShapingOptions(me="Sam", max_chars=1_000_000).validate()

@@ -158,3 +158,26 @@ def test_list_runs_reads_everything_from_disk():
     assert summaries["done"]["state"] == "completed" and summaries["done"]["duration_s"] == 60.0
     assert summaries["done"]["best_eval_loss"] == 0.8 and summaries["done"]["model"] == "offline-tiny"
     assert summaries["failed"]["state"] == "failed" and summaries["failed"]["reason"] == "process died"
+
+
+def test_a_finished_run_started_by_the_ui_leaves_no_zombie():
+    import psutil
+
+    run = make_run("quick")  # its train_file does not exist: the process ends within seconds
+    process = runs.start(run)  # the UI keeps this object and never waits on it
+    deadline = time.time() + 120
+    while runs.refresh(run)["state"] in runs.ACTIVE_STATES:
+        assert time.time() < deadline, "the run never ended"
+        time.sleep(0.2)
+    assert runs.read_status(run)["state"] == "failed"
+
+    def zombie() -> bool:
+        try:
+            return psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.time() + 10
+    while zombie() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not zombie(), "the ended training process was never waited for"

@@ -45,6 +45,46 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path):
         read_inputs([archive])
 
 
+def never_inflate(monkeypatch):
+    """Make reading any zip member fail the test: the checks must come before extraction."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a member was inflated before the archive was checked")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", refuse)
+
+
+def test_many_small_bomb_members_are_refused_from_the_directory_alone(tmp_path, monkeypatch):
+    # The attack that passed a per-member check: 100 members of 1 MiB each (each under any
+    # per-member size floor), ~1 KB compressed apiece, 100 MiB in all.
+    members = {f"chats/chat_{n}.txt": b"0" * (1024 * 1024) for n in range(100)}
+    archive = make_zip(tmp_path / "many.zip", members)
+    assert archive.stat().st_size < 200_000
+    never_inflate(monkeypatch)
+    with pytest.raises(UserError, match=r"many.zip: its 100 files expand \d+x when unpacked \(100 MB\).*zip bomb"):
+        read_inputs([archive])
+
+
+def test_a_zip_bigger_than_the_total_limit_is_refused_before_inflating(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_TOTAL_BYTES", 3000)
+    text = bytes(range(32, 127)) * 20  # 1,900 bytes that barely compress
+    archive = make_zip(tmp_path / "two.zip", {"a.txt": text, "b.txt": text})
+    never_inflate(monkeypatch)
+    with pytest.raises(UserError, match="two.zip/b.txt: the input is over the 0 MB limit in total"):
+        read_inputs([archive])
+
+
+def test_an_ordinary_compressible_export_still_reads(tmp_path):
+    # A real chat export compresses ~10x: far from the ratio limit, whatever its size.
+    lines = [f"[{n % 28 + 1:02d}/01/2024, 10:{n % 60:02d}:00] Maya: message number {n} about {n * 7919 % 1000}\n"
+             for n in range(60_000)]  # fmt: skip
+    data = "".join(lines).encode()
+    archive = make_zip(tmp_path / "whatsapp.zip", {"_chat.txt": data})
+    assert len(data) > 2 * sources.RATIO_CHECKED_FROM_BYTES
+    (source,) = read_inputs([archive])
+    assert source.data == data
+
+
 def test_files_over_the_size_limit_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1000)
     big = tmp_path / "big.txt"

@@ -47,7 +47,7 @@ def hub(monkeypatch, tmp_path):
 
 
 def test_deploy_pushes_a_private_model_and_a_space_that_reads_it_with_a_secret(merged, hub):
-    limits = ChatLimits(max_new_tokens=20, max_message_chars=500)
+    limits = ChatLimits(max_new_tokens=20, message_chars=500)
     result = deploy_bot_space(merged, "alice/sam-bot", token=TOKEN, read_token=READ_TOKEN, hardware="cpu-basic",
                               decoding=parse_decoding(DECODING), limits=limits, endpoint=hub.url)  # fmt: skip
     assert result["model_url"] == f"{hub.url}/alice/sam-bot" and result["space_url"] == f"{hub.url}/spaces/alice/sam-bot"

@@ -267,6 +267,27 @@ def test_length_stats_agree_with_tokenize_row_on_mixed_rows(tokenizer):
     assert len(stats["histogram"]) <= 20
 
 
+def test_length_stats_tokenize_at_most_the_character_budget(tokenizer):
+    # A preview over 3 MB of text measures only the leading rows within the budget (2 MB): the
+    # cost of a histogram is bounded whatever was uploaded, and the count says how many were measured.
+    rows = [chat("ok " * 33_000, ("user", f"row {n}")) for n in range(30)]  # ~99,000 characters each
+    stats = length_stats(tokenizer, rows, MAX_LENGTH)
+    assert stats["count"] == 20 and sum(count for *_, count in stats["histogram"]) == 20
+    assert length_stats(tokenizer, rows[:1], MAX_LENGTH, char_budget=10)["count"] == 1  # never nothing
+
+
+def test_length_stats_stop_when_cancelled(tokenizer):
+    import threading
+
+    from training.cancel import Cancelled, cancellable
+
+    cancel = threading.Event()
+    cancel.set()
+    with cancellable(cancel), pytest.raises(Cancelled, match="cancelled"):
+        length_stats(tokenizer, CHAT_ROWS, MAX_LENGTH)
+    assert length_stats(tokenizer, CHAT_ROWS, MAX_LENGTH)["count"] == len(CHAT_ROWS)  # outside the scope: no effect
+
+
 def test_length_stats_of_nothing(tokenizer):
     stats = length_stats(tokenizer, [], 128)
     assert stats["count"] == 0 and stats["trained_tokens"] == 0 and stats["histogram"] == []

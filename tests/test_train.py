@@ -218,11 +218,20 @@ def test_stop_file_stops_at_the_next_step_then_resume_continues(tmp_path, llama,
     assert (run.final_dir / "adapter_model.safetensors").is_file()
     assert runs.last_checkpoint(run).name == "checkpoint-4"
 
+    stopped_elapsed = max(line["elapsed"] for line in metrics(run.path))
+
     resumed = train(config, resume=True)
 
     assert resumed["state"] == "completed" and resumed["step"] == 12, resumed
-    steps = [line["step"] for line in metrics(run.path) if line["loss"] is not None]
-    assert steps == list(range(1, 13))  # the resume picked up at the checkpoint, each step logged once
+    lines = [line for line in metrics(run.path) if line["loss"] is not None]
+    assert [line["step"] for line in lines] == list(range(1, 13))  # picked up at the checkpoint, each step logged once
+    # train_loss is the mean loss of the steps trained since the resume (logged one per step here),
+    # not their sum spread over all 12 steps.
+    after_resume = [line["loss"] for line in lines if line["step"] > 4]
+    assert resumed["train_loss"] == pytest.approx(sum(after_resume) / len(after_resume), rel=1e-3)
+    # The clock goes on from where the first process stopped, rather than starting again at zero.
+    elapsed = [line["elapsed"] for line in lines]
+    assert elapsed == sorted(elapsed) and elapsed[4] >= stopped_elapsed > 0
 
 
 def touch_stop_when_step_3_is_logged(run: runs.Run, monkeypatch) -> None:
@@ -339,6 +348,73 @@ def test_stop_file_ends_training_after_the_current_step_with_a_save(tmp_path):
     callback.on_step_end(None, None, control)
 
     assert control.should_training_stop and control.should_save and callback.stopped
+
+
+def cli_train(*args, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TALKLIKE_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "training", "train", *map(str, args)], capture_output=True,
+                          text=True, cwd=runs.PROJECT_ROOT, timeout=timeout, env=env)  # fmt: skip
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr.strip()
+
+
+def folder_in_the_way(tmp_path: Path) -> Path:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    return tmp_path / "taken"
+
+
+def under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "notes.txt").write_text("x")
+    return tmp_path / "notes.txt" / "run"
+
+
+def read_only(tmp_path: Path) -> Path:
+    if os.geteuid() == 0:  # root writes through permission bits: a place even root cannot write
+        return Path("/sys/talklike-run")
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    return folder / "run"
+
+
+@pytest.mark.parametrize("where", [folder_in_the_way, under_a_file, read_only])
+def test_cli_output_that_cannot_hold_a_run_is_a_one_line_error(tmp_path, llama, data, where):
+    output = where(tmp_path)
+    result = cli_train("--model", llama, "--data", data["train"], "--output", output, data_dir=tmp_path / "data")
+    assert one_line_error(result).startswith(f"error: output folder {output}: cannot hold a run (")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("x" * 300, "is too long (300 characters); expected at most 100"), ("two\nlines", "no '/', line breaks")],
+    ids=["300-characters", "newline"],
+)
+def test_cli_run_names_a_folder_cannot_take_are_refused(tmp_path, llama, data, name, expected):
+    result = cli_train("--model", llama, "--data", data["train"], "--name", name, data_dir=tmp_path / "data")
+    assert expected in one_line_error(result)
+    assert not (tmp_path / "data" / "runs").exists() or not any((tmp_path / "data" / "runs").iterdir())
+
+
+def test_cli_refuses_a_second_run_while_one_is_active(tmp_path, llama, data):
+    data_dir = tmp_path / "data"
+    busy = runs.create_run(RunConfig(name="busy", model=str(llama), train_file=str(data["train"])), data_dir / "runs")
+    other = subprocess.Popen(["sleep", "60"])  # stands in for the training process of the active run
+    try:
+        runs.write_status(busy, state="running", pid=other.pid, pid_started=runs.process_identity(other.pid))
+        result = cli_train("--model", llama, "--data", data["train"], "--name", "second", "--max-steps", 2,
+                           data_dir=data_dir)  # fmt: skip
+        elsewhere = cli_train("--model", llama, "--data", data["train"], "--output", tmp_path / "own-folder",
+                              "--max-steps", 2, data_dir=data_dir)  # fmt: skip
+    finally:
+        other.kill()
+        other.wait()
+    for refused in (result, elsewhere):
+        assert one_line_error(refused) == "error: a run is already active: busy; stop it first, or pass --wait to queue this one"
+    assert runs.read_status(runs.Run(data_dir / "runs" / "second"))["state"] != "running"
+    assert not (data_dir / "runs" / "second" / "final").exists() and not (tmp_path / "own-folder" / "final").exists()
 
 
 def test_rows_in_every_persona_shape_are_read_and_split(tmp_path):

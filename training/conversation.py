@@ -49,6 +49,13 @@ DROP_POLL = "poll"
 DROP_LOCATION = "location"
 DROP_DUPLICATE = "duplicate"
 DROP_BOT = "bot"
+DROP_TOO_LONG = "too long"
+
+# Bounds on one piece of text, so one pasted log in an export cannot make every later stage
+# (context building, tokenizing, previews, training) cost gigabytes. Real chat messages are far
+# shorter; a data set's raw-text record may be a page or two of prose.
+MAX_MESSAGE_CHARS = 20_000
+MAX_DOCUMENT_CHARS = 100_000
 
 
 @dataclass

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from training.conversation import MAX_MESSAGE_CHARS
 from training.errors import UserError
 
 NEWLINE, PIPE = "\n", "|"
@@ -87,18 +88,20 @@ def turn_messages(turns: Sequence[Turn], name_prefix: bool) -> list[dict[str, st
     """Turns as chat messages: mine as "assistant", everyone else's as "user".
 
     Consecutive turns by other people (a group chat) become one user message, a turn per line,
-    each after its speaker's name when `name_prefix`, so the model knows who said what.
+    each after its speaker's name when `name_prefix`, so the model knows who said what. A message
+    keeps only its last MAX_MESSAGE_CHARS characters: a long run of turns would otherwise be copied
+    (and tokenized) into every prompt of its session, and merging thousands of them would be quadratic.
     """
     messages: list[dict[str, str]] = []
     for turn in turns:
         if turn.mine:
-            messages.append({"role": "assistant", "content": turn.text})
+            messages.append({"role": "assistant", "content": turn.text[-MAX_MESSAGE_CHARS:]})
             continue
         spoken = f"{turn.speaker}: {turn.text}" if name_prefix and turn.speaker else turn.text
         if messages and messages[-1]["role"] == "user":
-            messages[-1]["content"] += NEWLINE + spoken
+            messages[-1]["content"] = (messages[-1]["content"] + NEWLINE + spoken)[-MAX_MESSAGE_CHARS:]
         else:
-            messages.append({"role": "user", "content": spoken})
+            messages.append({"role": "user", "content": spoken[-MAX_MESSAGE_CHARS:]})
     return messages
 
 

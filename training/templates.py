@@ -18,10 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from training.cancel import check_cancelled
 from training.errors import UserError
 
 TRAINED = "trained"
 CUT_OFF = "cut off"
+# Length statistics tokenize at most this many characters (~0.5M tokens, about a second here):
+# rows past it are left out of the sample, so a preview never costs more than that.
+STATS_CHAR_BUDGET = 2_000_000
+_STATS_BATCH = 256  # rows per tokenizer call; a Cancel is noticed between calls
 
 # Assistant text sits inside {% generation %} so that `return_assistant_tokens_mask` and TRL's
 # assistant_only_loss also work. Each assistant turn ends with a stop marker inside that block,
@@ -150,13 +155,19 @@ def render_loss_mask(tokenizer: Any, row: dict, max_length: int | None = None) -
     return _runs_by_offsets(tokenizer, encoded, labels)
 
 
-def length_stats(tokenizer: Any, rows: list[dict], max_length: int | None) -> dict[str, Any]:
+def length_stats(tokenizer: Any, rows: list[dict], max_length: int | None,
+                 char_budget: int = STATS_CHAR_BUDGET) -> dict[str, Any]:  # fmt: skip
     """Token lengths of the rows as trained, and what max_length does to them.
 
+    count: rows measured (the first rows within `char_budget` characters, at least one);
     over_max: rows longer than max_length (truncated); dropped: rows left with no trained token
     (TRL skips them); trained_tokens: tokens in the loss after truncation.
     """
-    encoded = _encode(tokenizer, rows)
+    rows = _within_budget(rows, char_budget)
+    encoded: list[_Encoded] = []
+    for start in range(0, len(rows), _STATS_BATCH):
+        check_cancelled()
+        encoded += _encode(tokenizer, rows[start : start + _STATS_BATCH], first=start + 1, numbered=len(rows) > 1)
     lengths = np.array([len(item.ids) for item in encoded], dtype=np.int64)
     limit = max_length if max_length is not None else int(lengths.max(initial=0))
     starts = np.array([item.trained_from for item in encoded], dtype=np.int64)
@@ -179,6 +190,25 @@ def length_stats(tokenizer: Any, rows: list[dict], max_length: int | None) -> di
         "trained_tokens": int(trained.sum()),
         "histogram": _histogram(lengths),
     }
+
+
+def _within_budget(rows: list[dict], char_budget: int) -> list[dict]:
+    """The leading rows whose text adds up to at most `char_budget` characters (at least one row)."""
+    total = 0
+    for count, row in enumerate(rows):
+        total += _row_chars(row)
+        if total > char_budget and count:
+            return rows[:count]
+    return rows
+
+
+def _row_chars(row: Any) -> int:
+    if not isinstance(row, dict):
+        return 0  # _encode names the bad row
+    if isinstance(row.get("text"), str):
+        return len(row["text"])
+    messages = [*(row.get("prompt") or []), *(row.get("completion") or [])]
+    return sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
 
 
 def _histogram(lengths: np.ndarray, buckets: int = 20) -> list[tuple[int, int, int]]:
@@ -211,13 +241,15 @@ def _is_message(message: Any) -> bool:
     )
 
 
-def _encode(tokenizer: Any, rows: list[dict], with_offsets: bool = False) -> list[_Encoded]:
+def _encode(tokenizer: Any, rows: list[dict], with_offsets: bool = False, first: int = 1,
+            numbered: bool | None = None) -> list[_Encoded]:  # fmt: skip
     """Render and tokenize rows in two batched tokenizer calls (chat rows, text rows).
 
     apply_chat_template(tokenize=True), which TRL calls, is render + tokenizer(text,
     add_special_tokens=False); doing the two steps ourselves lets the tokenizer batch and give offsets.
     """
-    kinds = [_row_kind(row, f"row {number}" if len(rows) > 1 else "row") for number, row in enumerate(rows, start=1)]
+    numbered = len(rows) > 1 if numbered is None else numbered  # errors name "row N" among several
+    kinds = [_row_kind(row, f"row {number}" if numbered else "row") for number, row in enumerate(rows, start=first)]
     results: list[_Encoded | None] = [None] * len(rows)
     chat_at = [index for index, kind in enumerate(kinds) if kind == "chat"]
     text_at = [index for index, kind in enumerate(kinds) if kind == "text"]

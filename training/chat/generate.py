@@ -24,6 +24,7 @@ from training.chat.loading import (  # noqa: F401
     clear_model_cache,
     default_device,
     load_chat_model,
+    load_plan,
 )
 from training.errors import UserError
 from training.prompting import chat_messages, seq2seq_source

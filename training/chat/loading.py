@@ -2,8 +2,9 @@
 
 `load_chat_model` works out what a source is from its files alone (a cheap plan, which is also the
 cache key), then loads it the way it was trained: chat template, system prompt, separator, and the
-stop strings of a fallback template. The last CACHE_SIZE models stay loaded, so switching between
-runs in the UI does not reload weights.
+stop strings of a fallback template; in full precision, or in 8 or 4 bits on a GPU it would not fit
+otherwise (precision.py). The last CACHE_SIZE models stay loaded, so switching between runs in the
+UI does not reload weights.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.chat.precision import load_arguments, plan_load
 from training.errors import UserError
 from training.models import load_pretrained, resolve
 from training.prompting import PromptStyle, default_separator
@@ -40,6 +42,8 @@ class ChatModel:
     context_size: int | None  # positions the model attends over (prompt + reply)
     device: str
     trained_length: int | None = None  # the run's max_length: seq2seq inputs were cut there in training
+    precision: str = ""  # what the weights were loaded in: fp32, bf16, fp16, 8-bit or 4-bit
+    load_note: str = ""  # why that precision, with the memory it takes (precision.plan_load)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -76,16 +80,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_chat_model(source: str | os.PathLike, device: str | None = None) -> ChatModel:
-    """The model behind a run folder, adapter folder, model folder or Hub id, from cache if loaded."""
+def load_chat_model(source: str | os.PathLike, device: str | None = None, load_in: str = "auto") -> ChatModel:
+    """The model behind a run folder, adapter folder, model folder or Hub id, from cache if loaded.
+
+    `load_in`: auto | full | 8bit | 4bit (precision.LOAD_MODES); auto quantizes only on a GPU the
+    model would not fit in full precision.
+    """
     plan = _plan(source)
     device = device or default_device()
-    key = (plan, device)
+    key = (plan, device, load_in)
     with _CACHE_LOCK:  # one load at a time: two big models loading together could run out of memory
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-        chat_model = _load(plan, device)
+        chat_model = _load(plan, device, load_in)
         _CACHE[key] = chat_model
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -135,8 +143,16 @@ def _plan_folder(path: Path) -> _Plan:
     )  # fmt: skip
 
 
-def _load(plan: _Plan, device: str) -> ChatModel:
-    import torch
+def load_plan(source: str | os.PathLike, load_in: str = "auto", device: str | None = None):
+    """How `source` would load (precision.LoadPlan), from its config alone and without any download."""
+    from transformers import AutoConfig
+
+    plan = _plan(source)
+    config = load_pretrained(AutoConfig.from_pretrained, plan.base or plan.weights, plan.name, local_files_only=True)
+    return plan_load(config, load_in, device or default_device())
+
+
+def _load(plan: _Plan, device: str, load_in: str) -> ChatModel:
     from transformers import (
         AutoConfig,
         AutoModelForCausalLM,
@@ -148,15 +164,15 @@ def _load(plan: _Plan, device: str) -> ChatModel:
     config = load_pretrained(AutoConfig.from_pretrained, base_source, plan.name)
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    dtype = torch.float32
-    if device.startswith("cuda"):
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    model = load_pretrained(loader.from_pretrained, base_source, plan.name, dtype=dtype)
+    precision = plan_load(config, load_in, device)
+    model = load_pretrained(loader.from_pretrained, base_source, plan.name, **load_arguments(precision, device))
     if plan.base is not None:
         from peft import PeftModel
 
         model = load_pretrained(lambda adapter: PeftModel.from_pretrained(model, adapter), plan.weights, plan.name)
-    model.to(device).eval()
+    if precision.mode == "full":  # quantized weights were placed while loading
+        model.to(device)
+    model.eval()
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, plan.tokenizer, plan.name)
     if not seq2seq:
         ensure_chat_template(tokenizer, fallback=plan.chat_template)
@@ -164,7 +180,7 @@ def _load(plan: _Plan, device: str) -> ChatModel:
         model=model, tokenizer=tokenizer, name=plan.name, seq2seq=seq2seq, has_adapter=plan.base is not None,
         prompt=plan.prompt or PromptStyle(separator=default_separator(seq2seq)),
         stop_strings=_stop_strings(tokenizer, model), context_size=_context_size(model.config, tokenizer),
-        device=device, trained_length=plan.trained_length,
+        device=device, trained_length=plan.trained_length, precision=precision.label, load_note=precision.note,
     )  # fmt: skip
 
 

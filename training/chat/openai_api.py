@@ -3,7 +3,8 @@
 So existing clients and chat bridges (Telegram, Discord, Slack relays that speak the OpenAI API)
 can text the bot without talklike writing a bot framework. The routes are plain FastAPI routes
 that app.py puts on Gradio's own server; they answer only a bearer key (`--api-key`), and every
-request goes through the same ChatLimits as the chat page. Responses follow OpenAI's shapes,
+request goes through the same ChatLimits as the chat page, and counts against the same per-address
+bound (AddressSlots shared with the page). Responses follow OpenAI's shapes,
 streaming as server-sent events (`data: {chunk}` ... `data: [DONE]`) as the `openai` client reads them.
 
 The persona's system prompt is the bot's: system (and developer) messages from a client are
@@ -28,7 +29,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from training.chat import generate
-from training.chat.serving import Admission, ChatLimits, FailedAttempts
+from training.chat.serving import (
+    AddressSlots,
+    Admission,
+    ChatLimits,
+    FailedAttempts,
+    network_address,
+)
 from training.errors import UserError
 
 _END = object()
@@ -68,16 +75,23 @@ def openai_router(
     api_key: str,
     limits: ChatLimits,
     defaults: generate.DecodingSettings,
+    slots: AddressSlots | None = None,
 ) -> APIRouter:
-    """The routes, answering `models()` ({model id: run folder, model folder or Hub id}) to holders of `api_key`."""
+    """The routes, answering `models()` ({model id: run folder, model folder or Hub id}) to holders of `api_key`.
+
+    `slots`: the per-address count of replies in progress, shared with the chat page when given."""
     if not api_key.strip():
         raise UserError("api key: empty; set --api-key or TALKLIKE_API_KEY to a long random string")
     router = APIRouter()
     admission, failures = Admission(limits), FailedAttempts()
-    body_limit = 64_000 + 4 * limits.max_message_chars * (limits.max_history_messages + 1)  # UTF-8, JSON overhead
+    slots = slots or AddressSlots(limits.per_address)
+    # UTF-8 and JSON overhead on the longest message plus the history read (clients may send more
+    # history than is read; app.py's BodyLimit bounds every request anyway).
+    body_limit = 64_000 + 4 * limits.message_chars * (limits.history_messages + 1)
 
-    def authorize(request: Request) -> None:
-        client = request.client.host if request.client else "unknown"
+    def authorize(request: Request) -> str:
+        """The caller's network address, once its key is right."""
+        client = network_address(request.headers, request.client.host if request.client else None)
         if failures.blocked(client):
             raise ApiError(429, "too many failed attempts with a wrong API key; wait a minute", "rate_limit_exceeded")
         given = request.headers.get("authorization", "")
@@ -85,6 +99,7 @@ def openai_router(
         if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), api_key.encode()):
             failures.failed(client)
             raise ApiError(401, "wrong or missing API key (send Authorization: Bearer KEY)", "invalid_api_key")
+        return client
 
     @router.get("/v1/models")
     def list_models(request: Request):
@@ -107,11 +122,19 @@ def openai_router(
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         try:
-            authorize(request)
+            address = authorize(request)
+            if not slots.try_enter(address):
+                raise ApiError(429, "one message at a time from one address: wait for the reply", "busy")
             if not admission.try_enter():
+                slots.leave(address)
                 raise ApiError(429, "the bot is busy with other messages; try again in a few seconds", "busy")
         except ApiError as error:
             return error.response()
+
+        def leave() -> None:
+            admission.leave()
+            slots.leave(address)
+
         entered = True
         try:
             body = await _read_json(request, body_limit)
@@ -120,7 +143,7 @@ def openai_router(
             await run_in_threadpool(_check_prompt_fits, model, call)  # a 400 now, not an error mid-stream
             if call.stream:
                 entered = False  # the stream releases its slot when it ends
-                return StreamingResponse(_events(model, call, admission), media_type="text/event-stream",
+                return StreamingResponse(_events(model, call, leave), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
             return await run_in_threadpool(_complete, model, call)
         except ApiError as error:
@@ -129,7 +152,7 @@ def openai_router(
             return ApiError(400, str(error)).response()
         finally:
             if entered:
-                admission.leave()
+                leave()
 
     return router
 
@@ -168,9 +191,10 @@ def _parse(body: dict[str, Any], models: dict[str, str], limits: ChatLimits, def
         raise ApiError(400, "messages: the last message must be from the user", param="messages")
     *history, last = turns
     try:
-        history = limits.bound(history, last["content"])
+        limits.check_message(last["content"])
     except UserError as error:
         raise ApiError(400, str(error), param="messages") from None
+    history = limits.trim_history(history)
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or len(stop) > MAX_STOP_STRINGS or not all(isinstance(s, str) and s for s in stop):
@@ -249,7 +273,7 @@ def _complete(model, call: _Request) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _events(model, call: _Request, admission: Admission):
+async def _events(model, call: _Request, leave: Callable[[], None]):
     """Server-sent events: a role chunk, one chunk per new piece of text, the finish, usage, [DONE].
 
     A thread runs the generator and hands texts over a queue, so a client that hangs up is noticed
@@ -292,7 +316,7 @@ async def _events(model, call: _Request, admission: Admission):
         if producer.is_alive():
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(producer.join)
-        admission.leave()
+        leave()
 
 
 def _produce(model, call: _Request, cancel: threading.Event, texts: queue.SimpleQueue, counts: dict) -> None:

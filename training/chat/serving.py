@@ -1,8 +1,11 @@
 """What a shared bot serves with, decided by the server: limits per visitor and decoding defaults.
 
-One `ChatLimits` serves the chat-only page and the OpenAI-compatible endpoint alike; its fields are
-described once here and become app.py's flags (`--max-new-tokens`), environment variables
-(`TALKLIKE_MAX_NEW_TOKENS`, which a Space sets as variables) and the checks both front ends run.
+One `ChatLimits` bounds every way a visitor reaches a model: the chat-only page, the visitors of
+owner mode, the OpenAI-compatible endpoint and the bot's own Space. Its fields are described once
+here and become app.py's flags (`--max-new-tokens`), environment variables
+(`TALKLIKE_MAX_NEW_TOKENS`, which a Space sets as variables) and the checks every front end runs.
+The Gradio-specific guards built on it live in components/limits.py. No torch here: the CLI builds
+its flags from this module.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
-from training.chat.generate import PRESETS, DecodingSettings
 from training.errors import UserError
 
 ENV_PREFIX = "TALKLIKE_"
@@ -29,19 +31,28 @@ def _limit(default: int, help: str, low: int = 1):
 
 @dataclass(frozen=True)
 class ChatLimits:
-    """Bounds on what one request may cost; the server applies them whatever the client sends."""
+    """Bounds on what one visitor's request may cost; the server applies them whatever the client sends."""
 
-    max_new_tokens: int = _limit(256, "longest reply, in tokens")
-    max_message_chars: int = _limit(4000, "longest message a visitor may send, in characters")
-    max_history_messages: int = _limit(40, "earlier messages kept as context (older ones are dropped)", low=0)
-    concurrency: int = _limit(2, "replies generated at the same time")
-    queue_size: int = _limit(16, "requests allowed to wait beyond those being answered", low=0)
+    max_new_tokens: int = _limit(256, "longest reply a visitor can ask for, in tokens")
+    concurrency: int = _limit(2, "replies generated at the same time, everyone together")
+    per_address: int = _limit(1, "replies in progress per network address; more are refused at once")
+    queue_size: int = _limit(32, "requests waiting for a free slot, everyone together; more are refused", low=0)
+    message_chars: int = _limit(2_000, "longest message a visitor may send, in characters")
+    history_messages: int = _limit(40, "earlier messages of the conversation read as context (older ones are dropped)", low=0)
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < item.metadata["min"]:
-                raise UserError(f"{item.name}: {value!r}; expected a whole number >= {item.metadata['min']}")
+                raise UserError(f"{flag_name(item.name)}: {value!r}; expected a whole number >= {item.metadata['min']}")
+
+    @classmethod
+    def for_owner(cls) -> ChatLimits:
+        """The owner's own chat (a local studio, or the owner in owner mode): long replies, and a
+        message as long as a training message may be (training.conversation.MAX_MESSAGE_CHARS)."""
+        from training.conversation import MAX_MESSAGE_CHARS
+
+        return cls(max_new_tokens=1024, message_chars=MAX_MESSAGE_CHARS, history_messages=200)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ChatLimits:
@@ -65,31 +76,73 @@ class ChatLimits:
         """`--max-new-tokens N` etc., defaulting to the environment, then to the field defaults."""
         defaults = cls.from_env()
         for item in fields(cls):
-            parser.add_argument(f"--{item.name.replace('_', '-')}", type=int, default=getattr(defaults, item.name),
-                                help=f"shared chat: {item.metadata['help']} (or {env_name(item.name)})")  # fmt: skip
+            parser.add_argument(flag_name(item.name), type=int, default=getattr(defaults, item.name),
+                                help=f"visitors: {item.metadata['help']} (or {env_name(item.name)})")  # fmt: skip
 
     @classmethod
     def from_args(cls, args) -> ChatLimits:
         return cls(**{item.name: getattr(args, item.name) for item in fields(cls)})
 
-    def cap(self, settings: DecodingSettings) -> DecodingSettings:
-        """`settings` with max_new_tokens no larger than the cap (a missing value means the cap)."""
+    def cap(self, settings):
+        """DecodingSettings with max_new_tokens no larger than the cap (a missing value means the cap)."""
         wanted = settings.max_new_tokens or self.max_new_tokens
         return dataclasses.replace(settings, max_new_tokens=min(int(wanted), self.max_new_tokens))
 
-    def bound(self, history: Sequence[dict], message: str) -> list[dict]:
-        """The history to answer `message` with: message length checked, oldest messages dropped."""
-        if len(message) > self.max_message_chars:
-            raise UserError(f"message: {len(message)} characters; at most {self.max_message_chars} here")
-        for item in history:
-            content = item.get("content") if isinstance(item, dict) else None
-            if isinstance(content, str) and len(content) > self.max_message_chars:
-                raise UserError(f"history: a message of {len(content)} characters; at most {self.max_message_chars} here")
-        return list(history)[-self.max_history_messages :] if self.max_history_messages else []
+    def check_message(self, message: str) -> None:
+        if len(message) > self.message_chars:
+            raise UserError(f"message: {len(message):,} characters; at most {self.message_chars:,} here")
+
+    def trim_history(self, history: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+        """The newest `history_messages` turns, each cut to four times `message_chars` characters
+        (the bot's own replies may be longer than what anyone types)."""
+        kept = list(history)[-self.history_messages :] if self.history_messages else []
+        return [{**turn, "content": turn["content"][: 4 * self.message_chars]} for turn in kept]
 
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def network_address(headers, peer: str | None) -> str:
+    """The address a request came from, as the server saw it: not something the client chooses.
+
+    On a Hugging Face Space every request arrives through the Space's proxy, which appends the
+    address it saw to X-Forwarded-For: the last entry is the visitor's (entries before it are
+    whatever the client wrote). Elsewhere the TCP peer address: behind another proxy (or a
+    --share tunnel) every visitor then shares the proxy's address, and per-address limits become
+    global ones, never looser ones."""
+    if os.environ.get("SYSTEM") == "spaces":
+        forwarded = [part.strip() for part in (headers.get("x-forwarded-for") or "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-1]
+    return peer or "unknown"
+
+
+class AddressSlots:
+    """At most `per_address` replies in progress per network address, over every front end that
+    shares this object (the chat page and the OpenAI endpoint)."""
+
+    def __init__(self, per_address: int) -> None:
+        self.per_address = per_address
+        self._busy: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def try_enter(self, address: str) -> bool:
+        with self._lock:
+            if self._busy[address] >= self.per_address:
+                return False
+            self._busy[address] += 1
+            return True
+
+    def leave(self, address: str) -> None:
+        with self._lock:
+            self._busy[address] -= 1
+            if self._busy[address] <= 0:
+                del self._busy[address]
 
 
 class Admission:
@@ -130,9 +183,11 @@ class FailedAttempts:
         return failures
 
 
-def parse_decoding(text: str | None) -> DecodingSettings:
+def parse_decoding(text: str | None):
     """Decoding defaults from a preset name (Greedy, Balanced, Creative) or a JSON object of
     DecodingSettings fields, as given to `--decoding` or the TALKLIKE_DECODING variable."""
+    from training.chat.generate import PRESETS, DecodingSettings
+
     text = (text or "").strip()
     if not text:
         return dataclasses.replace(PRESETS["Greedy"])
@@ -149,6 +204,6 @@ def parse_decoding(text: str | None) -> DecodingSettings:
     return DecodingSettings(**values).validate()
 
 
-def decoding_text(settings: DecodingSettings) -> str:
+def decoding_text(settings) -> str:
     """The JSON that `parse_decoding` reads back into the same settings."""
     return json.dumps(dataclasses.asdict(settings), separators=(",", ":"))

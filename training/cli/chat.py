@@ -1,4 +1,4 @@
-"""Chat commands: chat."""
+"""Chat commands: chat (one prompt, or a JSONL of histories)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,43 @@ import sys
 from training.errors import UserError
 
 DECODING_PRESETS = ("Greedy", "Balanced", "Creative")  # training.chat.generate.PRESETS, without importing it
+LOAD_MODES = ("auto", "full", "8bit", "4bit")  # training.chat.precision.LOAD_MODES, without importing torch
 
 
 def register(commands) -> None:
-    chat = commands.add_parser("chat", help="reply to a prompt with a run, adapter, model folder or Hub id")
+    chat = commands.add_parser("chat", help="reply to a prompt, or to each history in a JSONL, with a run or model")
     _chat_arguments(chat)
     chat.set_defaults(handler=run_chat_command)
 
 
 def _chat_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-tiny")
-    parser.add_argument("--prompt", required=True, help="the message to answer")
-    parser.add_argument("--preset", choices=DECODING_PRESETS, default="Balanced", help="starting decoding settings")
+    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-small, offline-tiny")
+    parser.add_argument("--prompt", help="the message to answer")
+    parser.add_argument("--prompts", metavar="IN.jsonl", help='histories to answer, one {"messages": [...]} per line')
+    parser.add_argument("--out", metavar="OUT.jsonl", help='with --prompts: each input line plus "reply"')
+    decoding_arguments(parser)
+    parser.add_argument("--base", action="store_true", help="answer with the base model (adapter switched off)")
+    parser.add_argument("--print-prompt", action="store_true",
+                        help="print the text the model would receive for --prompt (its chat template, system "
+                             "prompt, persona settings) and exit without replying")  # fmt: skip
+    parser.add_argument("--load-in", choices=LOAD_MODES, default="auto",
+                        help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
+                             "when the model would not fit the GPU otherwise")  # fmt: skip
+
+
+def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True,
+                       max_new_tokens: int | None = None) -> None:  # fmt: skip
+    """The decoding flags (also `report`'s): a preset, then any knob to change in it."""
+    parser.add_argument("--preset", choices=DECODING_PRESETS, default=preset, help="starting decoding settings")
     parser.add_argument("--greedy", action="store_true", help="always the likeliest token (deterministic)")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
     parser.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = no limit")
     parser.add_argument("--repetition-penalty", type=float, help="> 1 discourages repeats")
     parser.add_argument("--no-repeat-ngram", type=int, help="never repeat an n-gram of this size")
-    parser.add_argument("--max-new-tokens", type=int, help="longest reply in tokens")
-    parser.add_argument("--seed", type=int, help="random seed for sampling")
-    parser.add_argument("--base", action="store_true", help="answer with the base model (adapter switched off)")
-    parser.add_argument("--print-prompt", action="store_true",
-                        help="print the text the model would receive for --prompt (its chat template, system "
-                             "prompt, persona settings) and exit without replying")  # fmt: skip
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="longest reply in tokens")
+    if seed:
+        parser.add_argument("--seed", type=int, help="random seed for sampling")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -50,14 +63,26 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_chat_command(args: argparse.Namespace) -> None:
-    """`python -m training chat`: print the reply as it is generated (or, with --print-prompt, the prompt)."""
+    """`python -m training chat`: print the reply as it is generated (or, with --print-prompt, the
+    prompt), or answer a JSONL of histories."""
+    if bool(args.prompt) == bool(args.prompts):
+        raise UserError("chat: give --prompt TEXT or --prompts IN.jsonl (with --out OUT.jsonl)")
+    if bool(args.prompts) != bool(args.out):
+        raise UserError("--prompts and --out: give both (the histories to answer, where the replies go)")
+    if args.prompts and args.print_prompt:
+        raise UserError("--print-prompt: only with --prompt TEXT")
+    settings = settings_from_args(args)  # before loading, so a bad flag fails fast
+    if args.prompts:
+        _chat_batch(args, settings)
+        return
     from training.chat.generate import build_prompt, load_chat_model, stream_reply
 
-    settings = settings_from_args(args)  # before loading, so a bad flag fails fast
-    model = load_chat_model(args.source)
+    model = load_chat_model(args.source, load_in=args.load_in)
     if args.print_prompt:  # seq2seq: the encoder's text, before its tokenizer adds special tokens
         sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens).text + "\n")
         return
+    if args.load_in != "auto" or model.precision in ("8-bit", "4-bit"):  # say why it is not the usual precision
+        print(f"talklike: {model.name} loaded in {model.load_note}", file=sys.stderr, flush=True)
     printed = ""
     for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
         # Stripping can only shorten the end, so each text extends what was printed.
@@ -65,3 +90,20 @@ def run_chat_command(args: argparse.Namespace) -> None:
         sys.stdout.flush()
         printed = text
     sys.stdout.write("\n")
+
+
+def _chat_batch(args: argparse.Namespace, settings) -> None:
+    from training.chat.batch import read_histories, reply_all, write_replies
+    from training.chat.generate import load_chat_model
+
+    records = read_histories(args.prompts)  # every line checked before the model loads
+    model = load_chat_model(args.source, load_in=args.load_in)
+    if args.base and not model.has_adapter:
+        raise UserError(f"--base: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
+
+    def advance(done: int) -> None:
+        print(f"\r{done}/{len(records)} replies", end="", file=sys.stderr, flush=True)
+
+    answered = reply_all(model, records, settings, use_adapter=not args.base, advance=advance)
+    print(file=sys.stderr)
+    print(write_replies(answered, args.out))

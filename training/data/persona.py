@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from training.conversation import Conversation, ImportResult, Message
+from training.cancel import check_cancelled
+from training.conversation import MAX_MESSAGE_CHARS, Conversation, ImportResult, Message
 from training.data.manifest import FORMAT_VERSION, encode, manifest_path
 from training.data.scrub import scrub
 from training.errors import UserError
@@ -66,6 +67,9 @@ class ShapingOptions:
             raise UserError(f"gap minutes: {self.gap_minutes} must be more than 0")
         if not 0 <= self.val_fraction < 1:
             raise UserError(f"validation fraction: {self.val_fraction} must be at least 0 and below 1")
+        if self.max_chars > MAX_MESSAGE_CHARS:
+            raise UserError(f"reply length: maximum {self.max_chars:,} is above the {MAX_MESSAGE_CHARS:,} characters "
+                            "a reply can have here; longer ones are pasted text, not chat")  # fmt: skip
         if self.min_chars > self.max_chars:
             raise UserError(f"reply length: minimum {self.min_chars} is above maximum {self.max_chars}")
         if self.start is not None and self.end is not None and self.start >= self.end:
@@ -122,6 +126,7 @@ def prepare(result: ImportResult, options: ShapingOptions) -> PreparedData:
     seen: set[tuple[str, str]] = set()
     sessions = 0
     for conversation in result.conversations:
+        check_cancelled()
         messages = _kept_messages(conversation, options, dropped)
         if options.scrub_pii:
             messages = [Message(m.sender, scrub(m.text, pii), m.timestamp) for m in messages]
@@ -191,11 +196,15 @@ def _session_examples(
     # The session's messages are built once and shared by every example's prompt (a 1M-message
     # export makes ~10^5 prompts); chat builds its prompts with the same functions (prompting.py).
     turns = merge_turns((Turn(m.sender, m.text, m.sender == options.me) for m in session), options.separator)
+    # Measured before turn_messages keeps only the end of a long turn (prompting.MAX_MESSAGE_CHARS):
+    # a reply too long to be an example may still be context. Each of my turns is one assistant block.
+    too_long = iter([len(turn.text) > options.max_chars for turn in turns if turn.mine])
     blocks = turn_messages(turns, name_prefix=conversation.is_group and options.name_prefix_in_groups)
     system = system_messages(conversation.system or options.rendered_system_prompt)
     for index, block in enumerate(blocks):
         if block["role"] != "assistant":
             continue
+        reply_too_long = next(too_long)
         if index == 0:
             dropped["my turn opens the conversation"] += 1
             continue
@@ -203,7 +212,7 @@ def _session_examples(
         if len(reply) < options.min_chars:
             dropped["reply too short"] += 1
             continue
-        if len(reply) > options.max_chars:
+        if reply_too_long:
             dropped["reply too long"] += 1
             continue
         prompt = system + context_window(blocks, index, options.context_turns)

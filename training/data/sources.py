@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from training.cancel import check_cancelled
 from training.errors import UserError
 
 MIB = 1024 * 1024
@@ -21,8 +22,10 @@ MIB = 1024 * 1024
 # stray video or disk image before it fills memory. Overridable for unusual exports.
 MAX_FILE_BYTES = int(os.environ.get("TALKLIKE_MAX_FILE_MB", "1024")) * MIB
 MAX_TOTAL_BYTES = int(os.environ.get("TALKLIKE_MAX_TOTAL_MB", "4096")) * MIB
-# Text compresses ~5-20x; a ratio beyond this on a large member means a zip bomb.
+# Text compresses ~5-20x; a ratio beyond this, for one member or the whole archive, means a zip bomb.
 MAX_COMPRESSION_RATIO = 200
+# Below this many expanded bytes the ratio says nothing (a small file of one repeated line is fine).
+RATIO_CHECKED_FROM_BYTES = 1 * MIB
 MAX_ZIP_MEMBERS = 200_000
 
 # Attachments that ride along in chat exports; never chat text, so never read into memory.
@@ -110,6 +113,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = 
     files: list[SourceFile] = []
     budget = [MAX_TOTAL_BYTES]
     for raw in paths:
+        check_cancelled()
         path = Path(raw)
         if not path.exists():
             raise UserError(f"{path}: no such file or folder")
@@ -160,6 +164,7 @@ def _read_dir(root: Path, files: list[SourceFile], skipped: list[str], budget: l
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
         for filename in sorted(filenames):
+            check_cancelled()
             path = Path(dirpath) / filename
             name = f"{root.name}/{path.relative_to(root).as_posix()}"
             if filename.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES:
@@ -182,28 +187,10 @@ def _read_zip(path: Path, label: str, files: list[SourceFile], skipped: list[str
     except (zipfile.BadZipFile, OSError) as exc:
         raise UserError(f"{label}: not a readable zip archive ({exc})") from None
     with archive:
-        members = archive.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise UserError(f"{label}: {len(members)} entries is more than the {MAX_ZIP_MEMBERS} allowed")
-        for info in members:
-            if info.is_dir():
-                continue
-            member = PurePosixPath(info.filename.replace("\\", "/"))
-            if member.is_absolute() or ".." in member.parts or ":" in member.parts[0]:
-                raise UserError(f"{label}: entry {info.filename!r} points outside the archive; refusing it")
-            name = f"{label}/{member.as_posix()}"
-            if (
-                any(part in SKIPPED_DIRS or part.startswith(".") for part in member.parts)
-                or member.suffix.lower() in SKIPPED_SUFFIXES
-            ):
-                skipped.append(name)
-                continue
-            if info.compress_size and info.file_size > 10 * MIB and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-                raise UserError(
-                    f"{name}: expands {info.file_size // info.compress_size}x when unpacked; "
-                    "refusing what looks like a zip bomb"
-                )
-            _charge(name, info.file_size, budget)
+        wanted = _zip_members_to_read(archive, label, skipped)
+        _check_expansion(label, wanted, budget)
+        for name, info in wanted:
+            check_cancelled()
             try:
                 data = _read_member(archive, info)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
@@ -213,6 +200,47 @@ def _read_zip(path: Path, label: str, files: list[SourceFile], skipped: list[str
                 skipped.append(name)
                 continue
             files.append(source)
+
+
+def _zip_members_to_read(archive: zipfile.ZipFile, label: str, skipped: list[str]) -> list[tuple[str, zipfile.ZipInfo]]:
+    """(name, entry) of every member worth reading; unsafe paths refused, media listed in `skipped`."""
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise UserError(f"{label}: {len(members)} entries is more than the {MAX_ZIP_MEMBERS} allowed")
+    wanted = []
+    for info in members:
+        if info.is_dir():
+            continue
+        member = PurePosixPath(info.filename.replace("\\", "/"))
+        if member.is_absolute() or ".." in member.parts or ":" in member.parts[0]:
+            raise UserError(f"{label}: entry {info.filename!r} points outside the archive; refusing it")
+        name = f"{label}/{member.as_posix()}"
+        if (
+            any(part in SKIPPED_DIRS or part.startswith(".") for part in member.parts)
+            or member.suffix.lower() in SKIPPED_SUFFIXES
+        ):
+            skipped.append(name)
+            continue
+        wanted.append((name, info))
+    return wanted
+
+
+def _check_expansion(label: str, wanted: list[tuple[str, zipfile.ZipInfo]], budget: list[int]) -> None:
+    """Refuse a zip bomb from its directory alone, before one byte is inflated: every member's size
+    against the limits, each member's ratio, and the whole archive's (many members that are each
+    small but all absurdly compressed add up)."""
+    for name, info in wanted:
+        if info.file_size > RATIO_CHECKED_FROM_BYTES and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
+            ratio = info.file_size // max(info.compress_size, 1)
+            raise UserError(f"{name}: expands {ratio}x when unpacked; refusing what looks like a zip bomb")
+        _charge(name, info.file_size, budget)
+    expanded = sum(info.file_size for _, info in wanted)
+    packed = sum(info.compress_size for _, info in wanted)
+    if expanded > RATIO_CHECKED_FROM_BYTES and expanded > MAX_COMPRESSION_RATIO * packed:
+        raise UserError(
+            f"{label}: its {len(wanted)} files expand {expanded // max(packed, 1)}x when unpacked "
+            f"({expanded / MIB:,.0f} MB); refusing what looks like a zip bomb"
+        )
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:

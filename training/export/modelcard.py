@@ -51,14 +51,19 @@ def check_samples(samples: list[dict[str, str]] | None) -> list[dict[str, str]]:
 
 
 def is_hub_id(name: str) -> bool:
-    """A Hub model id (org/name or a legacy bare name), as opposed to a local folder or offline-tiny."""
-    from training.models import OFFLINE_TINY
+    """A Hub model id (org/name or a legacy bare name), as opposed to a local folder or offline-small/-tiny."""
+    from training.models import BUILT_ON_FIRST_USE
 
-    return bool(_HUB_ID.match(name)) and name != OFFLINE_TINY and not Path(name).expanduser().exists()
+    return bool(_HUB_ID.match(name)) and name not in BUILT_ON_FIRST_USE and not Path(name).expanduser().exists()
 
 
-def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]]) -> Path:
-    """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path."""
+def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]],
+                     report_examples: bool = False) -> Path:  # fmt: skip
+    """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path.
+
+    The run's persona report, if it has one, adds its numbers; its side-by-side examples quote held-out
+    chats, so they go in only with `report_examples` (and only if the report was made with them).
+    """
     from huggingface_hub import ModelCard
 
     metrics = source.metrics()
@@ -74,6 +79,7 @@ def write_model_card(source, folder: Path, merged: bool, model_id: str, samples:
             "## Training recipe\n\n" + _recipe_table(source.config),
             "## Training data\n\n" + _data_summary(source),
             "## Results\n\n" + _results(source, metrics, best_eval, has_plot),
+            _report_section(source, report_examples),
             _samples_section(samples),
             _versions(),
         ) if part
@@ -215,6 +221,14 @@ def _results(source, metrics: list[dict[str, Any]], best_eval: float | None, has
     if has_plot:
         lines.append(f"\n![training and validation loss]({LOSS_PLOT})")
     return "\n".join(lines) or "No metrics were logged for this run."
+
+
+def _report_section(source, report_examples: bool) -> str:
+    from training.report.build import load_report
+    from training.report.render import card_section
+
+    report = load_report(source.path)
+    return card_section(report, include_examples=report_examples) if report else ""
 
 
 def _samples_section(samples: list[dict[str, str]]) -> str:

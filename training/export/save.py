@@ -104,6 +104,7 @@ def export_run(
     merge: bool,
     *,
     samples: list[dict[str, str]] | None = None,
+    report_examples: bool = False,
     repo_id: str | None = None,
     overwrite: bool = False,
     max_shard_size: str | int = DEFAULT_SHARD_SIZE,
@@ -111,7 +112,8 @@ def export_run(
     """Write the run's adapter (merge=False) or merged model (merge=True) to `out_dir`; return it.
 
     `samples` are replies the user chose to show in the model card ({"prompt", "reply"}); nothing
-    else from the training data is written. `repo_id` names the model in the card's usage code
+    else from the training data is written, unless `report_examples` asks for the persona report's
+    side-by-side examples (held-out chats) in the card. `repo_id` names the model in the card's usage code
     (push() rewrites it when the folder goes to another repo). A full fine-tune exports the same
     way with either value of `merge`: there is nothing to merge.
     """
@@ -137,7 +139,8 @@ def export_run(
         info = {**source.info, "export": "merged" if merged else "adapter", "model_id": model_id,
                 "model": _shareable(source.config.model), "base_model": _shareable(source.base_model)}  # fmt: skip
         write_model_info(stage, info)  # the prompt settings only: the data's manifest stays private
-        write_model_card(source, stage, merged=merged, model_id=model_id, samples=samples)
+        write_model_card(source, stage, merged=merged, model_id=model_id, samples=samples,
+                         report_examples=report_examples)  # fmt: skip
     return out
 
 

@@ -41,12 +41,15 @@ class MetricsCallback(TrainerCallback):
         self._first_step = 0
         self._last_time = self._started
         self._last_tokens = 0
+        self._elapsed_before = 0.0  # training time of the processes before a resume
 
     def on_train_begin(self, args, state, control, **kwargs):
-        # After a resume, speed and ETA count only the steps this process ran.
+        # After a resume, speed and ETA count only the steps this process ran; elapsed goes on
+        # from where the run's metrics left it (the lines up to the checkpoint it resumed from).
         self._started = self._last_time = time.time()
         self._first_step = state.global_step
         self._last_tokens = state.num_input_tokens_seen or 0
+        self._elapsed_before = _last_elapsed(self.run, state.global_step) if state.global_step else 0.0
         self.best_eval_loss = state.best_metric if args.metric_for_best_model == "eval_loss" else None
         if state.is_world_process_zero:
             write_status(self.run, step=state.global_step, total_steps=state.max_steps)
@@ -80,7 +83,7 @@ class MetricsCallback(TrainerCallback):
             "learning_rate": _number(logs.get("learning_rate")),
             "grad_norm": _number(logs.get("grad_norm")),
             "tokens_per_second": round(speed, 1) if speed is not None else None,
-            "elapsed": round(elapsed, 2),
+            "elapsed": round(self._elapsed_before + elapsed, 2),
             "eta": round(eta, 1) if eta is not None else None,
             "memory_mb": memory_mb(),
             "total_steps": state.max_steps,
@@ -88,6 +91,23 @@ class MetricsCallback(TrainerCallback):
         }
         extra = {key: _number(value) for key, value in logs.items() if key not in record and _number(value) is not None}
         return {**record, **extra}
+
+
+def _last_elapsed(run: Run, up_to_step: int) -> float:
+    """The elapsed time logged last at or before `up_to_step` (0 when nothing was logged)."""
+    elapsed = 0.0
+    try:
+        lines = run.metrics_path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return elapsed
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and (record.get("step") or 0) <= up_to_step and _number(record.get("elapsed")):
+            elapsed = max(elapsed, _number(record["elapsed"]))
+    return elapsed
 
 
 def _number(value: Any) -> float | None:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -205,9 +206,23 @@ def _value_problems(config: RunConfig) -> list[str]:
     if not c.model.strip():
         problems.append("model: empty; give a Hub id like Qwen/Qwen2.5-0.5B-Instruct, a local folder or offline-tiny")
     problems += _target_module_problems(c.target_modules)
-    if c.name and (c.name != Path(c.name).name or c.name.startswith(".")):
-        problems.append(f"name: {c.name!r}; expected a plain folder name without '/' or a leading '.'")
+    problems += _name_problems(c.name)
     return problems
+
+
+MAX_NAME_CHARS = 100  # a run name is a folder name: file systems refuse names past 255 bytes
+_PLAIN_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]+")  # no line breaks or other control characters, no slashes
+
+
+def _name_problems(name: str) -> list[str]:
+    if not name:
+        return []
+    shown = repr(name if len(name) <= 40 else name[:40] + "...")
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > 2 * MAX_NAME_CHARS:
+        return [f"name: {shown} is too long ({len(name)} characters); expected at most {MAX_NAME_CHARS}"]
+    if not _PLAIN_NAME.fullmatch(name) or name.startswith(".") or name != name.strip():
+        return [f"name: {shown}; expected a plain folder name: no '/', line breaks, leading '.' or outer spaces"]
+    return []
 
 
 def _target_module_problems(target: Any) -> list[str]:

@@ -3,7 +3,8 @@
 Memory follows seed 001's arithmetic: weights by dtype, optimizer states (AdamW 8 bytes per
 trainable parameter, 8-bit Adam 2), gradients, plus the forward activations kept for the backward
 pass (per token: the layer inputs and projections of each layer, Korthikanti et al. without the
-attention-score term that SDPA/flash attention never stores) and the fp32 logits of the loss.
+attention-score term that SDPA/flash attention never stores) and the loss: the fp32 logits on CPU,
+TRL's tiled LM head on CUDA. The GPU terms are checked against a real GPU by bench/gpu_check.py.
 Parameter counts are exact: the model and its adapter are built on PyTorch's "meta" device, which
 allocates nothing, so a 7B estimate takes a second and no download of weights.
 """
@@ -11,6 +12,7 @@ allocates nothing, so a 7B estimate takes a second and no download of weights.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -39,6 +41,13 @@ KNOWN_ARCHITECTURES: dict[str, dict] = {
     "gpt2": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, vocab_size=50257),
 }  # fmt: skip
 KNOWN_ARCHITECTURES["mistralai/Mistral-7B-Instruct-v0.2"] = KNOWN_ARCHITECTURES["mistralai/Mistral-7B-v0.1"]
+# offline-small's converted config.json, so its estimate never triggers the 93 MB download.
+KNOWN_ARCHITECTURES["offline-small"] = KNOWN_ARCHITECTURES["HuggingFaceTB/SmolLM2-135M-Instruct"] = dict(
+    model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+    num_key_value_heads=3, head_dim=64, vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True,
+    rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+    bos_token_id=1, eos_token_id=2, pad_token_id=2,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class Estimate:
     hours: float
     dollars: float
     notes: list[str] = field(default_factory=list)
+    backend: str = "transformers+peft"  # or "unsloth": what the memory model assumed trains it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +143,7 @@ def _parameters_and_dropout_inputs(config: RunConfig, arch) -> tuple[int, int, i
     return total, trainable, dropped
 
 
-def _dims(arch) -> tuple[int, int, int, int, int]:
+def dims(arch) -> tuple[int, int, int, int, int]:
     """hidden, layers, mlp width, key/value width, vocab, whatever the config calls them."""
     hidden = getattr(arch, "hidden_size", None) or getattr(arch, "d_model", None) or arch.n_embd
     layers = (getattr(arch, "num_hidden_layers", None) or getattr(arch, "n_layer", None)
@@ -149,39 +159,59 @@ def _heads(arch) -> int:
 
 
 def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int,
-                     dropout_inputs: int = 0) -> dict[str, float]:
+                     dropout_inputs: int = 0, backend: str = "transformers+peft") -> dict[str, float]:
     compute = _compute_bytes(config, cuda)
-    hidden, layers, _, _, vocab = _dims(arch)
+    hidden, layers, _, _, vocab = dims(arch)
     frozen = total - trainable if config.uses_adapter else 0
     if config.method == "qlora":
         embedding = vocab * hidden * (1 if getattr(arch, "tie_word_embeddings", False) else 2)
         quantized = max(frozen - embedding, 0)
         per_weight = 0.53 if config.quantization_bits == 4 else 1.03  # nf4 + double-quantised scales
-        weights = quantized * per_weight + (frozen - quantized) * compute
+        # peft's prepare_model_for_kbit_training casts every weight it did not quantize (embeddings,
+        # head, norms) to fp32; Unsloth keeps them in the compute dtype.
+        unquantized = compute if backend == "unsloth" else 4
+        weights = quantized * per_weight + (frozen - quantized) * unquantized
     else:
         weights = frozen * compute
     master = 4 if config.uses_adapter else compute  # peft keeps adapters in fp32
     weights += trainable * master
     optimizer = {"adamw_torch": 2 * master, "adamw_8bit": 2, "sgd": 0}[config.optimizer] * trainable
-    activations = tokens * _activation_bytes_per_token(config, arch, compute, dropout_inputs)
+    activations = tokens * _activation_bytes_per_token(config, arch, compute, dropout_inputs, backend)
     if not cuda:
         unchecked = dataclasses.replace(config, activation_checkpointing=False)
         one_layer = tokens * _activation_bytes_per_token(unchecked, arch, compute, dropout_inputs) / layers
         activations += CPU_RETAINED_LAYERS * one_layer
         if config.padding_free or config.packing:
             activations += _flattened_attention_bytes(arch, tokens)
-    logits = tokens * vocab * (compute + 8)  # logits, their fp32 log-softmax, and its gradient
     return {
         "weights": weights / GB,
         "gradients": trainable * master / GB,
         "optimizer": optimizer / GB,
         "activations": activations / GB,
-        "logits": logits / GB,
+        "logits": _loss_bytes(config, arch, tokens, compute, cuda) / GB,
         "runtime": GPU_RUNTIME_GB if cuda else CPU_RUNTIME_GB,
     }
 
 
-def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_inputs: int) -> float:
+def _loss_bytes(config: RunConfig, arch, tokens: int, compute: int, cuda: bool) -> float:
+    """What computing the loss holds at its peak.
+
+    CPU, and seq2seq models (a plain Trainer): the logits, their fp32 log-softmax and its gradient.
+    Causal models on CUDA: TRL 1.15's fused LM head (trl/kernels/chunked_logprob.py) never builds
+    the logits; it projects tiles of at most 4096 tokens x 32768 vocabulary entries (the forward's
+    and the backward's tile are not alive together) and accumulates the hidden states' gradient in
+    fp32 (the head's too, when it trains). Unsloth patches the same head.
+    """
+    hidden, _, _, _, vocab = dims(arch)
+    if not cuda or getattr(arch, "is_encoder_decoder", False):
+        return tokens * vocab * (compute + 8)
+    tile = min(tokens, 4096) * min(vocab, 32768) * compute
+    head_gradient = 0 if config.uses_adapter else vocab * hidden * 4
+    return tile + tokens * hidden * (compute + 4) + head_gradient
+
+
+def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_inputs: int,
+                                backend: str = "transformers+peft") -> float:
     """What autograd keeps per token for the backward pass.
 
     Per layer: the input and output of each projection and of the MLP (Korthikanti et al.'s 34·h
@@ -190,12 +220,13 @@ def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_i
     per token and layer exactly, LoRA without dropout 6h + 2kv + 4mlp to within 3%. LoRA dropout also
     keeps each adapted module's dropped-out input and its one-byte mask: 5-5.5 bytes per input element
     measured in fp32 (6h + mlp elements per Llama layer with all-linear; +50% over no dropout).
+    With checkpointing, Unsloth's own variant moves each layer's input to CPU memory.
     """
-    hidden, layers, mlp, kv, _ = _dims(arch)
+    hidden, layers, mlp, kv, _ = dims(arch)
     per_layer = ((6 if config.uses_adapter else 8) * hidden + 2 * kv + 4 * mlp) * compute
     per_layer += dropout_inputs / layers * (compute + 1)
     if config.activation_checkpointing:  # each layer's input, plus one layer recomputed at a time
-        return per_layer + hidden * layers * compute
+        return per_layer + (0 if backend == "unsloth" else hidden * layers * compute)
     return per_layer * layers
 
 
@@ -245,9 +276,10 @@ def local_device() -> Device:
 
 def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float | None = None,
              longest_example: int | None = None, device: Device | None = None,
-             dollars_per_hour: float | None = None) -> Estimate:
+             dollars_per_hour: float | None = None, backend: str | None = None) -> Estimate:
     """`tokens_per_example` (mean) sets the time and `longest_example` the memory peak (batches
-    are padded to their longest row); unknown, every example counts as max_length tokens."""
+    are padded to their longest row); unknown, every example counts as max_length tokens.
+    `backend` ("unsloth" or "transformers+peft"): default, what would train it here."""
     from training.train.dataset import update_steps
 
     arch = architecture(config.model)
@@ -257,7 +289,8 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
     length = config.max_length if tokens_per_example is None else min(tokens_per_example, config.max_length)
     longest = config.max_length if longest_example is None else min(longest_example, config.max_length)
     batch_tokens = int(config.batch_size * _peak_row_tokens(config, length, longest))
-    memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens, dropout_inputs)
+    backend = backend or expected_backend(config, arch, cuda)
+    memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens, dropout_inputs, backend)
     peak = sum(memory.values())
     steps = update_steps(examples, config)
     step_tokens = int(config.batch_size * config.grad_accumulation * length)
@@ -273,8 +306,18 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
         total_params=total, trainable_params=trainable, memory_gb=memory,
         peak_gb=peak, device=device.name, device_memory_gb=round(device.memory_gb, 1),
         fits=peak <= device.memory_gb, tokens_per_step=step_tokens, total_steps=steps,
-        hours=seconds / 3600, dollars=seconds / 3600 * rate, notes=notes,
+        hours=seconds / 3600, dollars=seconds / 3600 * rate, notes=notes, backend=backend,
     )  # fmt: skip
+
+
+def expected_backend(config: RunConfig, arch, cuda: bool) -> str:
+    """What would train this run here: Unsloth on CUDA when the run qualifies and Unsloth is installed."""
+    from training.train.methods import Hardware, unsloth_unused_reason
+
+    seq2seq = bool(getattr(arch, "is_encoder_decoder", False))
+    if unsloth_unused_reason(config, Hardware(cuda=cuda, bf16=cuda), seq2seq) is None and importlib.util.find_spec("unsloth"):
+        return "unsloth"
+    return "transformers+peft"
 
 
 def _peak_row_tokens(config: RunConfig, mean: float, longest: int) -> float:
@@ -297,7 +340,8 @@ def format_estimate(result: Estimate) -> str:
         f"**{result.trainable_params:,} trainable** of {result.total_params:,} parameters ({share:.2%})",
         f"**Peak memory ≈ {result.peak_gb:.2f} GB**, {fits} in {result.device_memory_gb:.0f} GB ({result.device}): "
         f"weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, optimizer {m['optimizer']:.2f}, "
-        f"activations {m['activations']:.2f}, logits {m['logits']:.2f}, runtime {m['runtime']:.2f} GB",
+        f"activations {m['activations']:.2f}, logits {m['logits']:.2f}, runtime {m['runtime']:.2f} GB"
+        + (" (training with Unsloth)" if result.backend == "unsloth" else ""),
         f"**{result.total_steps:,} steps ≈ {_duration(result.hours)}**"
         + (f", about ${result.dollars:,.2f}" if result.dollars else "")
         + " (a FLOPs estimate; the live ETA uses measured speed once training runs)",
@@ -313,21 +357,22 @@ def _duration(hours: float) -> str:
     return f"{hours:.1f} h"
 
 
-def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None) -> Estimate:
+def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None,
+                      backend: str | None = None) -> Estimate:
     """Estimate with the real examples of config.train_file (count and token lengths) when it exists."""
     if not (config.train_file and Path(config.train_file).exists()):
-        return estimate(config, device=device, dollars_per_hour=dollars_per_hour)
+        return estimate(config, device=device, dollars_per_hour=dollars_per_hour, backend=backend)
     from training.templates import ensure_chat_template, length_stats
     from training.train.dataset import read_rows
 
     rows = read_rows(config.train_file)
     tokenizer = _local_tokenizer(config.model)
     if tokenizer is None:  # not on this machine yet: count the examples, assume max_length tokens
-        return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour)
+        return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour, backend=backend)
     ensure_chat_template(tokenizer, config.chat_template)
     stats = length_stats(tokenizer, rows[:2000], config.max_length)
     return estimate(config, examples=len(rows), tokens_per_example=stats["mean"], longest_example=stats["max"],
-                    device=device, dollars_per_hour=dollars_per_hour)  # fmt: skip
+                    device=device, dollars_per_hour=dollars_per_hour, backend=backend)  # fmt: skip
 
 
 def _local_tokenizer(model: str):
@@ -338,7 +383,7 @@ def _local_tokenizer(model: str):
     from transformers import AutoTokenizer
 
     try:  # its own copy: the fallback template set below must not leak into other users' tokenizer
-        return load_pretrained(AutoTokenizer.from_pretrained, resolve(model), model, local_files_only=True)
+        return load_pretrained(AutoTokenizer.from_pretrained, resolve(model, fetch=False), model, local_files_only=True)
     except UserError:
         return None
 

@@ -1,14 +1,17 @@
 """Loading the model a RunConfig names and putting the chosen method on it.
 
-Backends: Unsloth's FastLanguageModel where it can run (CUDA, installed, causal LoRA/rsLoRA/QLoRA),
-else transformers + peft. Methods: LoRA and its DoRA / rsLoRA variants, AdaLoRA (ranks pruned as
-it trains), QLoRA (frozen base in 4 or 8 bits, CUDA + bitsandbytes), full fine-tuning.
+Backends: Unsloth's FastLanguageModel where it can run (CUDA, installed, causal LoRA/rsLoRA/QLoRA
+in bf16/fp16), else transformers + peft, with the reason in the log and status.json. Methods: LoRA
+and its DoRA / rsLoRA variants, AdaLoRA (ranks pruned as it trains), QLoRA (frozen base in 4 or 8
+bits, CUDA + bitsandbytes), full fine-tuning.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,7 @@ import torch
 
 from training.errors import UserError
 from training.models import load_pretrained, resolve
+from training.paths import subdir
 from training.train.config import RunConfig
 
 # peft has no default targets for these (seed 000 had to list BlenderBot's by hand).
@@ -34,6 +38,7 @@ class Loaded:
     seq2seq: bool
     backend: str  # "unsloth" or "transformers+peft", shown in the log and status
     template: str  # chat template in use: "tokenizer" or a fallback name
+    backend_note: str = ""  # why not Unsloth, when use_unsloth is not off and it is not used
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,21 @@ def load_tokenizer(config: RunConfig, hardware: Hardware) -> Loaded:
     source = resolve(config.model)
     model_config = load_pretrained(AutoConfig.from_pretrained, source, config.model)
     seq2seq = bool(getattr(model_config, "is_encoder_decoder", False))
-    if _wants_unsloth(config, hardware, seq2seq):
-        loaded = _load_unsloth(config, source, precision(config, hardware))
-        if loaded is not None:
-            return loaded
+    reason = unsloth_unused_reason(config, hardware, seq2seq)
+    if reason is None:
+        try:
+            return _load_unsloth(config, source, precision(config, hardware))
+        except UnslothUnavailable as unavailable:
+            reason = str(unavailable)
+        _fall_back_from_unsloth(config, reason)
+    elif config.use_unsloth == "on":
+        raise UserError(f"use_unsloth: 'on' but {reason}; set auto or off to train with transformers + peft")
+    elif config.use_unsloth == "auto":
+        print(f"talklike: not using Unsloth: {reason}", flush=True)
     tokenizer = _load_tokenizer(source, config)
     template = "tokenizer" if seq2seq else _ensure_template(tokenizer, config)
-    return Loaded(None, tokenizer, source, seq2seq, "transformers+peft", template)
+    note = reason if config.use_unsloth != "off" else ""
+    return Loaded(None, tokenizer, source, seq2seq, "transformers+peft", template, note)
 
 
 def load_model(loaded: Loaded, config: RunConfig, hardware: Hardware, total_steps: int) -> Any:
@@ -194,55 +207,105 @@ def _with_adapter(model, config: RunConfig, seq2seq: bool, total_steps: int):
 
 # ---- Unsloth ------------------------------------------------------------------------------------
 
+# Unsloth's fast kernels know these architectures' linear layers by name; for any other
+# architecture it is given peft's "all-linear" (a Llama name list would match nothing there).
+LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2")
+
+
+class UnslothUnavailable(Exception):
+    """Unsloth cannot train this run here; the message says why (shown in the log and status)."""
+
+
+def unsloth_unused_reason(config: RunConfig, hardware: Hardware, seq2seq: bool = False) -> str | None:
+    """Why this run will not train through Unsloth, or None when it should try."""
+    if config.use_unsloth == "off":
+        return "use_unsloth is off"
+    if config.method not in UNSLOTH_METHODS:
+        return f"Unsloth does not train method {config.method} (only {', '.join(UNSLOTH_METHODS)})"
+    if seq2seq:
+        return "Unsloth does not train encoder-decoder (seq2seq) models"
+    if not hardware.cuda:
+        return "no CUDA GPU"
+    if precision(config, hardware) == "fp32":  # Unsloth's dtype=None means bf16/fp16, never fp32
+        return "dtype fp32: Unsloth trains in bf16 or fp16"
+    return None
+
 
 def import_unsloth_first(config: RunConfig, hardware: Hardware) -> None:
-    """Unsloth patches transformers and TRL when imported, so it has to be imported before them.
-
-    Failure is ignored here: _load_unsloth imports again and reports why it falls back.
+    """Unsloth patches transformers, TRL and peft when imported, so the training process imports it
+    before any of them (trainer._train calls this first). Failure is ignored here: _load_unsloth
+    imports again and reports why it falls back.
     """
-    if config.use_unsloth != "off" and hardware.cuda and config.method in UNSLOTH_METHODS:
-        try:
-            import unsloth  # noqa: F401
-        except Exception:  # noqa: BLE001, S110 - reported by _load_unsloth
-            pass
+    if unsloth_unused_reason(config, hardware) is not None:
+        return
+    # Unsloth writes generated trainer code to ./unsloth_compiled_cache in the current folder, and
+    # downloads a README from the Hub on import to count users; neither belongs in a user's folder.
+    os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", str(subdir("cache") / "unsloth_compiled"))
+    os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
+    early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
+    if early:
+        print(f"talklike: warning: {', '.join(early)} imported before unsloth; its patches may not apply", flush=True)
+    try:
+        import unsloth  # noqa: F401
+    except Exception:  # noqa: BLE001, S110 - reported by _load_unsloth
+        pass
 
 
-def _wants_unsloth(config: RunConfig, hardware: Hardware, seq2seq: bool) -> bool:
-    if config.use_unsloth == "off" or seq2seq or config.method not in UNSLOTH_METHODS:
-        if config.use_unsloth == "on":
-            print(f"talklike: unsloth not used: it does not train {config.method} or seq2seq models", flush=True)
-        return False
-    return hardware.cuda
+def unsloth_targets(config: RunConfig, model_type: str) -> str | list[str]:
+    """Unsloth's target_modules: never None (peft's per-architecture default is not applied there)."""
+    targets = target_modules(config, model_type)
+    if targets is None or targets == "all-linear":
+        return list(LLAMA_LINEARS) if model_type in LLAMA_LIKE else "all-linear"
+    return targets
 
 
-def _load_unsloth(config: RunConfig, source: str, compute: str) -> Loaded | None:
-    """Unsloth's patched model, or None (with the reason printed) to fall back to transformers+peft."""
-    try:  # importing unsloth without a GPU raises; it also patches transformers, so only here
+def _fall_back_from_unsloth(config: RunConfig, reason: str) -> None:
+    """UserError if use_unsloth is 'on'; else say why and free what Unsloth left on the GPU."""
+    if config.use_unsloth == "on":
+        raise UserError(f"use_unsloth: 'on' but {reason}; set auto or off to train with transformers + peft")
+    print(f"talklike: {reason}; training with transformers+peft instead", flush=True)
+    gc.collect()  # a half-loaded Unsloth model must not sit in GPU memory next to the fallback
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _load_unsloth(config: RunConfig, source: str, compute: str) -> Loaded:
+    try:  # imported early by import_unsloth_first; here only to reach it (or its import error)
         from unsloth import FastLanguageModel
     except Exception as error:  # noqa: BLE001 - any import failure means "use the other backend"
-        if config.use_unsloth == "on":
-            raise UserError(f"use_unsloth: 'on' but unsloth cannot be imported ({error}); pip install unsloth") from None
-        print(f"talklike: unsloth unavailable ({type(error).__name__}: {error}); using transformers+peft", flush=True)
-        return None
-    quantized = {"load_in_4bit": config.method == "qlora" and config.quantization_bits == 4}
-    if config.method == "qlora" and config.quantization_bits == 8:
-        quantized["load_in_8bit"] = True
-    dtype = torch.bfloat16 if compute == "bf16" else torch.float16 if compute == "fp16" else None
-    model, tokenizer = load_pretrained(
-        lambda name: FastLanguageModel.from_pretrained(model_name=name, max_seq_length=config.max_length,
-                                                       dtype=dtype, **quantized),
-        source, config.model,
-    )  # fmt: skip
+        raise UnslothUnavailable(f"Unsloth cannot be imported ({_one_line(error)})") from None
+    checkpointing = "unsloth" if config.activation_checkpointing else False
+    model = tokenizer = failure = None
+    try:
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=source, max_seq_length=config.max_length,
+            dtype=torch.bfloat16 if compute == "bf16" else torch.float16,
+            load_in_4bit=config.method == "qlora" and config.quantization_bits == 4,  # Unsloth's default is True
+            load_in_8bit=config.method == "qlora" and config.quantization_bits == 8,
+            # Without it Unsloth swaps known Hub ids for its own repos, and the adapter would record those.
+            use_exact_model_name=True,
+            use_gradient_checkpointing=checkpointing, random_state=config.seed,
+            # No token=: an explicit token makes Unsloth call huggingface_hub.login(), which saves it to disk.
+            **({"local_files_only": True} if os.path.isdir(source) else {}),
+        )  # fmt: skip
+        model = FastLanguageModel.get_peft_model(
+            model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=unsloth_targets(config, model.config.model_type), bias="none",
+            use_rslora=config.method == "rslora", use_gradient_checkpointing=checkpointing, random_state=config.seed,
+        )  # fmt: skip
+    except torch.OutOfMemoryError:
+        raise  # the fallback would not fit either; the run ends with the out-of-memory hint
+    except Exception as error:  # noqa: BLE001 - e.g. no valid pad token, unknown architecture or Hub name
+        failure = f"Unsloth could not load {config.model} ({_one_line(error)})"
+    if failure:  # raised outside the except block, so no traceback keeps the half-loaded model alive
+        del model, tokenizer
+        raise UnslothUnavailable(failure)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    template = _ensure_template(tokenizer, config)
-    targets = target_modules(config, model.config.model_type)
-    if targets in (None, "all-linear"):  # Unsloth wants names; these are the Llama-family linears
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    model = FastLanguageModel.get_peft_model(
-        model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, bias="none", use_rslora=config.method == "rslora",
-        use_gradient_checkpointing="unsloth" if config.activation_checkpointing else False,
-        random_state=config.seed, max_seq_length=config.max_length,
-    )  # fmt: skip
-    return Loaded(model, tokenizer, source, False, "unsloth", template)
+    return Loaded(model, tokenizer, source, False, "unsloth", _ensure_template(tokenizer, config))
+
+
+def _one_line(error: BaseException) -> str:
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

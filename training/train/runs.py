@@ -7,6 +7,7 @@
                 STOP            present = please stop at the next step
                 checkpoints/    Trainer checkpoints (last 2), for resume
                 final/          the trained adapter or model + tokenizer
+                published       present = visitors of a shared app may chat with it (owner mode)
 
 Because everything lives on disk, a page reload or a UI restart finds running jobs again, and a
 run started by hand (`python -m training train`) shows up like any other. No torch imports here:
@@ -24,6 +25,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ ACTIVE_STATES = ("queued", "running", "stopping")
 STARTUP_GRACE_S = 60.0  # a queued run may have no pid yet while its process starts
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+PUBLISHED_MARKER = "published"  # present = visitors of a shared app may chat with this run
 
 
 def runs_root(data: str | os.PathLike | None = None) -> Path:
@@ -106,15 +109,28 @@ def create_run(config: RunConfig, root: str | os.PathLike | None = None) -> Run:
     """A new folder runs/<name>/ holding the validated config; the name gets -2, -3... if taken."""
     root = Path(root) if root is not None else runs_root()
     base = config.name or f"{slug(Path(config.model).name, 'run')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dataclasses.replace(config, name=base).validate()  # a name no folder can take, before it is looked up
     name, number = base, 1
     while (root / name).exists():
         number += 1
         name = f"{base}-{number}"
     path = root / name
     config = dataclasses.replace(config, name=name, output_dir=str(path)).with_absolute_paths().validate()
-    path.mkdir(parents=True)
+    make_run_folder(path, exist_ok=False)
     config.save(path / "config.yaml")
     return Run(path)
+
+
+def make_run_folder(path: Path, exist_ok: bool = True) -> None:
+    """mkdir, with the reason a person can act on when the place cannot hold a run folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        why = "a file is in the way" if path.exists() and not path.is_dir() else error.strerror or type(error).__name__
+        raise UserError(f"output folder {path}: cannot hold a run ({why}); choose a folder you can write to") from None
 
 
 # ---- status.json ---------------------------------------------------------------------------------
@@ -230,6 +246,9 @@ def start(run: Run, queue: bool = False, resume: bool = False) -> subprocess.Pop
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )  # fmt: skip
     write_status(run, pid=process.pid, pid_started=process_identity(process.pid))
+    # Someone must wait() on the child, or every finished run stays a zombie in the process table
+    # for as long as the UI lives. status.json, not this thread, is how anyone learns how it ended.
+    threading.Thread(target=process.wait, name=f"talklike-reap-{process.pid}", daemon=True).start()
     return process
 
 
@@ -259,6 +278,18 @@ def terminate(run: Run) -> bool:
         else:
             os.kill(pid, signal.SIGTERM)
     return True
+
+
+def claim_turn(run: Run) -> None:
+    """For a run started without queueing (`train` without --wait): mark it running, or refuse while
+    another run in its folder or the data folder's runs/ is active. One lock with wait_for_turn,
+    so two runs started at the same moment cannot both see the other as not yet running."""
+    roots = dict.fromkeys([run.path.parent, runs_root()])
+    with _locked(run.path.parent / ".queue.lock"):
+        others = [other for root in roots for other in active_runs(root, exclude=run)]
+        if others:
+            raise UserError(f"a run is already active: {others[0].name}; stop it first, or pass --wait to queue this one")
+        write_status(run, state="running")
 
 
 def wait_for_turn(run: Run, poll_s: float = 2.0) -> bool:
@@ -311,6 +342,24 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
         if (path / "config.yaml").is_file():
             summaries.append(summarize(Run(path)))
     return sorted(summaries, key=lambda summary: summary["created"], reverse=True)
+
+
+# ---- publishing (owner mode) ----------------------------------------------------------------------
+
+
+def set_published(run: Run, published: bool) -> None:
+    """Let visitors of a shared app chat with this run (a marker file in its folder), or stop it."""
+    marker = run.path / PUBLISHED_MARKER
+    if published:
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def published_runs(root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Run name -> folder of every finished run its owner published, newest first."""
+    return {summary["name"]: Path(summary["path"]) for summary in list_runs(root)
+            if summary["has_final"] and (Path(summary["path"]) / PUBLISHED_MARKER).is_file()}  # fmt: skip
 
 
 def summarize(run: Run) -> dict[str, Any]:

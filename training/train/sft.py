@@ -5,6 +5,9 @@ yields per-token entropy and accuracy. Triton needs CUDA and does not ship with 
 CPU machine SFTTrainer.compute_loss fails with "'NoneType' object has no attribute 'apply'". There,
 this subclass uses the model's own loss (what transformers' Trainer does), which also skips the
 entropy/accuracy metrics that cost ~45% of a step at tiny sizes. On CUDA with Triton nothing changes.
+
+Importing Unsloth replaces trl.SFTTrainer with its generated UnslothSFTTrainer (not a subclass), so
+this module is imported only after methods.import_unsloth_first: the class then inherits Unsloth's.
 """
 
 from __future__ import annotations

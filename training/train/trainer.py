@@ -23,9 +23,11 @@ from training.errors import UserError
 from training.train.config import RunConfig
 from training.train.runs import (
     Run,
+    claim_turn,
     create_run,
     is_alive,
     last_checkpoint,
+    make_run_folder,
     process_identity,
     read_status,
     wait_for_turn,
@@ -59,7 +61,7 @@ def run_folder(config: RunConfig) -> tuple[Run, RunConfig]:
     config = config.with_absolute_paths()
     run = Run(Path(config.output_dir))
     if is_main_process():
-        run.path.mkdir(parents=True, exist_ok=True)
+        make_run_folder(run.path)
         config = dataclasses.replace(config, name=config.name or run.name)
         config.save(run.config_path, keep_retired=True)  # the folder records what actually ran, overrides included
     return run, config
@@ -78,6 +80,8 @@ def train(config: RunConfig, resume: bool = False, wait: bool = False) -> dict[s
     status = _StatusWriter(run, enabled=is_main_process())
     if wait and not wait_for_turn(run):
         return status.write(state="stopped", reason="stopped while queued", ended=time.time())
+    if not wait and is_main_process():
+        claim_turn(run)
     if is_main_process():
         run.stop_path.unlink(missing_ok=True)
     status.write(
@@ -110,6 +114,9 @@ def _ended(status: _StatusWriter, run: Run, state: str, reason: str, **fields: A
 
 def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> dict[str, Any]:
     from training.train import methods
+
+    hardware = _ready_to_train(config)
+    # After _ready_to_train: these import transformers and TRL, which Unsloth must patch first.
     from training.train.callbacks import (
         AdaLoraAllocationCallback,
         MetricsCallback,
@@ -122,11 +129,6 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         update_steps,
     )
 
-    config.validate()
-    hardware = methods.Hardware.detect()
-    methods.import_unsloth_first(config, hardware)
-    _quiet_progress_bars()
-    methods.check_environment(config, hardware)
     checkpoint = last_checkpoint(run) if resume else None
     if resume and checkpoint is None:
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
@@ -141,7 +143,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     device = "cuda" if hardware.cuda else "cpu"
     print(f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
           f" ({dropped} dropped: no reply left within max_length), template {loaded.template}", flush=True)  # fmt: skip
-    status.write(backend=loaded.backend, device=device, examples=len(train_set))
+    status.write(backend=loaded.backend, backend_note=loaded.backend_note, device=device, examples=len(train_set))
 
     stop, metrics = StopFileCallback(run), MetricsCallback(run)
     callbacks = [metrics, stop] + ([AdaLoraAllocationCallback()] if config.method == "adalora" else [])
@@ -163,6 +165,23 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     if is_main_process():
         loaded.tokenizer.save_pretrained(run.final_dir)
         _write_model_info(run, config, loaded, prompt)
+    return _outcome(run, trainer, result, stop, metrics, resumed_from=checkpoint)
+
+
+def _ready_to_train(config: RunConfig):
+    """Validate, import Unsloth before anything imports transformers, and refuse what this machine
+    cannot do before anything is loaded; return the Hardware."""
+    from training.train import methods
+
+    config.validate()
+    hardware = methods.Hardware.detect()
+    methods.import_unsloth_first(config, hardware)
+    methods.check_environment(config, hardware)
+    _quiet_progress_bars()
+    return hardware
+
+
+def _outcome(run: Run, trainer, result, stop, metrics, resumed_from: Path | None) -> dict[str, Any]:
     stopped_at = trainer.state.global_step
     early = not stop.stopped and stopped_at < trainer.state.max_steps
     return {
@@ -171,7 +190,7 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
                   "early stopping: eval loss stopped improving; final/ holds the best checkpoint" if early else "",
         "step": stopped_at,
         "total_steps": trainer.state.max_steps,
-        "train_loss": result.training_loss,
+        "train_loss": _mean_step_loss(result.training_loss, stopped_at, _step_of_checkpoint(resumed_from)),
         "best_eval_loss": metrics.best_eval_loss,
         "final_dir": str(run.final_dir),
         "resumable": stop.stopped,
@@ -275,12 +294,26 @@ def _log_traceback(run: Run) -> None:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} training failed ---\n{traceback.format_exc()}\n")
 
 
+def _step_of_checkpoint(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
+
+
+def _mean_step_loss(training_loss: float, global_step: int, resumed_from: int) -> float | None:
+    """The mean loss per step over the steps this process trained.
+
+    transformers divides the loss summed since the resume by every step of the run, the steps
+    before the resume included (a run resumed at step 4 of 12 would report 2/3 of its loss).
+    """
+    trained = global_step - resumed_from
+    return training_loss * global_step / trained if trained > 0 else None
+
+
 def _forget_metrics_after(run: Run, checkpoint: Path) -> None:
     """Drop metrics past the checkpoint a resume restarts from, so each step is plotted once.
 
     The file is rewritten: a reader tailing it should restart from line 0 after a resume.
     """
-    step = int(checkpoint.name.rsplit("-", 1)[1])
+    step = _step_of_checkpoint(checkpoint)
     if not run.metrics_path.exists():
         return
     kept = [line for line in run.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)

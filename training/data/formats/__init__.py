@@ -6,7 +6,13 @@ import os
 from collections import defaultdict
 from typing import Iterable
 
-from training.conversation import ImportResult
+from training.cancel import check_cancelled
+from training.conversation import (
+    DROP_TOO_LONG,
+    MAX_DOCUMENT_CHARS,
+    MAX_MESSAGE_CHARS,
+    ImportResult,
+)
 from training.data.formats import (
     dataset_files,
     discord,
@@ -78,6 +84,7 @@ def load_sources(sources: list[SourceFile], options: ImportOptions | None = None
     by_name = {reader.NAME: reader for reader in READERS}
     unrecognised: list[str] = []
     for source in sources:
+        check_cancelled()
         reader = detect(source)
         if reader is not None:
             claimed[reader.NAME].append(source)
@@ -89,7 +96,9 @@ def load_sources(sources: list[SourceFile], options: ImportOptions | None = None
             raise UserError(f"{source.name}: {_unknown_reason(source)}")
     result = ImportResult()
     for name, group in claimed.items():
+        check_cancelled()
         result.extend(by_name[name].parse(group, options))
+    _drop_overlong(result)
     if unrecognised:
         result.skipped_files.extend(unrecognised)
         shown = ", ".join(unrecognised[:3]) + (", ..." if len(unrecognised) > 3 else "")
@@ -97,6 +106,26 @@ def load_sources(sources: list[SourceFile], options: ImportOptions | None = None
     if not result.conversations and not result.documents:
         raise UserError(f"{_names(sources)}: {_nothing_found(sources, result)}")
     return result
+
+
+def _drop_overlong(result: ImportResult) -> None:
+    """Messages and raw-text records past the length bounds are dropped (and counted), whatever the format."""
+    dropped = 0
+    for conversation in result.conversations:
+        kept = [message for message in conversation.messages if len(message.text) <= MAX_MESSAGE_CHARS]
+        dropped += len(conversation.messages) - len(kept)
+        conversation.messages = kept
+    documents = [document for document in result.documents if len(document.text) <= MAX_DOCUMENT_CHARS]
+    dropped += len(result.documents) - len(documents)
+    if not dropped:
+        return
+    result.conversations = [conversation for conversation in result.conversations if conversation.messages]
+    result.documents = documents
+    result.dropped[DROP_TOO_LONG] += dropped
+    result.warnings.append(
+        f"{dropped:,} messages longer than {MAX_MESSAGE_CHARS:,} characters (or raw-text records longer than "
+        f"{MAX_DOCUMENT_CHARS:,}) were left out: pasted logs or files, not chat"
+    )
 
 
 def _names(sources: list[SourceFile]) -> str:

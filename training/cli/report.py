@@ -1,0 +1,43 @@
+"""Report command: how much a run sounds like its person, on held-out chats."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from training.cli.chat import decoding_arguments, settings_from_args
+
+
+def register(commands) -> None:
+    report = commands.add_parser("report", help="persona report: held-out loss, style, classifier, base vs tuned")
+    _report_arguments(report)
+    report.set_defaults(handler=run_report_command)
+
+
+def _report_arguments(parser) -> None:
+    parser.add_argument("run", help="run folder, or a run name under the runs folder")
+    parser.add_argument("--data", metavar="VAL.jsonl", help="held-out rows to use instead of the run's validation data")
+    parser.add_argument("--limit", type=int, help="at most N held-out rows, picked at random with the seed")
+    parser.add_argument("--seed", type=int, default=0, help="picks rows, halves, resamples, examples; seeds decoding")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--include-examples", action="store_true",
+                        help="quote a few held-out conversations side by side (private text; off by default)")
+    decoding_arguments(parser, seed=False, max_new_tokens=64)
+
+
+def run_report_command(args) -> dict:
+    from training.report.build import ReportOptions, build_report
+    from training.report.render import to_markdown
+
+    # --seed is the report's and also the decoding seed: the same replies on every run.
+    settings = settings_from_args(args)  # before loading, so a bad flag fails fast
+    options = ReportOptions(data=args.data, limit=args.limit, seed=args.seed,
+                            include_examples=args.include_examples, decoding=settings)  # fmt: skip
+    report = build_report(args.run, options, progress=_progress_line)
+    print(file=sys.stderr)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else to_markdown(report))
+    return report
+
+
+def _progress_line(fraction: float, what: str) -> None:
+    print(f"\r{fraction:4.0%} {what[:70]:<70}", end="", file=sys.stderr, flush=True)
