@@ -38,8 +38,10 @@ def bot(run):
     demo.close()
 
 
-def client(url: str, key: str = KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
+def client(url: str, key: str = KEY, address: str = "127.0.0.1") -> openai.OpenAI:
+    """An OpenAI client connecting from `address` (any 127.x.y.z reaches the server; see tests/visitors.py)."""
+    http = httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=120)
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120, http_client=http)
 
 
 def library_reply(run, history, message, **settings) -> str:
@@ -115,9 +117,15 @@ def test_bad_requests_get_one_clear_openai_error(bot, run):
     with pytest.raises(openai.BadRequestError, match="only text"):
         api.chat.completions.create(model=run.path.name, messages=[{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]}])  # fmt: skip
-    huge = httpx.post(f"{bot}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                      content=b"[" * 5_000_000, timeout=60)  # fmt: skip
-    assert huge.status_code == 413 and "request body over" in huge.json()["error"]["message"]
+    def post(body: bytes) -> httpx.Response:
+        return httpx.post(f"{bot}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, content=body, timeout=60)
+
+    # Over what the limits can use (a 200-character message, 4 earlier ones): an OpenAI-shaped 413.
+    long = post(b"[" * 100_000)
+    assert long.status_code == 413 and "request body over" in long.json()["error"]["message"]
+    # Over the server's bound for every request of a shared page: refused before the route reads it.
+    huge = post(b"[" * 5_000_000)
+    assert huge.status_code == 413 and huge.json()["detail"] == "Request too large: at most 1,024 KB here."
 
 
 def test_a_busy_bot_turns_requests_away_and_a_hung_up_stream_stops_generating(bot, run, monkeypatch):
@@ -127,8 +135,12 @@ def test_a_busy_bot_turns_requests_away_and_a_hung_up_stream_stops_generating(bo
         with model.lock:  # the model is busy: the first request waits in its one slot
             waiting = pool.submit(client(bot).chat.completions.create, **request)
             time.sleep(1.0)
-            with pytest.raises(openai.RateLimitError, match="busy"):
+            # The same address again: its one reply is in progress (the chat page's per-address bound).
+            with pytest.raises(openai.RateLimitError, match="one message at a time from one address"):
                 client(bot).chat.completions.create(**request)
+            # Another address: the one slot is taken and nothing may wait (--queue-size 0).
+            with pytest.raises(openai.RateLimitError, match="busy"):
+                client(bot, address="127.0.0.2").chat.completions.create(**request)
             assert not waiting.done()
         assert waiting.result().choices[0].message.content == library_reply(run, [], MESSAGE, max_new_tokens=8)
 

@@ -197,3 +197,32 @@ def test_on_a_real_space_a_forged_sign_in_gets_nothing(space, isolated_data_dir)
         finally:
             attacker.close()
             owner.close()
+
+
+def test_the_openai_endpoint_offers_visitors_only_the_published_runs(studio_runs, trained, isolated_data_dir):
+    import httpx
+    import openai
+
+    from training.chat import generate
+
+    key = "sk-owner-mode-key-0123456789"
+    message = [{"role": "user", "content": "hey"}]
+    with served("--owner", "alice", "--auth", "alice:pw", "--api-key", key, "--max-new-tokens", 8,
+                data_dir=isolated_data_dir) as url:  # fmt: skip
+        api = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
+        assert [m.id for m in api.models.list()] == ["public-run"]
+        answer = api.chat.completions.create(model="public-run", temperature=0, max_tokens=500, messages=message)
+        model = generate.load_chat_model(str(studio_runs / "public-run"))
+        assert answer.choices[0].message.content == generate.reply(model, [], "hey", generate.preset("Greedy", max_new_tokens=8))
+        # An unpublished run, its folder, another run's path or a Hub id: all "not here", none loaded.
+        for name in ("secret-run", str(studio_runs / "secret-run"), str(trained.path), "someone/private-persona"):
+            with pytest.raises(openai.NotFoundError, match="does not exist here"):
+                api.chat.completions.create(model=name, messages=message)
+            assert httpx.get(f"{url}/v1/models/{name}", headers={"Authorization": f"Bearer {key}"}).status_code == 404
+        # The list follows what the owner publishes, at once.
+        runs.set_published(runs.Run(studio_runs / "secret-run"), True)
+        assert sorted(m.id for m in api.models.list()) == ["public-run", "secret-run"]
+        runs.set_published(runs.Run(studio_runs / "public-run"), False)
+        assert [m.id for m in api.models.list()] == ["secret-run"]
+        listing = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}).text
+    assert str(isolated_data_dir) not in listing and key not in listing
