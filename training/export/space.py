@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from training.errors import UserError
 from training.export.hub import IGNORED, hub_errors, push, resolve_token
 
@@ -117,10 +120,14 @@ def space_requirements(hardware: str = "cpu-basic") -> str:
     """The project's pins for the chat packages only; CPU hardware takes torch's CPU wheel (no CUDA)."""
     pins = {}
     for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        requirement = line.split("#")[0].strip()
-        name = requirement.split("=")[0].split(">")[0].split("<")[0].strip().lower().replace("-", "_")
+        text = line.split("#")[0].strip()
+        if not text:
+            continue
+        requirement = Requirement(text)
+        requirement.extras = set()  # gradio's oauth extra serves owner mode, which a chat-only Space never runs
+        name = canonicalize_name(requirement.name).replace("-", "_")
         if name in CHAT_PACKAGES:
-            pins[name] = requirement
+            pins[name] = str(requirement)
     missing = [name for name in CHAT_PACKAGES if name not in pins]
     if missing:
         raise UserError(f"requirements.txt: no pin for {', '.join(missing)}")
