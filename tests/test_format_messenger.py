@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -263,6 +265,24 @@ def test_generated_sentences_are_recognised(text):
 ])
 def test_real_messages_are_not_taken_for_generated_sentences(text):
     assert not messenger.is_generated_notice(text)
+
+
+def test_event_word_search_finds_every_event_word_the_word_split_finds():
+    """_EVENT_WORD runs first to skip the split for most texts; it may match more, never less."""
+    rng = random.Random(5)
+    vocabulary = [*messenger._EVENT_WORDS, "sett", "se", "unpin", "resent", "Named", "named,", "left.",
+                  "the", "group", "lol", "", "😆", "Alice", "a"]
+    for _ in range(20_000):
+        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 24)))
+        in_split = not messenger._EVENT_WORDS.isdisjoint(text.split(" ", 16)[1:16])
+        assert messenger._EVENT_WORD.search(text) is not None or not in_split, text
+
+
+def test_word_alternatives_match_exactly_the_words():
+    words = ["set", "setup", "sent", "a", "ab"]
+    pattern = re.compile(messenger._alternatives(words))
+    for text in [*words, "se", "setu", "setups", "b", "", "sen"]:
+        assert (pattern.fullmatch(text) is not None) == (text in words), text
 
 
 def test_reactions_never_become_text():

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from training.conversation import MAX_MESSAGE_CHARS, Conversation, Document, ImportResult, Message
 from training.data.persona import (
@@ -11,11 +13,13 @@ from training.data.persona import (
     prepare,
     save,
     split_by_conversation,
+    split_sessions,
     to_dataset,
     validation_path,
 )
 from training.data.manifest import manifest_path, read_manifest
 from training.errors import UserError
+from training.prompting import Turn, merge_turns, message_turns
 
 MIN = 60.0
 
@@ -242,3 +246,43 @@ def test_a_reply_longer_than_the_bound_is_never_an_example_but_stays_context():
     assert prepared.train[0]["prompt"][1] == {"role": "assistant", "content": "y" * MAX_MESSAGE_CHARS}
     with pytest.raises(UserError, match="reply length: maximum 1,000,000 is above the 20,000 characters"):
         ShapingOptions(me="Sam", max_chars=1_000_000).validate()
+
+
+# ---- the fast paths give what the plain definitions give --------------------------------------
+
+SENDERS = st.sampled_from(["Sam", "Maya", "Leo", ""])
+STAMPS = st.one_of(st.none(), st.floats(0, 10_000), st.integers(0, 10_000))
+MESSAGE_LISTS = st.lists(st.builds(Message, SENDERS, st.text(max_size=3), STAMPS), max_size=30)
+
+
+@given(MESSAGE_LISTS, st.sampled_from(["\n", "|", ""]))
+@settings(max_examples=300, deadline=None)
+def test_message_turns_are_merge_turns_over_the_messages(messages, separator):
+    as_turns = [Turn(m.sender, m.text, m.sender == "Sam") for m in messages]
+    assert message_turns(messages, "Sam", separator) == merge_turns(as_turns, separator)
+
+
+def split_sessions_by_definition(messages, gap):
+    """The rule, message by message: a silence longer than the gap since the last timed message."""
+    sessions, last = [], None
+    for message in messages:
+        stamp = message.timestamp
+        if sessions and stamp is not None and last is not None and stamp - last > gap:
+            sessions.append([])
+        if not sessions:
+            sessions.append([])
+        sessions[-1].append(message)
+        last = stamp if stamp is not None else last
+    return sessions
+
+
+@given(MESSAGE_LISTS, st.sampled_from([0.0, 1.0, 60.0, 3600.0]))
+@settings(max_examples=300, deadline=None)
+def test_sessions_are_cut_where_the_silence_exceeds_the_gap(messages, gap):
+    assert list(split_sessions(messages, gap)) == split_sessions_by_definition(messages, gap)
+
+
+@given(MESSAGE_LISTS.filter(lambda ms: all(m.timestamp is not None for m in ms)), st.sampled_from([0.0, 60.0]))
+@settings(max_examples=200, deadline=None)
+def test_sessions_of_fully_timed_messages(messages, gap):
+    assert list(split_sessions(messages, gap)) == split_sessions_by_definition(messages, gap)

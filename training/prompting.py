@@ -12,11 +12,14 @@ chat time exactly the prompt it was trained on (tests/test_prompt_parity.py chec
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, NamedTuple
 
-from training.conversation import MAX_MESSAGE_CHARS
+from training.conversation import MAX_MESSAGE_CHARS, Message
 from training.errors import UserError
 
 NEWLINE, PIPE = "\n", "|"
@@ -69,19 +72,30 @@ class Turn(NamedTuple):
 
 def merge_turns(messages: Iterable[Turn], separator: str) -> list[Turn]:
     """Consecutive messages by one speaker become one turn, joined with the separator."""
-    turns: list[Turn] = []
-    texts: list[str] = []
-    for message in messages:
-        if turns and turns[-1].speaker == message.speaker and turns[-1].mine == message.mine:
-            texts.append(message.text)
-            continue
-        if texts:
-            turns[-1] = turns[-1]._replace(text=separator.join(texts))
-        turns.append(message)
-        texts = [message.text]
-    if texts:
-        turns[-1] = turns[-1]._replace(text=separator.join(texts))
+    return [_joined(run, separator) for _, run in groupby(messages, key=_SPEAKER_AND_SIDE)]
+
+
+def message_turns(messages: Iterable[Message], me: str, separator: str) -> list[Turn]:
+    """merge_turns over an export's messages, `me`'s as the persona's: the same turns as
+    `merge_turns(Turn(m.sender, m.text, m.sender == me) for m in messages)`, without building a
+    Turn per message (a million-message export has a million of them)."""
+    turns = []
+    for sender, run in groupby(messages, key=_SENDER):
+        texts = list(map(_TEXT, run))
+        text = texts[0] if len(texts) == 1 else separator.join(texts)
+        turns.append(_new_turn((sender, text, sender == me)))
     return turns
+
+
+_SPEAKER_AND_SIDE = attrgetter("speaker", "mine")
+_SENDER, _TEXT = attrgetter("sender"), attrgetter("text")  # one sender is always on one side, so it alone cuts the same runs
+_new_turn = partial(tuple.__new__, Turn)  # Turn((speaker, text, mine)) without NamedTuple's Python-level __new__
+
+
+def _joined(run: Iterator[Turn], separator: str) -> Turn:
+    first = next(run)
+    rest = [turn.text for turn in run]
+    return first._replace(text=separator.join([first.text, *rest])) if rest else first
 
 
 def turn_messages(turns: Sequence[Turn], name_prefix: bool) -> list[dict[str, str]]:

@@ -70,10 +70,12 @@ def run_detect(args) -> None:
 
 
 def run_participants(args) -> None:
+    from training.data.collector import collector_paused
     from training.data.formats import load
     from training.data.persona import participants
 
-    people = participants(load(args.inputs))
+    with collector_paused():  # the export is freed in here too: see run_prepare
+        people = participants(load(args.inputs))
     if args.json:
         print_json([{"name": name, "messages": count} for name, count in people])
     else:
@@ -82,6 +84,15 @@ def run_participants(args) -> None:
 
 
 def run_prepare(args) -> None:
+    from training.data.collector import collector_paused
+
+    # The import's million objects are freed when _prepare returns, still inside: re-enabled
+    # earlier, the collector would first walk all of them once more (~0.3 s on the benchmark).
+    with collector_paused():
+        _prepare(args)
+
+
+def _prepare(args) -> None:
     from training.data.formats import ImportOptions, load
     from training.data.manifest import manifest_path
     from training.data.persona import (
