@@ -17,6 +17,7 @@ from training.data.persona import validation_path
 from training.errors import UserError
 from training.paths import subdir
 from training.train import estimate as estimating
+from training.train import monitor as monitoring
 from training.train import runs, sweep
 from training.train.config import (
     CHAT_TEMPLATES,
@@ -29,10 +30,10 @@ from training.train.config import (
 )
 from training.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
+from . import run_watch
 from .common import Owner, owner_only, shows_user_errors
 
 THIS_MACHINE = "This machine"
-LOG_LINES = 40
 # RunConfig fields where 0 in a number box means "off" (None in the config).
 ZERO_IS_OFF = {"max_steps", "neftune_noise_alpha", "early_stopping_patience"}
 
@@ -136,7 +137,8 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
             sweep_name = gr.Textbox(label="Sweep name", value="sweep")
         sweep_button = gr.Button("Queue the sweep")
         sweep_table = gr.Dataframe(label="Ranked by eval loss")
-    timer = gr.Timer(2.0)
+    shown = gr.State(None)  # what this browser was last sent (run_watch.tick)
+    timer = gr.Timer(run_watch.IDLE_S)
 
     def form_config(values: dict) -> RunConfig:
         chosen = {field: values[component] for field, component in fields.items()}
@@ -164,9 +166,17 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     stop.click(studio(shows_user_errors(_stop)), inputs=current_run, outputs=status, api_name="stop_run")
     resume.click(studio(shows_user_errors(_resume)), inputs=[current_run, queue], outputs=status, api_name="resume_run")
     watched = [status, progress, loss_plot, lr_plot, speed_plot, log]
-    current_run.change(studio(shows_user_errors(run_view)), inputs=current_run, outputs=watched, api_name="watch_run")
-    timer.tick(owner_only(owner, denied=lambda: run_view(None))(shows_user_errors(run_view)), inputs=current_run, outputs=watched, api_name=False)
-    timer.tick(owner_only(owner, denied=lambda: None)(_runs_table), outputs=runs_table, api_name=False)
+    picked = current_run.change(studio(shows_user_errors(run_watch.watching)), inputs=[current_run, shown], outputs=[shown, timer],
+                                api_name=False)  # fmt: skip
+    picked.then(studio(shows_user_errors(run_watch.run_view)), inputs=current_run, outputs=watched, api_name="watch_run")
+    for event in (start.click, resume.click):
+        event(run_watch.hurry, inputs=shown, outputs=[timer, shown], api_name=False)  # a run started: look again soon
+
+    def visitor():  # what a signed-out visitor's timer shows on a shared Space: no runs
+        return (*run_watch.run_view(None), None, None, gr.skip())
+
+    timer.tick(owner_only(owner, denied=visitor)(shows_user_errors(run_watch.tick)), inputs=[current_run, shown],
+               outputs=[*watched, runs_table, shown, timer], api_name=False)  # fmt: skip
     compare.change(studio(_compare), inputs=compare, outputs=compare_plot, api_name="compare_runs")
 
     def on_sweep(values: dict):
@@ -190,7 +200,7 @@ def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: Owner | str | None = N
     names = list(tab.form)
 
     def on_load():
-        runs_now = runs.list_runs()
+        runs_now = monitoring.monitor().runs().summaries
         active = [r["name"] for r in runs_now if r["state"] in runs.ACTIVE_STATES]
         watched = (active or [r["name"] for r in runs_now] or [None])[0]
         form = [gr.update()] * len(names)
@@ -257,93 +267,7 @@ def _estimate(config: RunConfig, device_name: str, price: float | None) -> str:
     return estimating.format_estimate(result)
 
 
-# ---- watching runs -------------------------------------------------------------------------------
-
-
-def run_view(name: str | None):
-    """Everything shown about one run, read from its folder."""
-    if not name:
-        return "No run yet: press Start training.", "", None, None, None, ""
-    run = runs.open_run(runs.runs_root() / name)
-    summary = runs.summarize(run)
-    records, _ = runs.read_metrics(run)
-    plots = _plots(records, evaluates=_evaluates(run))
-    return (_status_text(run, summary), _progress_bar(records, summary), *plots, _log_tail(run))
-
-
-def _evaluates(run: runs.Run) -> bool:
-    try:
-        return run.config().has_validation
-    except UserError:  # a damaged config.yaml: the status line already says what went wrong
-        return False
-
-
-def _status_text(run: runs.Run, summary: dict) -> str:
-    status = runs.read_status(run)
-    parts = [f"**{run.name}**: {summary['state']}"]
-    if status.get("backend"):
-        parts.append(f"backend: {status['backend']}")
-    if summary["best_eval_loss"] is not None:
-        parts.append(f"best eval loss {summary['best_eval_loss']:.4f}")
-    text = " · ".join(parts)
-    if summary["reason"]:
-        text += f"\n\n{'⚠️ ' if summary['state'] == 'failed' else ''}{summary['reason']}"
-    if summary["has_final"]:
-        text += f"\n\nSaved model: `{run.final_dir}`"
-    return text
-
-
-def _progress_bar(records: list[dict], summary: dict) -> str:
-    last = next((r for r in reversed(records) if r.get("step") is not None), {})
-    step, total = last.get("step") or summary.get("step") or 0, last.get("total_steps") or summary.get("total_steps") or 0
-    if not total:
-        return ""
-    share = min(step / total, 1.0)
-    eta = last.get("eta")
-    eta_text = f" · ETA {_seconds(eta)}" if eta and summary["state"] == "running" else ""
-    memory = f" · memory {last['memory_mb'] / 1024:.2f} GB" if last.get("memory_mb") else ""
-    return (
-        f"<div style='border:1px solid #ccc;border-radius:6px;height:14px;overflow:hidden'>"
-        f"<div style='width:{share:.1%};height:100%;background:#22a06b'></div></div>"
-        f"<p>step {step:g} / {total:g} ({share:.0%}){eta_text}{memory}</p>"
-    )
-
-
-def _seconds(value: float) -> str:
-    value = int(value)
-    return f"{value // 3600}h{value % 3600 // 60:02d}m" if value >= 3600 else f"{value // 60}m{value % 60:02d}s"
-
-
-def _loss_series(frame: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
-    if column not in frame:
-        return pd.DataFrame(columns=["step", "value", "series"])
-    part = frame[["step", column]].dropna()
-    # float: an all-empty column is dtype object, which Gradio plots as categories, one tick per value
-    return pd.DataFrame({"step": part["step"], "value": part[column].astype(float), "series": label})
-
-
-def _plots(records: list[dict], evaluates: bool = False):
-    frame = pd.DataFrame(records)
-    if frame.empty or "step" not in frame:
-        return None, None, None
-    train, held_out = _loss_series(frame, "loss", "train"), _loss_series(frame, "eval_loss", "eval")
-    if held_out.empty and evaluates and not train.empty:
-        # Gradio fixes a plot's colour series at its first draw and never draws one that appears
-        # later, so a run that will evaluate carries an empty (undrawn) eval point from the start.
-        held_out = pd.DataFrame({"step": [train["step"].iloc[0]], "value": [float("nan")], "series": ["eval"]})
-    parts = [part for part in (train, held_out) if not part.empty]
-    loss = pd.concat(parts) if parts else None
-    rate = frame[["step", "learning_rate"]].dropna() if "learning_rate" in frame else None
-    speed = frame[["step", "tokens_per_second"]].dropna() if "tokens_per_second" in frame else None
-    return loss, rate, speed
-
-
-def _log_tail(run: runs.Run) -> str:
-    try:
-        lines = run.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return ""
-    return "\n".join(lines[-LOG_LINES:])
+# ---- starting, stopping, comparing ---------------------------------------------------------------
 
 
 def _stop(name: str | None) -> str:
@@ -360,20 +284,10 @@ def _resume(name: str | None, queue: bool) -> str:
     return f"**{name}**: resuming from its last checkpoint."
 
 
-def _runs_table() -> pd.DataFrame:
-    rows = [
-        {"run": r["name"], "state": r["state"], "model": Path(r["model"]).name, "method": r["method"],
-         "best eval loss": r["best_eval_loss"], "minutes": round(r["duration_s"] / 60, 1) if r["duration_s"] else None}
-        for r in runs.list_runs()
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["run", "state", "model", "method", "best eval loss", "minutes"])
-
-
 def _compare(names: list[str] | None):
     frames = []
     for name in names or []:
-        records, _ = runs.read_metrics(runs.open_run(runs.runs_root() / name))
-        frame = pd.DataFrame(records)
+        frame = pd.DataFrame(monitoring.monitor().view(name).records)
         if not frame.empty and "loss" in frame:
             frames.append(frame[["step", "loss"]].dropna().assign(run=name))
     return pd.concat(frames) if frames else None
@@ -385,7 +299,7 @@ def _sweep_table(prefix: str) -> pd.DataFrame:
 
 
 def _run_names() -> list[str]:
-    return [r["name"] for r in runs.list_runs()]
+    return [r["name"] for r in monitoring.monitor().runs().summaries]
 
 
 def _dataset_choices() -> list[str]:
@@ -396,5 +310,5 @@ def _dataset_choices() -> list[str]:
 
 def _model_choices() -> list[str]:
     models = dict.fromkeys(p.config.model for p in PRESETS.values())
-    finished = [str(runs.Run(Path(r["path"])).final_dir) for r in runs.list_runs() if r["has_final"] and r["method"] == "full"]
+    finished = [str(Path(r["path"]) / "final") for r in monitoring.monitor().runs().summaries if r["has_final"] and r["method"] == "full"]
     return list(models) + finished

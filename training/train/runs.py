@@ -363,12 +363,22 @@ def published_runs(root: str | os.PathLike | None = None) -> dict[str, Path]:
 
 
 def summarize(run: Run) -> dict[str, Any]:
-    status = refresh(run)
     try:
-        config = run.config()
-        model, method, preset = config.model, config.method, config.preset
+        config: RunConfig | None = run.config()
     except UserError:
-        model = method = preset = "?"
+        config = None
+    return summary(run, refresh(run), config, resumable=last_checkpoint(run) is not None, has_final=final_saved(run),
+                   created=run.config_path.stat().st_mtime)  # fmt: skip
+
+
+def final_saved(run: Run) -> bool:
+    return (run.final_dir / "config.json").is_file() or (run.final_dir / "adapter_config.json").is_file()
+
+
+def summary(run: Run, status: dict[str, Any], config: RunConfig | None, resumable: bool, has_final: bool,
+            created: float) -> dict[str, Any]:  # fmt: skip
+    """What a table of runs shows, from what was read about the run (training.train.monitor reads it incrementally)."""
+    model, method, preset = (config.model, config.method, config.preset) if config else ("?", "?", "?")
     started, ended = status.get("started"), status.get("ended")
     end = ended or (time.time() if status.get("state") in ACTIVE_STATES else None)
     return {
@@ -383,7 +393,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "total_steps": status.get("total_steps"),
         "best_eval_loss": status.get("best_eval_loss"),
         "duration_s": round(end - started, 1) if started and end else None,
-        "resumable": last_checkpoint(run) is not None,
-        "has_final": (run.final_dir / "config.json").is_file() or (run.final_dir / "adapter_config.json").is_file(),
-        "created": run.config_path.stat().st_mtime,
+        "resumable": resumable,
+        "has_final": has_final,
+        "created": created,
     }
