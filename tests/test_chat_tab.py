@@ -7,7 +7,7 @@ from gradio_client import Client
 
 import app
 from tests.export_runs import CHAT, adapter_run
-from tests.ui_client import call, launch
+from tests.ui_client import call, launch, submit
 from tests.visitors import Visitor
 from training.chat.serving import ChatLimits
 
@@ -65,6 +65,21 @@ def test_load_precision_is_shown_before_sending_and_8_bit_on_a_cpu_is_refused_pl
         call(studio, "/chat", **{
             "Chat with: a finished run, a model folder, a Hub id, or offline-small": str(run.path),
             "Load weights in": "8bit", "Message": "hey", "Max new tokens": 8})  # fmt: skip
+
+
+def test_the_first_reply_after_choosing_a_model_says_it_is_loading(studio, run):
+    from training.chat import generate
+
+    generate.clear_model_cache()
+    ask = {SOURCE: str(run.path), "Message": CHAT[0]["content"], "Max new tokens": 8}
+    first = submit(studio, "/chat", **ask)
+    first.result()
+    speeds = [speed for *_, speed in first.outputs()]
+    # Named by the run folder's name (a friend's page must not show the server's paths), counting up.
+    assert speeds[0].startswith(f"Loading {run.path.name}… 0 s") and "tokens/s" in speeds[-1]
+    again = submit(studio, "/chat", **ask)
+    again.result()
+    assert not [speed for *_, speed in again.outputs() if "Loading" in speed]  # loaded: straight to the reply
 
 
 def test_no_model_chosen_is_a_readable_error(studio):

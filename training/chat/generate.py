@@ -23,6 +23,7 @@ from training.chat.loading import (  # noqa: F401
     ChatModel,
     clear_model_cache,
     default_device,
+    is_loaded,
     load_chat_model,
     load_plan,
 )

@@ -100,6 +100,15 @@ def load_chat_model(source: str | os.PathLike, device: str | None = None, load_i
     return chat_model
 
 
+def is_loaded(source: str | os.PathLike, device: str | None = None, load_in: str = "auto") -> bool:
+    """Whether load_chat_model(source, device, load_in) would answer from its cache, with no weights to read."""
+    try:
+        key = (_plan(source), device or default_device(), load_in)
+    except UserError:
+        return False  # load_chat_model raises the same error, where the caller shows it
+    return key in _CACHE  # no lock: it is held for a whole load, and this must answer during one
+
+
 def clear_model_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
