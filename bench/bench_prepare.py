@@ -1,7 +1,8 @@
 """Time `python -m training prepare` end to end on a synthetic Messenger export.
 
-Side by side in one run with a floor: a bare `json.load` of every message file (what any
-parser must pay), so the figure says how much talklike adds on top of reading the JSON.
+Side by side in one run with a floor: a bare `json.load` of every message file plus the mojibake
+repair of every string (what any Messenger reader must pay), so the figure says how much talklike
+adds on top. Rounds alternate floor and prepare; medians are reported.
 
     python bench/bench_prepare.py --messages 1000000 --threads 200
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,24 +24,40 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_child(code_or_args: list[str]) -> tuple[float, float, str]:
     """Run a child process; return (seconds, peak RSS in MB of that child, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, *code_or_args], cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(code_or_args)}\n{done.stderr}")
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far, in KiB on Linux; the
-    # children run one at a time, largest last, so a rise means this child's peak.
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    return seconds, peak, done.stdout
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, *code_or_args], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors)
+        out = child.stdout.read().decode()
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak (ru_maxrss, KiB on Linux)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            sys.exit(f"failed: {' '.join(code_or_args)}\n{errors.read().decode(errors='replace')}")
+    return seconds, usage.ru_maxrss / 1024, out
 
 
+# What any Messenger reader must do: parse every file and repair every string's mojibake (as
+# training.data.formats.messenger.repair_mojibake does: Latin-1 bytes that are UTF-8).
 FLOOR = """
 import json, sys
 from pathlib import Path
+def repair(value):
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return value
+    if isinstance(value, list):
+        return [repair(item) for item in value]
+    if isinstance(value, dict):
+        return {key: repair(item) for key, item in value.items()}
+    return value
 n = 0
 for path in sorted(Path(sys.argv[1]).rglob("message_*.json")):
-    n += len(json.loads(path.read_bytes())["messages"])
+    n += len(repair(json.loads(path.read_bytes()))["messages"])
 print(n)
 """
 
@@ -47,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating floor/prepare runs; medians reported")
     parser.add_argument("--work", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
     work = Path(args.work)
@@ -58,18 +78,22 @@ def main() -> None:
             cwd=ROOT, check=True,
         )
         print(f"generated {export} in {time.perf_counter() - t:.1f}s")
-    floor_s, floor_mb, floor_out = run_child(["-c", FLOOR, str(export)])
     out = work / "prepared.jsonl"
-    prep_s, prep_mb, prep_out = run_child(
-        ["-m", "training", "prepare", str(export), "--me", "Sam Rivera", "--out", str(out)]
-    )
-    summary = json.loads(prep_out)
-    print(f"messages in export (json floor count): {int(floor_out):,}")
+    floors, prepares = [], []
+    for _ in range(args.rounds):
+        floors.append(run_child(["-c", FLOOR, str(export)]))
+        prepares.append(run_child(["-m", "training", "prepare", str(export), "--me", "Sam Rivera", "--out", str(out)]))
+    summary = json.loads(prepares[-1][2])
+    floor_s, prep_s = statistics.median(r[0] for r in floors), statistics.median(r[0] for r in prepares)
+    print(f"load average at the start: {os.getloadavg()[0]:.2f}; {args.rounds} alternating rounds, medians")
+    print(f"messages in export (json floor count): {int(floors[0][2]):,}")
     print(f"examples written: {summary['examples']:,} (train {summary['train']:,}, validation {summary['validation']:,})")
-    print("| step | wall time (s) | peak RSS (MB) |")
-    print("|---|---|---|")
-    print(f"| floor: json.load of every file | {floor_s:.1f} | {floor_mb:.0f} |")
-    print(f"| talklike prepare, end to end | {prep_s:.1f} | {prep_mb:.0f} |")
+    print("| step | wall time (s), median | each round (s) | peak RSS (MB), median |")
+    print("|---|---:|---|---:|")
+    for label, rounds, seconds in (("floor: json.load + mojibake repair of every file", floors, floor_s),
+                                   ("talklike prepare, end to end", prepares, prep_s)):  # fmt: skip
+        each = ", ".join(f"{r[0]:.1f}" for r in rounds)
+        print(f"| {label} | {seconds:.1f} | {each} | {statistics.median(r[1] for r in rounds):.0f} |")
     print(f"prepare / floor time ratio: {prep_s / floor_s:.2f}x")
 
 
