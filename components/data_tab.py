@@ -14,10 +14,13 @@ from training import templates
 from training.cancel import cancellable
 from training.data import formats, persona
 from training.data.manifest import manifest_path
+from training.data.shaping import ShapingOptions
 from training.models import OFFLINE_SMALL, fetch_steps, load_tokenizer
 from training.paths import subdir, timestamped
+from training.settings import coerce_fields
 
 from .common import Owner, owner_only, shows_user_errors
+from .fields import setting_widget
 
 SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
 PREVIEW_ROWS = 500  # rows shown in the examples table
@@ -43,25 +46,25 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
     files = gr.File(label="Chat export or data set", file_count="multiple", type="filepath")
     import_summary = gr.Markdown()
     with gr.Row():
-        me = gr.Dropdown(label="Which participant are you?", choices=[], interactive=True, scale=2)
-        exclude = gr.Dropdown(label="Leave out these threads", choices=[], multiselect=True, scale=3)
+        me = _widget("me", gr.Dropdown, choices=[], interactive=True, scale=2)
+        exclude = _widget("exclude_threads", gr.Dropdown, choices=[], multiselect=True, scale=3)
     with gr.Row():
-        separator = gr.Dropdown(label="Join my consecutive messages with", choices=list(SEPARATORS), value="new line")
-        gap = gr.Slider(5, 24 * 60, value=60, step=5, label="New conversation after a silence of (minutes)")
-        context = gr.Slider(1, 20, value=6, step=1, label="Earlier turns in each prompt")
-    system_prompt = gr.Textbox(label="System prompt ({me} = your name; empty for none)", value=persona.DEFAULT_SYSTEM_PROMPT)
+        separator = _widget("separator", gr.Dropdown, choices=list(SEPARATORS), value="new line")
+        gap = _widget("gap_minutes", gr.Slider, minimum=5, maximum=24 * 60, step=5)
+        context = _widget("context_turns", gr.Slider, minimum=1, maximum=20, step=1)
+    system_prompt = _widget("system_prompt")
     with gr.Accordion("More filters", open=False):
         with gr.Row():
-            include_groups = gr.Checkbox(label="Include group chats", value=True)
-            name_prefix = gr.Checkbox(label="Prefix group-chat turns with names", value=True)
-            dedup = gr.Checkbox(label="Drop duplicate examples", value=True)
-            scrub_pii = gr.Checkbox(label="Scrub emails, phones, URLs, card numbers, IPs", value=False)
+            include_groups = _widget("include_groups")
+            name_prefix = _widget("name_prefix_in_groups")
+            dedup = _widget("dedup")
+            scrub_pii = _widget("scrub_pii")
         with gr.Row():
-            since = gr.Textbox(label="From date (YYYY-MM-DD)", placeholder="any")
-            until = gr.Textbox(label="Before date (YYYY-MM-DD)", placeholder="any")
-            min_chars = gr.Number(label="Shortest reply (chars)", value=1, precision=0)
-            max_chars = gr.Number(label="Longest reply (chars)", value=4000, precision=0)
-            val_fraction = gr.Slider(0, 0.5, value=0.1, step=0.01, label="Held out for validation")
+            since = _widget("start", gr.Textbox, placeholder="any")
+            until = _widget("end", gr.Textbox, placeholder="any")
+            min_chars = _widget("min_chars")
+            max_chars = _widget("max_chars")
+            val_fraction = _widget("val_fraction", gr.Slider, minimum=0, maximum=0.5, step=0.01)
     with gr.Row():
         preview_model = gr.Textbox(label="Preview with the tokenizer of", value=OFFLINE_SMALL, scale=3)
         max_length = gr.Number(label="Max length (tokens)", value=512, precision=0, scale=1)
@@ -99,23 +102,13 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
             raise gr.Error("Upload a chat export or data set first.")
         for step in fetch_steps(values[preview_model]):  # offline-small's first use, before anything is saved
             progress(None, desc=step)
-        options = persona.ShapingOptions(
-            me=values[me] or "",
-            separator=SEPARATORS[values[separator]],
-            gap_minutes=float(values[gap]),
-            context_turns=int(values[context]),
-            system_prompt=values[system_prompt] or None,
-            name_prefix_in_groups=values[name_prefix],
-            exclude_threads=values[exclude] or [],
-            include_groups=values[include_groups],
-            start=persona.parse_day(values[since], "From date"),
-            end=persona.parse_day(values[until], "Before date"),
-            min_chars=int(values[min_chars] or 0),
-            max_chars=int(values[max_chars] or 0),
-            dedup=values[dedup],
-            scrub_pii=values[scrub_pii],
-            val_fraction=float(values[val_fraction]),
-        )
+        chosen = {"me": values[me] or "", "separator": SEPARATORS[values[separator]], "gap_minutes": values[gap],
+                  "context_turns": values[context], "system_prompt": values[system_prompt],
+                  "name_prefix_in_groups": values[name_prefix], "exclude_threads": values[exclude] or [],
+                  "include_groups": values[include_groups], "start": values[since], "end": values[until],
+                  "min_chars": values[min_chars], "max_chars": values[max_chars], "dedup": values[dedup],
+                  "scrub_pii": values[scrub_pii], "val_fraction": values[val_fraction]}
+        options = ShapingOptions(**coerce_fields(ShapingOptions, chosen, "Data tab"))
         with steps.running(request.session_hash):
             return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
 
@@ -204,7 +197,11 @@ def _import_report(result) -> str:
     return "\n\n".join(lines)
 
 
-def _build(result, options: persona.ShapingOptions, preview_model: str, max_length: int):
+def _widget(field: str, widget=None, **options) -> gr.components.Component:
+    return setting_widget(ShapingOptions, field, widget, **options)
+
+
+def _build(result, options: ShapingOptions, preview_model: str, max_length: int):
     prepared = persona.prepare(result, options)
     tokenizer = load_tokenizer(preview_model)
     templates.ensure_chat_template(tokenizer)

@@ -19,23 +19,35 @@ from training.paths import subdir
 from training.train import estimate as estimating
 from training.train import monitor as monitoring
 from training.train import runs, sweep
-from training.train.config import (
-    CHAT_TEMPLATES,
-    DTYPES,
-    METHODS,
-    OPTIMIZERS,
-    SCHEDULERS,
-    RunConfig,
-    parse_target_modules,
-)
+from training.train.config import RunConfig
 from training.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 from . import run_watch
 from .common import Owner, owner_only, shows_user_errors
+from .fields import setting_widget, unplaced
 
 THIS_MACHINE = "This machine"
-# RunConfig fields where 0 in a number box means "off" (None in the config).
-ZERO_IS_OFF = {"max_steps", "neftune_noise_alpha", "early_stopping_patience"}
+# Where each RunConfig field sits in the form; labels, tooltips and choices come from the field.
+# Fields named nowhere here land in the Advanced section's last row.
+MAIN_ROWS = (
+    ("model", "train_file", "method"),
+    ("lora_r", "lora_alpha", "lora_dropout", "target_modules"),
+    ("learning_rate", "epochs", "max_steps", "batch_size", "grad_accumulation", "max_length"),
+)
+ADVANCED_ROWS = (
+    ("scheduler", "warmup_steps", "warmup_ratio", "weight_decay", "optimizer", "dtype"),
+    ("completion_only_loss", "padding_free", "packing", "activation_checkpointing", "neftune_noise_alpha"),
+    ("eval_steps", "save_steps", "early_stopping_patience", "logging_steps", "seed"),
+    ("quantization_bits", "adalora_init_r", "adalora_target_r", "chat_template", "use_unsloth", "report_to"),
+)
+# Set elsewhere: the Recipe dropdown, the run folder Start makes, the held-out file beside the data.
+NOT_IN_FORM = {"preset", "output_dir", "validation_file"}
+WIDGETS = {  # the fields whose widget is not the default one for their type
+    "name": dict(scale=1),
+    "model": dict(widget=gr.Dropdown, allow_custom_value=True, scale=3),
+    "train_file": dict(widget=gr.Dropdown, allow_custom_value=True, scale=3),
+    "method": dict(scale=1),
+}
 
 
 @dataclass
@@ -52,54 +64,16 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     # never in the page config, which anyone can read.
     listed = (lambda choices: []) if owner else (lambda choices: choices())
     with gr.Row():
-        preset = gr.Dropdown([(p.title, name) for name, p in PRESETS.items()], value=DEFAULT_PRESET, label="Recipe", scale=3)
-        name = gr.Textbox(label="Run name (optional)", scale=1)
+        preset = _widget("preset", widget=gr.Dropdown, choices=[(p.title, name) for name, p in PRESETS.items()],
+                         value=DEFAULT_PRESET, scale=3)
+        name = _widget("name")
     preset_source = gr.Markdown(PRESETS[DEFAULT_PRESET].source)
-    fields: dict[str, gr.components.Component] = {"name": name}
-    with gr.Row():
-        fields["model"] = gr.Dropdown(listed(_model_choices), allow_custom_value=True, label="Model: Hub id, local folder, or offline-tiny", scale=3)
-        fields["train_file"] = gr.Dropdown(listed(_dataset_choices), allow_custom_value=True, label="Training data (from the Data tab)", scale=3)
-        fields["method"] = gr.Dropdown(list(METHODS), label="Method", scale=1)
-    with gr.Row():
-        fields["lora_r"] = gr.Number(label="LoRA rank r", precision=0)
-        fields["lora_alpha"] = gr.Number(label="LoRA alpha", precision=0)
-        fields["lora_dropout"] = gr.Number(label="LoRA dropout")
-        fields["target_modules"] = gr.Textbox(label="Target modules (auto, all-linear, or names)")
-    with gr.Row():
-        fields["learning_rate"] = gr.Number(label="Learning rate")
-        fields["epochs"] = gr.Number(label="Epochs")
-        fields["max_steps"] = gr.Number(label="Max steps (0 = by epochs)", precision=0)
-        fields["batch_size"] = gr.Number(label="Batch size", precision=0)
-        fields["grad_accumulation"] = gr.Number(label="Gradient accumulation", precision=0)
-        fields["max_length"] = gr.Number(label="Max length (tokens)", precision=0)
+    fields = {"name": name, **_form_rows(MAIN_ROWS, listed)}
     with gr.Accordion("Advanced", open=False):
-        with gr.Row():
-            fields["scheduler"] = gr.Dropdown(list(SCHEDULERS), label="LR schedule")
-            fields["warmup_steps"] = gr.Number(label="Warmup steps", precision=0)
-            fields["warmup_ratio"] = gr.Number(label="Warmup ratio")
-            fields["weight_decay"] = gr.Number(label="Weight decay")
-            fields["optimizer"] = gr.Dropdown(list(OPTIMIZERS), label="Optimizer")
-            fields["dtype"] = gr.Dropdown(list(DTYPES), label="Precision")
-        with gr.Row():
-            fields["completion_only_loss"] = gr.Checkbox(label="Learn only my replies")
-            fields["padding_free"] = gr.Checkbox(label="Padding-free batches")
-            fields["packing"] = gr.Checkbox(label="Packing")
-            fields["activation_checkpointing"] = gr.Checkbox(label="Activation checkpointing")
-            fields["neftune_noise_alpha"] = gr.Number(label="NEFTune alpha (0 = off)")
-        with gr.Row():
-            fields["eval_steps"] = gr.Number(label="Evaluate every (steps)", precision=0)
-            fields["save_steps"] = gr.Number(label="Checkpoint every (steps)", precision=0)
-            fields["early_stopping_patience"] = gr.Number(label="Early-stopping patience (0 = off)", precision=0)
-            fields["logging_steps"] = gr.Number(label="Log every (steps)", precision=0)
-            fields["seed"] = gr.Number(label="Seed", precision=0)
-        with gr.Row():
-            fields["quantization_bits"] = gr.Dropdown([4, 8], label="QLoRA bits")
-            fields["adalora_init_r"] = gr.Number(label="AdaLoRA initial rank", precision=0)
-            fields["adalora_target_r"] = gr.Number(label="AdaLoRA target rank", precision=0)
-            fields["chat_template"] = gr.Dropdown(list(CHAT_TEMPLATES), label="Template if the model has none")
-            fields["use_unsloth"] = gr.Dropdown(["auto", "on", "off"], label="Unsloth (GPU only)")
-            fields["report_to"] = gr.Dropdown(["none", "tensorboard"], label="Tracker")
-        fields["system_prompt"] = gr.Textbox(label="System prompt for rows without one")
+        fields.update(_form_rows(ADVANCED_ROWS, listed))
+        placed = {"name", "system_prompt", *fields, *NOT_IN_FORM}
+        fields.update(_form_rows([row] if (row := unplaced(RunConfig, placed)) else [], listed))
+        fields["system_prompt"] = _widget("system_prompt")
     form = list(fields.values())
     for component, value in zip(form, _preset_values(DEFAULT_PRESET, list(fields))[1:]):
         component.value = value  # the page opens on the recommended recipe, not blank fields
@@ -223,37 +197,34 @@ def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: Owner | str | None = N
 # ---- form <-> RunConfig --------------------------------------------------------------------------
 
 
+def _widget(field: str, **options) -> gr.components.Component:
+    return setting_widget(RunConfig, field, **{**WIDGETS.get(field, {}), **options})
+
+
+def _form_rows(rows, listed) -> dict:
+    """The widgets of `rows`, one gr.Row each; in owner mode the file and model lists come on page load."""
+    choices = {"model": lambda: listed(_model_choices), "train_file": lambda: listed(_dataset_choices)}
+    widgets = {}
+    for row in rows:
+        with gr.Row():
+            for field in row:
+                extra = {"choices": choices[field]()} if field in choices else {}
+                widgets[field] = _widget(field, **extra)
+    return widgets
+
+
 def _preset_values(name: str, field_names: list[str]):
     return (PRESETS[name].source, *_form_values(get_preset(name), field_names))
 
 
 def _form_values(config: RunConfig, field_names: list[str]) -> list:
-    values = []
-    for field in field_names:
-        value = getattr(config, field)
-        if field in ZERO_IS_OFF and value is None:
-            value = 0
-        if field == "target_modules" and isinstance(value, list):
-            value = ", ".join(value)
-        values.append(value)
-    return values
-
-
+    values = [getattr(config, field) for field in field_names]
+    return [", ".join(value) if isinstance(value, list) else value for value in values]  # target_modules
 
 
 def _config_from_form(preset: str, chosen: dict) -> RunConfig:
     """The preset's config with every form value applied, validated with messages per field."""
-    values = {}
-    for field, value in chosen.items():
-        if field in ZERO_IS_OFF and not value:
-            value = None
-        elif field == "target_modules":
-            value = parse_target_modules(value or "")
-        values[field] = value
-    base = get_preset(preset or DEFAULT_PRESET)
-    config = dataclasses.replace(base, **{k: v for k, v in values.items() if k in ZERO_IS_OFF}).with_overrides(
-        **{k: v for k, v in values.items() if k not in ZERO_IS_OFF}
-    )
+    config = get_preset(preset or DEFAULT_PRESET).with_overrides(**chosen)
     if config.train_file and not config.validation_file and not config.validation_split:
         held_out = validation_path(config.train_file)
         if held_out.is_file() and held_out.stat().st_size:

@@ -17,7 +17,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_exp
 def sam_examples(factory) -> tuple[Path, Path]:
     """(train, validation) JSONL of the sample persona, Sam Rivera, whole conversations held out."""
     from training.data.formats import load
-    from training.data.persona import ShapingOptions, prepare, save
+    from training.data.persona import prepare, save
+    from training.data.shaping import ShapingOptions
 
     prepared = prepare(load([SAMPLE]), ShapingOptions(me="Sam Rivera", system_prompt="You are {me}."))
     return save(prepared, factory.mktemp("sam") / "sam.jsonl")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -16,7 +17,7 @@ from training.train.presets import PRESETS, get_preset
 def test_yaml_round_trip_keeps_every_field(tmp_path):
     config = RunConfig(
         name="sam-v1", model="offline-tiny", method="adalora", target_modules=["q_proj", "v_proj"],
-        max_steps=None, neftune_noise_alpha=5.0, learning_rate=2e-5, system_prompt="You are Sam.\nBe brief.",
+        max_steps=0, neftune_noise_alpha=5.0, learning_rate=2e-5, system_prompt="You are Sam.\nBe brief.",
         validation_split=0.1, early_stopping_patience=3,
     )  # fmt: skip
     path = config.save(tmp_path / "config.yaml")
@@ -36,6 +37,20 @@ def test_an_older_config_with_the_retired_separator_still_reads_and_keeps_it(tmp
     assert retired_values(path) == {} and "separator" not in path.read_text()
     with pytest.raises(UserError, match="override: unknown field 'separator'"):
         config.with_overrides(separator="|")
+
+
+def test_an_older_config_with_null_for_off_reads_as_zero(tmp_path):
+    # Before 0 meant "off", these fields wrote null; such runs must still load, resume and export.
+    path = tmp_path / "config.yaml"
+    path.write_text("max_steps: null\nneftune_noise_alpha: null\nearly_stopping_patience: ~\n")
+
+    config = RunConfig.from_yaml(path)
+
+    assert (config.max_steps, config.neftune_noise_alpha, config.early_stopping_patience) == (0, 0.0, 0)
+    assert config.validate(require_data=False) is config
+    with pytest.raises(UserError, match="config.yaml: lora_r: None is not a whole number"):
+        path.write_text("lora_r: null\n")  # a setting without an "off" still needs a value
+        RunConfig.from_yaml(path)
 
 
 def test_yaml_written_by_hand_is_read_with_forgiving_types(tmp_path):
@@ -75,6 +90,11 @@ def test_bad_yaml_names_the_file_and_field(tmp_path, text, message):
         ({"method": "lorra"}, "method: 'lorra' is not one of lora, dora, rslora, adalora, qlora, full"),
         ({"lora_r": 0}, "lora_r: 0; expected a whole number >= 1"),
         ({"lora_dropout": 1.5}, "lora_dropout: 1.5; expected a fraction in [0, 1)"),
+        ({"max_steps": -1}, "max_steps: -1; expected a whole number >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay: -0.1; expected a number >= 0"),
+        ({"learning_rate": float("nan")}, "learning_rate: nan; expected a small positive number like 2e-4"),
+        ({"epochs": 0}, "epochs: 0; expected a number > 0 (or set max_steps)"),
+        ({"scheduler": "cosine_annealing"}, "scheduler: 'cosine_annealing' is not one of linear, cosine"),
         ({"learning_rate": 3.0}, "learning_rate: 3.0; expected a small positive number like 2e-4"),
         ({"quantization_bits": 3}, "quantization_bits: 3 is not one of 4, 8"),
         ({"chat_template": "vicuna"}, "chat_template: 'vicuna' is not one of chatml, alpaca, openchatkit"),
@@ -175,3 +195,29 @@ def test_cli_preset_and_resume_rules(tmp_path):
         config_from_arguments(parse(["--preset", "gpt2-full", "--resume"]))
     with pytest.raises(UserError, match="give a config file or --preset, not both"):
         config_from_arguments(parse([str(tmp_path / "c.yaml"), "--preset", "gpt2-full"]))
+
+
+def test_every_setting_is_a_train_flag_coerced_like_config_yaml(capsys):
+    config = config_from_arguments(parse([
+        "--preset", "offline-tiny", "--lora-dropout", "0.1", "--no-completion-only-loss", "--packing",
+        "--target-modules", "q_proj, v_proj", "--neftune-noise-alpha", "5", "--scheduler", "linear",
+        "--data", "d.jsonl", "--validation-split", "0.2", "--system-prompt", "You are Sam.",
+    ]))
+
+    assert (config.lora_dropout, config.completion_only_loss, config.packing) == (0.1, False, True)
+    assert (config.target_modules, config.neftune_noise_alpha, config.scheduler) == (["q_proj", "v_proj"], 5.0, "linear")
+    assert (config.train_file, config.validation_split, config.system_prompt) == ("d.jsonl", 0.2, "You are Sam.")
+    assert config.preset == "offline-tiny" and config.padding_free == get_preset("offline-tiny").padding_free
+    with pytest.raises(SystemExit):
+        parse(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(RunConfig):
+        if field.name != "preset":  # --preset picks the recipe the config starts from
+            assert f"--{field.name.replace('_', '-')}" in shown and field.metadata["help"] in shown, field.name
+
+
+def test_a_bad_train_flag_is_one_message_naming_the_field():
+    with pytest.raises(UserError, match="^override: lora_r: 'eight' is not a whole number$"):
+        config_from_arguments(parse(["--lora-r", "eight"]))
+    with pytest.raises(UserError, match="^method: 'lorra' is not one of lora, dora"):
+        config_from_arguments(parse(["--method", "lorra"])).validate()

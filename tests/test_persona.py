@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from training.conversation import MAX_MESSAGE_CHARS, Conversation, Document, ImportResult, Message
 from training.data.persona import (
-    ShapingOptions,
     participants,
     prepare,
     save,
@@ -18,6 +17,7 @@ from training.data.persona import (
     validation_path,
 )
 from training.data.manifest import manifest_path, read_manifest
+from training.data.shaping import ShapingOptions
 from training.errors import UserError
 from training.prompting import Turn, merge_turns, message_turns
 
@@ -33,6 +33,7 @@ def chat(*lines, group=False, id="t1", title="Maya", start=0.0, system=None):
 def shape(*conversations, **options):
     options.setdefault("val_fraction", 0.0)
     options.setdefault("me", "Sam")
+    options.setdefault("system_prompt", "")  # the rows without the default persona prompt, to keep them short
     return prepare(ImportResult(conversations=list(conversations)), ShapingOptions(**options))
 
 
@@ -209,10 +210,12 @@ def test_a_manifest_that_is_damaged_or_too_new_names_the_file(tmp_path):
 
 
 def test_options_are_validated_with_field_names():
-    with pytest.raises(UserError, match="validation fraction"):
+    with pytest.raises(UserError, match=r"^val_fraction: 1.5; expected a fraction in \[0, 1\)$"):
         ShapingOptions(me="x", val_fraction=1.5).validate()
-    with pytest.raises(UserError, match="context turns"):
+    with pytest.raises(UserError, match="^context_turns: 0; expected a whole number >= 1$"):
         ShapingOptions(me="x", context_turns=0).validate()
+    with pytest.raises(UserError, match="^gap_minutes: 0; expected a number > 0$"):
+        ShapingOptions(me="x", gap_minutes=0).validate()
 
 
 def test_guess_me_prefers_the_person_in_every_thread():
@@ -244,7 +247,7 @@ def test_a_reply_longer_than_the_bound_is_never_an_example_but_stays_context():
     assert [row["completion"][0]["content"] for row in prepared.train] == ["c"]
     assert prepared.summary["dropped"]["reply too long"] == 1
     assert prepared.train[0]["prompt"][1] == {"role": "assistant", "content": "y" * MAX_MESSAGE_CHARS}
-    with pytest.raises(UserError, match="reply length: maximum 1,000,000 is above the 20,000 characters"):
+    with pytest.raises(UserError, match="max_chars: 1,000,000 is above the 20,000 characters"):
         ShapingOptions(me="Sam", max_chars=1_000_000).validate()
 
 

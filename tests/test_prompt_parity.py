@@ -17,7 +17,8 @@ import torch
 from training.chat.generate import build_prompt, clear_model_cache, load_chat_model, split_bubbles
 from training.cli import build_parser
 from training.data.formats import load
-from training.data.persona import DEFAULT_SYSTEM_PROMPT, ShapingOptions, prepare, save, split_sessions
+from training.data.persona import prepare, save, split_sessions
+from training.data.shaping import DEFAULT_SYSTEM_PROMPT, ShapingOptions
 from training.tiny import build_tiny_model
 from training.train.config import RunConfig
 from training.train.dataset import causal_dataset, load_rows, seq2seq_dataset

@@ -11,7 +11,8 @@ import torch
 
 from training.data.formats import load
 from training.data.manifest import manifest_path, read_manifest
-from training.data.persona import ShapingOptions, prepare, save
+from training.data.persona import prepare, save
+from training.data.shaping import ShapingOptions
 from training.errors import UserError
 from training.tiny import build_tiny_model
 from training.train.config import RunConfig

@@ -10,6 +10,7 @@ from gradio_client import Client
 import app
 from tests.ui_client import call, launch
 from training.data import formats, persona
+from training.data.shaping import ShapingOptions
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
 
@@ -17,7 +18,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_exp
 @pytest.fixture
 def ui(isolated_data_dir):
     train_file = isolated_data_dir / "datasets" / "sam.jsonl"
-    prepared = persona.prepare(formats.load([SAMPLE]), persona.ShapingOptions(me="Sam Rivera"))
+    prepared = persona.prepare(formats.load([SAMPLE]), ShapingOptions(me="Sam Rivera"))
     persona.save(prepared, train_file)
     demo = app.build_app()
     url = launch(demo)

