@@ -29,13 +29,8 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.chat.generate import (  # noqa: E402
-    DecodingSettings,
-    build_prompt,
-    load_chat_model,
-    preset,
-    stream_reply,
-)
+from training.chat.decoding import DecodingSettings, preset  # noqa: E402
+from training.chat.generate import build_prompt, load_chat_model, stream_reply  # noqa: E402
 from training.models import OFFLINE_SMALL, resolve  # noqa: E402
 from training.tiny import build_tiny_model  # noqa: E402
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from training.chat import generate, precision
+from training.chat.decoding import PRESETS, DecodingSettings, preset
 from training.chat.serving import AddressSlots
 from training.errors import UserError
 from training.models import OFFLINE_SMALL, OFFLINE_TINY, fetch_steps
@@ -48,7 +49,7 @@ class ChatTab:
 
 
 def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None, owner: Owner | str | None = None,
-                   decoding_defaults: generate.DecodingSettings | None = None, slots: AddressSlots | None = None) -> ChatTab:  # fmt: skip
+                   decoding_defaults: DecodingSettings | None = None, slots: AddressSlots | None = None) -> ChatTab:  # fmt: skip
     """Three ways to serve the chat:
     - a local studio (no fixed source, no owner): the picker takes any run, folder or Hub id;
     - the chat-only page (`fixed_source`): one model, everyone under `limits`;
@@ -91,10 +92,10 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         clear = gr.Button("Clear", scale=1)
     gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
-    decoding, knobs = _decoding_controls(cap, decoding_defaults or generate.PRESETS["Greedy"])
+    decoding, knobs = _decoding_controls(cap, decoding_defaults or PRESETS["Greedy"])
 
     def on_preset(name: str):
-        chosen = generate.PRESETS[name]
+        chosen = PRESETS[name]
         return [getattr(chosen, key) if key != "max_new_tokens" else min(chosen.max_new_tokens, cap) for key in knobs]
 
     decoding.change(on_preset, inputs=decoding, outputs=list(knobs.values()), api_name=False)
@@ -202,9 +203,9 @@ def _publish(names: list[str] | None) -> None:
         set_published(open_run(runs_root() / name), name in chosen)
 
 
-def _decoding_controls(cap: int, defaults: generate.DecodingSettings) -> tuple[gr.Radio, dict]:
+def _decoding_controls(cap: int, defaults: DecodingSettings) -> tuple[gr.Radio, dict]:
     with gr.Accordion("Decoding", open=False):
-        decoding = gr.Radio(list(generate.PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)")
+        decoding = gr.Radio(list(PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)")
         with gr.Row():
             knobs = {
                 "temperature": gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature"),
@@ -218,9 +219,9 @@ def _decoding_controls(cap: int, defaults: generate.DecodingSettings) -> tuple[g
     return decoding, knobs
 
 
-def _preset_name(settings: generate.DecodingSettings) -> str:
+def _preset_name(settings: DecodingSettings) -> str:
     """The preset whose settings these are, else the closest style (knobs carry the rest)."""
-    same = [name for name, preset in generate.PRESETS.items() if preset == settings]
+    same = [name for name, style in PRESETS.items() if style == settings]
     return same[0] if same else ("Balanced" if settings.do_sample else "Greedy")
 
 
@@ -233,12 +234,12 @@ def _guarded(guard: AddressGuard, request: gr.Request, conversation):
         guard.leave(address)
 
 
-def _settings(values: dict, decoding, knobs: dict, cap: int) -> generate.DecodingSettings:
+def _settings(values: dict, decoding, knobs: dict, cap: int) -> DecodingSettings:
     chosen = {key: values[component] for key, component in knobs.items()}
     chosen["max_new_tokens"] = min(int(chosen["max_new_tokens"] or cap), cap)  # friends cannot lift the cap
     chosen["seed"] = None if chosen["seed"] in (None, "") else int(chosen["seed"])
-    known = {f.name for f in fields(generate.DecodingSettings)}
-    return generate.preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
+    known = {f.name for f in fields(DecodingSettings)}
+    return preset(values[decoding], **{k: v for k, v in chosen.items() if k in known})
 
 
 def describe_load(source, load_in: str) -> str:

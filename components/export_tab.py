@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from training.chat import generate
+from training.chat.decoding import PRESETS, preset
 from training.export import save as exporting
 from training.export.gguf import K_QUANTS, QUANTS
 from training.export.hub import push
@@ -38,7 +39,7 @@ def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         gguf = gr.Checkbox(label="Also write GGUF + Ollama Modelfile", value=False, scale=1)
         quant = gr.Dropdown(list(QUANTS[1:] + K_QUANTS), value="q8_0", scale=1,
                             label="GGUF type (k-quants: f16 + the llama-quantize command)")  # fmt: skip
-        decoding = gr.Radio(list(generate.PRESETS), value="Greedy", scale=2,
+        decoding = gr.Radio(list(PRESETS), value="Greedy", scale=2,
                             label="Decoding defaults (Modelfile PARAMETERs, the Space's chat)")  # fmt: skip
         quote = gr.Checkbox(label=QUOTE_REPORT, value=False, scale=2)
     samples = gr.Dataframe(
@@ -80,7 +81,7 @@ def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         lines = [f"Exported to `{path}` ({_megabytes(path):.1f} MB)."]
         if with_gguf:
             progress(0.7, desc="Writing GGUF")
-            lines.append(_gguf(path, chosen_kind, quant_type, generate.preset(preset_name)))
+            lines.append(_gguf(path, chosen_kind, quant_type, preset(preset_name)))
         return "\n\n".join(lines)
 
     def do_push(run_name, chosen_kind, folder, rows, quoted, repo_id, is_private, secret, progress=gr.Progress()):
@@ -101,7 +102,7 @@ def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         progress(0.4, desc="Pushing the model and deploying the Space")
         done = deploy_bot_space(path, space.strip(), model_repo=(repo_id or "").strip() or None, token=secret or None,
                                 read_token=reader or None, public_model=not is_private, hardware=flavor,
-                                decoding=generate.preset(preset_name))  # fmt: skip
+                                decoding=preset(preset_name))  # fmt: skip
         notes = "".join(f"\n\n{note}" for note in done["notes"])
         return f"Space: [{done['space_url']}]({done['space_url']}) (model: {done['model_url']}). It builds for a few minutes.{notes}"
 
@@ -155,7 +156,7 @@ def _fill_replies(run_name: str | None, rows):
         raise gr.Error("Choose a run first.")
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows or [], columns=["prompt", "reply"])
     model = generate.load_chat_model(run_name)
-    settings = generate.preset("Greedy", max_new_tokens=64)
+    settings = preset("Greedy", max_new_tokens=64)
     replies = [generate.reply(model, [], str(p), settings) if str(p or "").strip() else "" for p in frame["prompt"]]
     return pd.DataFrame({"prompt": frame["prompt"], "reply": replies})
 

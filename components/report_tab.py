@@ -13,7 +13,7 @@ import threading
 import gradio as gr
 import pandas as pd
 
-from training.chat import generate
+from training.chat.decoding import PRESETS, preset
 from training.report import render
 from training.report.build import ReportOptions, build_report, load_report
 from training.report.loss import Cancelled
@@ -35,7 +35,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         limit = gr.Slider(4, MAX_ROWS, value=50, step=1, label="Held-out replies to use (at most)", scale=2)
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=1)
     with gr.Row():
-        decoding = gr.Radio(list(generate.PRESETS), value="Balanced", label="Decoding (same for tuned and base)")
+        decoding = gr.Radio(list(PRESETS), value="Balanced", label="Decoding (same for tuned and base)")
         max_new_tokens = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
         include = gr.Checkbox(value=False, label=INCLUDE)
     with gr.Row():
@@ -55,7 +55,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     def run_report(run_name, rows, chosen_seed, style, tokens, quote, progress=gr.Progress()):
         if not run_name:
             raise gr.Error("Choose a run to report on.")
-        settings = generate.preset(style, max_new_tokens=int(tokens), seed=int(chosen_seed or 0))
+        settings = preset(style, max_new_tokens=int(tokens), seed=int(chosen_seed or 0))
         options = ReportOptions(limit=min(int(rows), MAX_ROWS), seed=int(chosen_seed or 0), include_examples=quote,
                                 decoding=settings)  # fmt: skip
         for update in _follow(run_name, options, progress):

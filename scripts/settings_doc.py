@@ -78,9 +78,10 @@ def _cell(text: str) -> str:
 def rewritten(text: str) -> str:
     for name, table in TABLES.items():
         pattern = re.compile(rf"(<!-- settings:{name} -->\n)(?:.*?\n)?(<!-- /settings:{name} -->)", re.DOTALL)
-        if not pattern.search(text):
+        match = pattern.search(text)
+        if not match:
             raise SystemExit(f"README.md: no <!-- settings:{name} --> ... <!-- /settings:{name} --> section")
-        text = pattern.sub(lambda match: match.group(1) + table() + "\n" + match.group(2), text)
+        text = text[: match.end(1)] + table() + "\n" + text[match.start(2) :]
     return text
 
 

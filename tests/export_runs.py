@@ -17,7 +17,7 @@ import torch
 
 SECRET_LINE = "my door code is 4921, don't tell anyone"  # appears only in the training data
 CHAT = [{"role": "user", "content": "hey Sam, are we still on for tonight?"}]
-_CACHE: dict[tuple, "TrainedRun"] = {}
+_CACHE: dict[tuple, TrainedRun] = {}
 _BASES: dict[str, Path] = {}
 
 

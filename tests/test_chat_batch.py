@@ -9,7 +9,8 @@ import torch
 
 from tests.export_runs import adapter_run
 from training.chat.batch import generate_batch
-from training.chat.generate import DecodingSettings, load_chat_model, reply
+from training.chat.decoding import DecodingSettings
+from training.chat.generate import load_chat_model, reply
 from training.errors import UserError
 
 REQUESTS = [

@@ -103,7 +103,7 @@ def test_chat_only_exposes_no_studio_endpoint(chat_only):
 
 
 def test_chat_only_caps_reply_length_and_serves_8_friends_at_once(chat_only, run):
-    from training.chat import generate
+    from training.chat import decoding, generate
 
     with pytest.raises(Exception, match="greater than maximum value 16"):  # the cap holds at the API too
         call(Client(chat_only, verbose=False), "/chat", **{"Message": "write me an essay", "Max new tokens": 1000})
@@ -124,7 +124,7 @@ def test_chat_only_caps_reply_length_and_serves_8_friends_at_once(chat_only, run
     for number, history in enumerate(histories):
         assert history[0]["role"] == "user"
         # The same greedy reply the library gives with the cap: nothing longer got through.
-        expected = generate.reply(model, [], f"hey, friend {number} here", generate.preset("Greedy", max_new_tokens=16))
+        expected = generate.reply(model, [], f"hey, friend {number} here", decoding.preset("Greedy", max_new_tokens=16))
         assert "\n".join(assistant_texts(history)) == "\n".join(generate.split_bubbles(expected, model.separator))
 
 
@@ -144,9 +144,9 @@ def test_an_empty_reply_is_explained_not_shown_as_silence(monkeypatch):
     from types import SimpleNamespace
 
     from components import chat_tab
-    from training.chat import generate
+    from training.chat import decoding, generate
 
     monkeypatch.setattr(generate, "stream_reply", lambda *args, **kwargs: iter(()))
     model = SimpleNamespace(separator="\n", tokenizer=None)
-    views = list(chat_tab._stream(model, [], "hey", generate.preset("Greedy"), use_adapter=True))
+    views = list(chat_tab._stream(model, [], "hey", decoding.preset("Greedy"), use_adapter=True))
     assert views == [([], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer.")]

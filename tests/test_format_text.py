@@ -73,7 +73,7 @@ def test_a_budget_smaller_than_the_header_is_refused():
 
 
 def test_prose_txt_is_text():
-    source = SourceFile("diary.txt", "Dear diary,\ntoday I fixed the kettle. Again.\n".encode())
+    source = SourceFile("diary.txt", b"Dear diary,\ntoday I fixed the kettle. Again.\n")
     assert detect(source) is text
     (document,) = load_sources([source]).documents
     assert document.text == "File: diary.txt\nDear diary,\ntoday I fixed the kettle. Again.\n"

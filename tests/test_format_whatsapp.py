@@ -6,7 +6,7 @@ U+202F, NBSP) are visible in the test source.
 
 import zipfile
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,7 +60,7 @@ ANDROID_CHAT = """\
 
 
 def utc(*parts: int) -> float:
-    return datetime(*parts, tzinfo=timezone.utc).timestamp()
+    return datetime(*parts, tzinfo=UTC).timestamp()
 
 
 def read(text: str, name: str = "WhatsApp Chat with Dmitry S.txt"):
@@ -74,7 +74,7 @@ def turns(result) -> list[tuple[str, str]]:
 
 def first_time(text: str) -> datetime:
     message = read(text).conversations[0].messages[0]
-    return datetime.fromtimestamp(message.timestamp, timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(message.timestamp, UTC).replace(tzinfo=None)
 
 
 def test_ios_export_keeps_human_text_and_drops_marked_lines():
@@ -155,7 +155,7 @@ def test_every_supported_line_shape_reads_sender_text_and_time(line, expected):
 def test_day_and_month_order_is_inferred_per_file(dates, expected_first, expected_last):
     text = "".join(f"{day}, 10:00 - Ann: message {n}\n" for n, day in enumerate(dates))
     messages = read(text).conversations[0].messages
-    stamps = [datetime.fromtimestamp(m.timestamp, timezone.utc).replace(tzinfo=None) for m in messages]
+    stamps = [datetime.fromtimestamp(m.timestamp, UTC).replace(tzinfo=None) for m in messages]
     assert (stamps[0], stamps[-1]) == (expected_first.replace(hour=10), expected_last.replace(hour=10))
     assert stamps == sorted(stamps)
 
@@ -171,7 +171,7 @@ def test_day_first_evidence_beats_the_12_hour_month_first_default(dates):
     text = "".join(f"{day}, 10:00 AM - Ann: message {n}\n" for n, day in enumerate(dates))
     messages = read(text).conversations[0].messages
     opening = next(m for m in messages if m.text == "message 0")
-    assert datetime.fromtimestamp(opening.timestamp, timezone.utc).month == int(dates[0][3:5])
+    assert datetime.fromtimestamp(opening.timestamp, UTC).month == int(dates[0][3:5])
 
 
 def test_a_stray_date_line_inside_a_message_does_not_flip_the_order():
@@ -310,7 +310,7 @@ def test_zipped_ios_export_is_titled_from_the_zip_name(tmp_path):
         ANDROID_CHAT.encode(),
         ("\ufeff" + ANDROID_CHAT).encode(),
         b"\n\n" + ANDROID_CHAT.encode(),
-        "[2018/06/13, 21:25:15] a: m".encode(),
+        b"[2018/06/13, 21:25:15] a: m",
     ],
 )
 def test_sniff_accepts_exports_under_any_name(data):

@@ -13,15 +13,13 @@ from collections import Counter
 import pytest
 import torch
 
+from training.chat.decoding import PRESETS, DecodingSettings, preset
 from training.chat.generate import (
-    PRESETS,
     PROBE_PROMPTS,
-    DecodingSettings,
     build_prompt,
     clear_model_cache,
     compare_replies,
     load_chat_model,
-    preset,
     reply,
     split_bubbles,
     stream_reply,

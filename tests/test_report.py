@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.chat.generate import DecodingSettings
+from tests.export_runs import adapter_run, full_run
+from tests.report_runs import on_sam_data, sam_examples
+from training.chat.decoding import DecodingSettings
 from training.errors import UserError
 from training.report.build import REPORT_FILE, ReportOptions, build_report, load_report
 from training.report.heldout import control_row, held_out_rows, reply_text
 from training.report.loss import Cancelled, reply_losses
 from training.train.config import RunConfig
-from tests.export_runs import adapter_run, full_run
-from tests.report_runs import on_sam_data, sam_examples
 
 QUICK = ReportOptions(limit=6, seed=0, decoding=DecodingSettings(do_sample=True, max_new_tokens=8, seed=0))
 

@@ -20,7 +20,7 @@ from gradio_client import Client
 from tests.export_runs import adapter_run
 from tests.hub_server import HubServer, point_huggingface_hub_at
 from tests.ui_client import call, free_port
-from training.chat import generate
+from training.chat import decoding, generate
 from training.chat.serving import ChatLimits, parse_decoding
 from training.errors import UserError
 from training.export.save import export_run
@@ -95,7 +95,7 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
         message = "hey Sam, are we still on for tonight?"
         _, tuned, _, _ = call(Client(url, verbose=False), "/chat", Message=message)  # the page's defaults: the variables
         local = generate.load_chat_model(str(merged))
-        expected = generate.reply(local, [], message, generate.preset("Greedy", max_new_tokens=12))
+        expected = generate.reply(local, [], message, decoding.preset("Greedy", max_new_tokens=12))
         replies = [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
                    for m in tuned if m["role"] == "assistant"]  # fmt: skip
         assert "\n".join(replies) == "\n".join(generate.split_bubbles(expected, local.separator))

@@ -67,7 +67,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # media and other files not read
 
-    def extend(self, other: "ImportResult") -> None:
+    def extend(self, other: ImportResult) -> None:
         self.conversations.extend(other.conversations)
         self.documents.extend(other.documents)
         self.dropped.update(other.dropped)

@@ -76,7 +76,8 @@ def generate_batch(model, requests: list[tuple[list[dict], str]], settings=None,
 
     Setting `cancel` stops at the next token and raises UserError: a cut-off reply is never returned.
     """
-    from training.chat.generate import DecodingSettings, build_prompt
+    from training.chat.decoding import DecodingSettings
+    from training.chat.generate import build_prompt
 
     settings = dataclasses.replace(settings or DecodingSettings()).validate()
     if not use_adapter and not model.has_adapter:

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from training.chat import generate
+from training.chat.decoding import DecodingSettings
 from training.chat.serving import (
     AddressSlots,
     Admission,
@@ -64,7 +65,7 @@ class _Request:
     source: str
     history: list[dict[str, str]]
     message: str
-    settings: generate.DecodingSettings
+    settings: DecodingSettings
     stream: bool
     include_usage: bool
     stop: list[str]
@@ -74,7 +75,7 @@ def openai_router(
     models: Callable[[], dict[str, str]],
     api_key: str,
     limits: ChatLimits,
-    defaults: generate.DecodingSettings,
+    defaults: DecodingSettings,
     slots: AddressSlots | None = None,
 ) -> APIRouter:
     """The routes, answering `models()` ({model id: run folder, model folder or Hub id}) to holders of `api_key`.
@@ -232,7 +233,7 @@ def _text(content: Any, index: int) -> str:
     raise ApiError(400, f"messages[{index}].content: expected text (a string or text parts); this bot reads only text", param="messages")
 
 
-def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> generate.DecodingSettings:
+def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> DecodingSettings:
     """The bot's decoding defaults, with what the request asks for (temperature 0 = greedy), capped."""
     settings = dataclasses.replace(defaults)
     temperature = body.get("temperature")

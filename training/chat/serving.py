@@ -186,7 +186,7 @@ class FailedAttempts:
 def parse_decoding(text: str | None):
     """Decoding defaults from a preset name (Greedy, Balanced, Creative) or a JSON object of
     DecodingSettings fields, as given to `--decoding` or the TALKLIKE_DECODING variable."""
-    from training.chat.generate import PRESETS, DecodingSettings
+    from training.chat.decoding import PRESETS, DecodingSettings
 
     text = (text or "").strip()
     if not text:

@@ -7,7 +7,6 @@ import sys
 
 from training.errors import UserError
 
-DECODING_PRESETS = ("Greedy", "Balanced", "Creative")  # training.chat.generate.PRESETS, without importing it
 LOAD_MODES = ("auto", "full", "8bit", "4bit")  # training.chat.precision.LOAD_MODES, without importing torch
 
 
@@ -35,7 +34,9 @@ def _chat_arguments(parser: argparse.ArgumentParser) -> None:
 def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True,
                        max_new_tokens: int | None = None) -> None:  # fmt: skip
     """The decoding flags (also `report`'s): a preset, then any knob to change in it."""
-    parser.add_argument("--preset", choices=DECODING_PRESETS, default=preset, help="starting decoding settings")
+    from training.chat.decoding import PRESETS  # no torch: --help stays fast
+
+    parser.add_argument("--preset", choices=list(PRESETS), default=preset, help="starting decoding settings")
     parser.add_argument("--greedy", action="store_true", help="always the likeliest token (deterministic)")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
@@ -48,7 +49,7 @@ def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced"
 
 
 def settings_from_args(args: argparse.Namespace):
-    from training.chat.generate import preset
+    from training.chat.decoding import preset
 
     sampling = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k}
     given_sampling = [f"--{name.replace('_', '-')}" for name, value in sampling.items() if value is not None]

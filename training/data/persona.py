@@ -17,10 +17,10 @@ import operator
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from training.cancel import check_cancelled
 from training.conversation import Conversation, ImportResult, Message

@@ -8,7 +8,7 @@ persona manifest (training/data/manifest.py), so chat repeats the prompt trainin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from training.conversation import MAX_MESSAGE_CHARS
 from training.errors import UserError
@@ -27,7 +27,7 @@ def parse_day(value: str | None, field_name: str) -> float | None:
     except ValueError:
         raise UserError(f"{field_name}: {value!r} is not a date like 2024-05-31") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

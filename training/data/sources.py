@@ -10,9 +10,10 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from training.cancel import check_cancelled
 from training.errors import UserError

@@ -38,7 +38,7 @@ Progress = Callable[[float, str], None]
 
 def default_decoding(seed: int = 0):
     """Sampled, as people text (greedy repeats the likeliest reply); short, as chat replies are."""
-    from training.chat.generate import preset
+    from training.chat.decoding import preset
 
     return preset("Balanced", max_new_tokens=64, seed=seed)
 
@@ -49,7 +49,7 @@ class ReportOptions:
     limit: int | None = None  # at most this many held-out rows, picked at random with the seed
     seed: int = 0  # picks rows, halves, bootstrap resamples, examples; and the decoding seed by default
     include_examples: bool = False  # quote a few held-out conversations (private text) in the report
-    decoding: Any = None  # chat.generate.DecodingSettings; None = default_decoding(seed)
+    decoding: Any = None  # chat.decoding.DecodingSettings; None = default_decoding(seed)
     device: str | None = None
 
 

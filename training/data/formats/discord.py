@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -163,7 +163,7 @@ def _collect(name: str, messages: list, channel: _Channel, result: ImportResult)
     dropped = result.dropped
     position = 0
     try:
-        for position, message in enumerate(messages):
+        for position, message in enumerate(messages):  # noqa: B007 (the except below names the position)
             if message.__class__ is not dict:
                 raise _WrongShape(f"should be an object, found {_kind(message)}")
             message_id = _field(message, "id", str, optional=True)
@@ -222,7 +222,7 @@ def _timestamp(message: dict) -> float:
     except ValueError:
         raise _WrongShape(f"field `timestamp` should be an ISO 8601 date, found {raw[:40]!r}") from None
     # DiscordChatExporter always writes an offset; a hand-made file without one is read as UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _kind(value: Any) -> str:

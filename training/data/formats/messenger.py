@@ -9,10 +9,11 @@ export at once, so threads with the same title and people are merged and their o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from training.conversation import (
     DROP_CALL,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from training.conversation import (
@@ -261,7 +261,7 @@ def _iso_timestamp(raw: Any, where: str, position: int) -> float | None:
         raise _field_error(where, position, "date", "an ISO date", raw) from None
     # `date` is the exporting machine's local time with no offset; reading it as UTC keeps the
     # result the same on every machine, and only gaps between messages matter downstream.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _field_error(where: str, position: int, field: str, expected: str, value: Any) -> UserError:

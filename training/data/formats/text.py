@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import math
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from training.conversation import DROP_EMPTY, Document, ImportResult
 from training.data.formats.base import ImportOptions
