@@ -3,6 +3,9 @@
 The run folder's config.yaml is the contract between whoever starts a run (UI, CLI, a script under
 `accelerate launch`) and the training process, so the config validates itself and says, field by
 field, what it expected. Defaults are the recommended persona setup (see presets.persona-small).
+Each field's label, help, choices and bounds live in its metadata (training/settings.py): the CLI's
+`train` flags, the Train tab's widgets and README's table are built from it, and `validate` checks
+choices and bounds from it, so a new setting is a field here plus the code that uses it.
 """
 
 from __future__ import annotations

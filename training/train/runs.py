@@ -5,7 +5,7 @@
                 metrics.jsonl   one JSON object per log event, appended and flushed
                 train.log       the process's stdout/stderr and any traceback
                 STOP            present = please stop at the next step
-                checkpoints/    Trainer checkpoints (last 2), for resume
+                checkpoints/    Trainer checkpoints (the newest few), for resume
                 final/          the trained adapter or model + tokenizer
                 published       present = visitors of a shared app may chat with it (owner mode)
 
