@@ -481,3 +481,12 @@ def test_padding_free_batches_score_exactly_like_padded_ones(tmp_path, llama, da
             losses.append(model(**batch).loss.item())
 
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+
+
+@pytest.mark.parametrize(("kept", "expected"), [(1, [4]), (0, [1, 2, 3, 4])])
+def test_save_total_limit_keeps_the_newest_checkpoints(tmp_path, llama, data, kept, expected):
+    status = train(tiny_config(tmp_path, llama, data, save_steps=1, save_total_limit=kept))
+
+    assert status["state"] == "completed", status
+    folders = (tmp_path / "run" / "checkpoints").glob("checkpoint-*")
+    assert sorted(int(folder.name.split("-")[1]) for folder in folders) == expected

@@ -89,6 +89,8 @@ class RunConfig:
     eval_steps: int = setting(50, label="Evaluate every (steps)", help="eval loss on the validation set every N steps",
                               **WHOLE)
     save_steps: int = setting(50, label="Checkpoint every (steps)", help="save a checkpoint every N steps", **WHOLE)
+    save_total_limit: int = setting(2, label="Checkpoints kept", min=0,
+                                    help="newest checkpoints kept on disk, as seed 004 kept 2; 0 = keep every one")
     early_stopping_patience: int = setting(0, label="Early-stopping patience (0 = off)", min=0,
                                            help="stop after N evaluations without a better eval loss; 0 = off")
     seed: int = setting(42, label="Seed", help="random seed for initialisation and data order")

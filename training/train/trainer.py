@@ -237,7 +237,8 @@ def _trainer_arguments(config: RunConfig, run: Run, loaded, hardware, has_eval: 
         neftune_noise_alpha=config.neftune_noise_alpha or None,  # transformers: None is off, 0 would hook the embeddings
         logging_steps=config.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit or None,  # transformers: None keeps every checkpoint
         load_best_model_at_end=best_at_end, metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
         seed=config.seed, report_to=config.report_to,
