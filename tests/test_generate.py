@@ -18,7 +18,6 @@ from training.chat.generate import (
     PROBE_PROMPTS,
     build_prompt,
     clear_model_cache,
-    compare_replies,
     load_chat_model,
     reply,
     split_bubbles,
@@ -233,9 +232,10 @@ def test_base_and_tuned_differ_and_base_matches_the_plain_model(tuned, base):
     # The plain model has no system prompt of its own: give it the run's, as the UI's system box would.
     with_system = [{"role": "system", "content": SYSTEM}]
     for settings in (GREEDY, preset("Balanced", max_new_tokens=20, seed=5)):
-        both = compare_replies(tuned, [], "are we still on for tonight?", settings)
-        assert both["tuned"] != both["base"]
-        assert both["base"] == reply(base, with_system, "are we still on for tonight?", settings)
+        tuned_reply = reply(tuned, [], "are we still on for tonight?", settings)
+        base_reply = reply(tuned, [], "are we still on for tonight?", settings, use_adapter=False)
+        assert tuned_reply != base_reply
+        assert base_reply == reply(base, with_system, "are we still on for tonight?", settings)
     assert reply(tuned, [], "how was the trip?", GREEDY) == PERSONA_REPLY  # the adapter is in use
 
 

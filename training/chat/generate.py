@@ -1,10 +1,10 @@
-"""Chatting with a trained persona: stream replies, compare base vs tuned, chat from the CLI.
+"""Chatting with a trained persona: build the prompt, stream replies, base vs tuned.
 
-Loading lives in chat_models (`load_chat_model` and friends are re-exported here, where callers
-import them). `stream_reply` runs `generate` in a worker thread and yields the growing reply;
-`use_adapter=False` answers with the base model through peft's `disable_adapter()`, so base vs tuned
-needs one copy of the weights. No gradio here: the UI and the CLI (`python -m training chat`) both
-call these functions.
+Loading lives in training/chat/loading.py (`load_chat_model` and friends are re-exported here, where
+callers import them); how a reply is picked (DecodingSettings, the named styles) in decoding.py.
+`stream_reply` runs `generate` in a worker thread and yields the growing reply; `use_adapter=False`
+answers with the base model through peft's `disable_adapter()`, so base vs tuned needs one copy of
+the weights. No gradio here: the UI and the CLI (`python -m training chat`) both call these functions.
 """
 
 from __future__ import annotations
@@ -169,12 +169,6 @@ def reply(model: ChatModel, history: Sequence[dict], message: str, settings: Dec
     for text in stream_reply(model, history, message, settings, use_adapter):  # noqa: B007 - the last one
         pass
     return text
-
-
-def compare_replies(model: ChatModel, history: Sequence[dict], message: str,
-                    settings: DecodingSettings | None = None) -> dict[str, str]:  # fmt: skip
-    """{"base": ..., "tuned": ...} for the same prompt, settings and seed."""
-    return {"base": reply(model, history, message, settings, False), "tuned": reply(model, history, message, settings)}
 
 
 def _generate(model, prompt, settings, use_adapter, streamer, stop_events, failures) -> None:

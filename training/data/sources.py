@@ -123,7 +123,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = 
         elif path.suffix.lower() == ".zip" or _is_zip(path):
             _read_zip(path, path.name, files, skipped, budget)
         else:
-            files.append(_read_file(path, path.name, budget, explicit=True))
+            files.append(_read_file(path, path.name, budget))
     if not files:
         shown = ", ".join(str(p) for p in paths) or "(nothing)"
         raise UserError(f"{shown}: no chat export or data set files found (only media or empty folders)")
@@ -137,7 +137,7 @@ def _is_zip(path: Path) -> bool:
         return False
 
 
-def _read_file(path: Path, name: str, budget: list[int], explicit: bool = False) -> SourceFile:
+def _read_file(path: Path, name: str, budget: list[int]) -> SourceFile:
     size = path.stat().st_size
     _charge(name, size, budget)
     try:

@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -100,10 +99,6 @@ def open_run(path: str | os.PathLike) -> Run:
     if not run.config_path.is_file():
         raise UserError(f"{run.path}: not a run folder (no config.yaml)")
     return run
-
-
-def run_dir_for(config: RunConfig, root: Path | None = None) -> Path:
-    return Path(config.output_dir) if config.output_dir else (root or runs_root()) / config.name
 
 
 def create_run(config: RunConfig, root: str | os.PathLike | None = None) -> Run:
@@ -264,21 +259,6 @@ def stop(run: Run) -> None:
     run.stop_path.touch()
     if refresh(run).get("state") in ("queued", "running"):
         write_status(run, state="stopping")
-
-
-def terminate(run: Run) -> bool:
-    """SIGTERM the run's process group (a caller's escalation when STOP is not honoured in time)."""
-    if not is_alive(run):
-        return False
-    pid = read_status(run)["pid"]
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        # Runs started by start() lead their own process group (their data workers included); a run
-        # started by hand in a terminal shares the shell's group, so only its own process is signalled.
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGTERM)
-        else:
-            os.kill(pid, signal.SIGTERM)
-    return True
 
 
 def claim_turn(run: Run) -> None:
