@@ -298,3 +298,14 @@ def test_gguf_status_explains_what_to_run_when_talklike_cannot_convert(adapter_f
     with pytest.raises(UserError, match="convert_hf_to_gguf.py"):
         write_gguf(seq2seq, tmp_path / "bb.gguf")
     assert not (tmp_path / "bb.gguf").exists()
+
+
+def test_model_card_recipe_leaves_out_settings_that_are_off():
+    from training.export.modelcard import _recipe_table
+    from training.train.config import RunConfig
+
+    by_epochs = _recipe_table(RunConfig(method="lora", warmup_ratio=0.1))
+    assert "| epochs | 3.0 |" in by_epochs and "| warmup_ratio | 0.1 |" in by_epochs
+    assert not any(f"| {name} |" in by_epochs for name in ("max_steps", "neftune_noise_alpha", "warmup_steps"))
+    by_steps = _recipe_table(RunConfig(method="qlora", max_steps=60, neftune_noise_alpha=5.0))
+    assert "| max_steps | 60 |" in by_steps and "| neftune_noise_alpha | 5.0 |" in by_steps and "| epochs |" not in by_steps

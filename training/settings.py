@@ -10,6 +10,7 @@ Metadata keys (all optional except label and help):
     help     one sentence: what it does, and what 0 / empty means where that switches it off
     choices  the allowed values, checked by `choice_problems` and offered by the UI and CLI
     min      lowest allowed value (inclusive); `above`: exclusive; `below`: exclusive upper bound
+    off      the value that switches the setting off (0 for max_steps, NEFTune...), left out of model cards
     expected the words of the bound's message when the generic ones would not help
     flags    extra CLI spellings kept for people's scripts, e.g. ("--data",)
     parse    turns the text a person types into the field's value (dates), for CLI and UI
@@ -31,6 +32,12 @@ def setting(default: Any = dataclasses.MISSING, *, label: str, help: str, factor
             **meta: Any) -> Any:  # fmt: skip
     """A dataclass field with its description; `factory` for mutable defaults (lists)."""
     return dataclasses.field(default=default, default_factory=factory, metadata={"label": label, "help": help, **meta})
+
+
+def is_off(settings: Any, name: str) -> bool:
+    """The field holds its `off` value (a setting switched off, e.g. max_steps 0 = train by epochs)."""
+    meta = field_named(type(settings), name).metadata
+    return "off" in meta and getattr(settings, name) == meta["off"]
 
 
 def fields_of(cls: type) -> list[dataclasses.Field]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import UserError
+from training.settings import is_off
 
 LOSS_PLOT = "loss_curve.png"
 PRIVACY_WARNING = (
@@ -161,7 +162,7 @@ def _recipe_table(config) -> str:
             continue
         value = values.get(name)
         skipped = name == "epochs" and config.max_steps  # max_steps overrides epochs
-        if skipped or value in (None, "") or (name.startswith("warmup") and not value):
+        if skipped or value in (None, "") or is_off(config, name):
             continue
         rows.append(f"| {name} | {_cell(value)} |")
     return "| setting | value |\n|---|---|\n" + "\n".join(rows)

@@ -64,19 +64,19 @@ class RunConfig:
     max_length: int = setting(512, label="Max length (tokens)",
                               help="tokens per example; longer examples are cut at the end", **WHOLE)
     epochs: float = setting(3.0, label="Epochs", help="passes over the training data (ignored when max_steps is set)")
-    max_steps: int = setting(0, label="Max steps (0 = by epochs)", help="optimizer steps; 0 = train by epochs", min=0)
+    max_steps: int = setting(0, label="Max steps (0 = by epochs)", help="optimizer steps; 0 = train by epochs", min=0, off=0)
     batch_size: int = setting(4, label="Batch size", help="examples per device per forward pass", **WHOLE)
     grad_accumulation: int = setting(1, label="Gradient accumulation", help="forward passes per optimizer step", **WHOLE)
     learning_rate: float = setting(2e-4, label="Learning rate", help="peak learning rate", above=0, below=1,
                                    expected="a small positive number like 2e-4")
     scheduler: str = setting("cosine", label="LR schedule", choices=SCHEDULERS, help="how the learning rate moves")
     warmup_steps: int = setting(0, label="Warmup steps", help="steps of rising learning rate; use this or warmup_ratio",
-                                min=0)
-    warmup_ratio: float = setting(0.0, label="Warmup ratio", help="warmup as a fraction of all steps", **FRACTION)
+                                min=0, off=0)
+    warmup_ratio: float = setting(0.0, label="Warmup ratio", help="warmup as a fraction of all steps", **FRACTION, off=0)
     weight_decay: float = setting(0.0, label="Weight decay", help="AdamW weight decay", min=0)
     optimizer: str = setting("adamw_torch", label="Optimizer", choices=OPTIMIZERS,
                              help="adamw_torch, adamw_8bit (CUDA + bitsandbytes) or sgd")
-    neftune_noise_alpha: float = setting(0.0, label="NEFTune alpha (0 = off)", min=0,
+    neftune_noise_alpha: float = setting(0.0, label="NEFTune alpha (0 = off)", min=0, off=0,
                                          help="NEFTune embedding noise; 5 is the paper's usual value; 0 = off")
     completion_only_loss: bool = setting(True, label="Learn only my replies",
                                          help="loss only on \"my\" replies, not on the other people's turns")
@@ -91,7 +91,7 @@ class RunConfig:
     save_steps: int = setting(50, label="Checkpoint every (steps)", help="save a checkpoint every N steps", **WHOLE)
     save_total_limit: int = setting(2, label="Checkpoints kept", min=0,
                                     help="newest checkpoints kept on disk, as seed 004 kept 2; 0 = keep every one")
-    early_stopping_patience: int = setting(0, label="Early-stopping patience (0 = off)", min=0,
+    early_stopping_patience: int = setting(0, label="Early-stopping patience (0 = off)", min=0, off=0,
                                            help="stop after N evaluations without a better eval loss; 0 = off")
     seed: int = setting(42, label="Seed", help="random seed for initialisation and data order")
     dtype: str = setting("auto", label="Precision", choices=DTYPES,
