@@ -82,3 +82,25 @@ def test_estimate_start_watch_reconnect_and_stop(ui):
     assert "Saved model" in status
     run_dir = Path(status.split("Saved model: `")[1].split("`")[0])
     assert (run_dir / "adapter_config.json").is_file()
+
+
+def test_the_form_shows_every_setting_with_the_label_help_and_choices_of_its_field(isolated_data_dir):
+    import dataclasses
+
+    import gradio as gr
+
+    from components.train_tab import NOT_IN_FORM, build_train_tab
+    from training.train.config import RunConfig
+
+    with gr.Blocks():
+        tab = build_train_tab()
+
+    for field in dataclasses.fields(RunConfig):
+        if field.name in NOT_IN_FORM:  # the Recipe dropdown, Start's run folder, the Data tab's held-out file
+            assert field.name not in tab.form
+            continue
+        widget = tab.form[field.name]
+        assert (widget.label, widget.info) == (field.metadata["label"], field.metadata["help"]), field.name
+        if "choices" in field.metadata:
+            assert [value for _, value in widget.choices] == list(field.metadata["choices"]), field.name
+    assert isinstance(tab.form["packing"], gr.Checkbox) and tab.form["lora_r"].precision == 0
