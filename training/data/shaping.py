@@ -67,7 +67,7 @@ class ShapingOptions:
             raise UserError("; ".join(problems))
         if self.max_chars > MAX_MESSAGE_CHARS:
             raise UserError(f"max_chars: {self.max_chars:,} is above the {MAX_MESSAGE_CHARS:,} characters "
-                            "a reply can have here; longer ones are pasted text, not chat")  # fmt: skip
+                            "a reply can have here; longer ones are pasted text, not chat")
         if self.min_chars > self.max_chars:
             raise UserError(f"min_chars: {self.min_chars} is above max_chars {self.max_chars}")
         if self.start is not None and self.end is not None and self.start >= self.end:
@@ -82,4 +82,4 @@ class ShapingOptions:
         return PromptStyle(
             separator=self.separator, system_prompt=self.rendered_system_prompt,
             context_turns=self.context_turns, name_prefix_in_groups=self.name_prefix_in_groups,
-        )  # fmt: skip
+        )
