@@ -1,9 +1,9 @@
 """Command-line flags generated from a settings dataclass's field metadata (training/settings.py).
 
-Every field becomes `--field-name` (booleans `--x/--no-x`), plus the spellings in its `flags`
-metadata; help and choices come from the metadata. Flags arrive as text and default to None ("not
-given"): the dataclass's own coercion turns them into values, so a bad value gets the same message
-as in config.yaml or the UI.
+Every field becomes `--field-name` (booleans `--x/--no-x`, lists a repeatable flag), plus the
+spellings in its `flags` metadata; help and choices come from the metadata. Values arrive as text
+(booleans as True/False) and default to None ("not given"): the dataclass's own coercion turns them
+into values, so a bad value gets the same message as in config.yaml or the UI.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def add_setting_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[st
         if bool in types:
             options["action"] = argparse.BooleanOptionalAction
         elif list[str] in types and str not in types:
-            options.update(action="append", metavar="NAME")
+            options.update(action="append", metavar="NAME")  # one flag per name: --exclude-thread A --exclude-thread B
         else:
             metavar = "|".join(map(str, meta["choices"])) if "choices" in meta else field.name.split("_")[-1].upper()
             options["metavar"] = metavar

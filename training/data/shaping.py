@@ -44,11 +44,11 @@ class ShapingOptions:
     name_prefix_in_groups: bool = setting(True, label="Prefix group-chat turns with names", flags=("--name-prefix",),
                                           help="'Maya: ...' in group chats, so the model knows who said what")
     include_threads: list[str] = setting(label="Only these threads", factory=list, flags=("--include-thread",),
-                                         help="thread ids or titles to keep; empty = all (repeat the flag)")
+                                         help="thread ids or titles to keep; empty = all")
     exclude_threads: list[str] = setting(label="Leave out these threads", factory=list, flags=("--exclude-thread",),
-                                         help="thread ids or titles to leave out (repeat the flag)")
+                                         help="thread ids or titles to leave out")
     include_groups: bool = setting(True, label="Include group chats", flags=("--groups",),
-                                   help="keep group chats (--no-groups leaves them out)")
+                                   help="keep group chats; off leaves them out")
     start: float | None = setting(None, label="From date (YYYY-MM-DD)", flags=("--since",), parse=parse_day,
                                   help="keep messages from this date (UTC, inclusive); empty = from the start")
     end: float | None = setting(None, label="Before date (YYYY-MM-DD)", flags=("--until",), parse=parse_day,
