@@ -43,7 +43,7 @@ class RunConfig:
     and the README show for it (training/settings.py); 0 switches off the settings whose help says so."""
 
     name: str = setting("", label="Run name (optional)", help="run folder name under runs/; empty = <model>-<date>")
-    preset: str = setting("", label="Recipe", help="the preset this config started from, for display only")
+    preset: str = setting("", label="Recipe", help="the recipe (preset) these settings started from; config.yaml keeps it for display")
     model: str = setting("Qwen/Qwen2.5-0.5B-Instruct", label="Model: Hub id, local folder, or offline-tiny",
                          help="Hub id, local folder (a full fine-tune's final/), offline-small or offline-tiny")
     method: str = setting("lora", label="Method", choices=METHODS,
