@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from pathlib import Path
+from typing import NamedTuple
 
 from training.cancel import check_cancelled
 from training.conversation import Conversation, ImportResult, Message
@@ -40,12 +41,21 @@ from training.prompting import (
 _SENDER, _TIMESTAMP = operator.attrgetter("sender"), operator.attrgetter("timestamp")
 
 
+class RowSource(NamedTuple):
+    """Where a row came from: its thread and the other people in it (memory excludes by these)."""
+
+    thread: str  # the conversation's id
+    title: str
+    people: tuple[str, ...]  # everyone but me who wrote in the thread
+
+
 @dataclass
 class PreparedData:
     train: list[dict]
     validation: list[dict]
     summary: dict
     manifest: dict = field(default_factory=dict)  # what made these rows (training/data/manifest.py)
+    train_sources: list[RowSource] = field(default_factory=list)  # one per train row, in order
 
     @property
     def rows(self) -> list[dict]:
@@ -85,9 +95,20 @@ def prepare(result: ImportResult, options: ShapingOptions) -> PreparedData:
                 f"no training examples: {options.me!r} never replies to anyone after the filters; "
                 "check the participant, the date range and the thread filters"
             )
-        train, validation = split_by_conversation(examples, options.val_fraction)
+        held_out = held_out_keys([key for key, _ in examples], options.val_fraction)
+        train = [row for key, row in examples if key not in held_out]
+        validation = [row for key, row in examples if key in held_out]
+        sources = _row_sources(result, options.me, [key for key, _ in examples if key not in held_out])
         summary = _summary(result, options, people, dropped, pii, sessions, train, validation)
-    return PreparedData(train=train, validation=validation, summary=summary, manifest=build_manifest(options, summary))
+    return PreparedData(train=train, validation=validation, summary=summary, manifest=build_manifest(options, summary),
+                        train_sources=sources)  # fmt: skip
+
+
+def _row_sources(result: ImportResult, me: str, keys: list[str]) -> list[RowSource]:
+    """The thread of each row, from its split key ("<conversation id>#<session>" or a document's id)."""
+    threads = {c.id: RowSource(c.id, c.title, tuple(sorted({m.sender for m in c.messages} - {me})))
+               for c in result.conversations}  # fmt: skip
+    return [threads.get(key.rpartition("#")[0]) or RowSource(key, key, ()) for key in keys]
 
 
 def _examples(result: ImportResult, options: ShapingOptions, dropped: Counter, pii: Counter) -> tuple[list[tuple[str, dict]], int]:
@@ -215,14 +236,19 @@ def split_by_conversation(examples: list[tuple[str, dict]], val_fraction: float)
     Conversations are ranked by a hash of their id, so the split is stable across runs and
     machines and does not depend on input order.
     """
-    keys = sorted({key for key, _ in examples}, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
-    count = round(len(keys) * val_fraction)
-    if val_fraction > 0 and count == 0 and len(keys) >= 2:
-        count = 1
-    held_out = set(keys[:count])
+    held_out = held_out_keys([key for key, _ in examples], val_fraction)
     train = [row for key, row in examples if key not in held_out]
     validation = [row for key, row in examples if key in held_out]
     return train, validation
+
+
+def held_out_keys(keys: list[str], val_fraction: float) -> set[str]:
+    """The conversations split_by_conversation holds out: the first by hash of their key."""
+    ranked = sorted(set(keys), key=lambda k: hashlib.sha256(k.encode()).hexdigest())
+    count = round(len(ranked) * val_fraction)
+    if val_fraction > 0 and count == 0 and len(ranked) >= 2:
+        count = 1
+    return set(ranked[:count])
 
 
 def _summary(result, options, people, dropped, pii, sessions, train, validation) -> dict:
