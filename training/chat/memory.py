@@ -188,7 +188,6 @@ class MemoryIndex:
 
     def __init__(self, path: Path, exchanges: list[Exchange], matrix, idf):
         import numpy as np
-
         from sklearn.feature_extraction.text import TfidfTransformer
 
         self.path, self.exchanges = path, exchanges
