@@ -12,6 +12,7 @@ import pandas as pd
 
 from training import templates
 from training.cancel import cancellable
+from training.chat.memory import remember_prepared
 from training.data import formats, persona
 from training.data.manifest import manifest_path
 from training.data.shaping import ShapingOptions
@@ -210,6 +211,7 @@ def _build(result, options: ShapingOptions, preview_model: str, max_length: int)
     first_row = templates.render_loss_mask(tokenizer, rows[0], max_length)
     # Saved last: a step cancelled (or failing) before this point leaves no data set behind.
     train_path, _ = persona.save(prepared, subdir("datasets") / f"{timestamped(options.me)}.jsonl")
+    memory = remember_prepared(prepared, train_path)  # the Chat tab's Memory: the training rows' exchanges only
     s = prepared.summary
     report = (
         f"**{s['examples']:,} examples** ({s['train']:,} train / {s['validation']:,} validation) "
@@ -219,6 +221,9 @@ def _build(result, options: ShapingOptions, preview_model: str, max_length: int)
         report += "\n\nPII replaced: " + (", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found")
     report += (f"\n\nThese settings are saved beside the examples (`{manifest_path(train_path).name}`): "
                "training and chat build their prompts the same way from them.")  # fmt: skip
+    if memory is not None:
+        report += (f"\n\nYour past replies are indexed for the Chat tab's Memory (`{memory.name}`, training "
+                   "conversations only); it stays in the data folder.")  # fmt: skip
     # Numeric bucket starts, so the bars sort by length rather than as text ("108" before "12").
     bars = pd.DataFrame({"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]})
     dropped = pd.DataFrame(list(s["dropped"].items()), columns=["dropped because", "count"])

@@ -62,18 +62,20 @@ def _check_history(record, where: str) -> None:
 
 
 def reply_all(model, records: list[dict], settings=None, use_adapter: bool = True,
-              cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None) -> list[dict]:  # fmt: skip
+              cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None,
+              memory=None) -> list[dict]:  # fmt: skip
     """Each record with "reply" added: the model's answer to its last message, given the ones before."""
     requests = [(record["messages"][:-1], record["messages"][-1]["content"]) for record in records]
-    replies = generate_batch(model, requests, settings, use_adapter, cancel, advance)
+    replies = generate_batch(model, requests, settings, use_adapter, cancel, advance, memory=memory)
     return [{**record, "reply": text} for record, text in zip(records, replies)]
 
 
 def generate_batch(model, requests: list[tuple[list[dict], str]], settings=None, use_adapter: bool = True,
                    cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None,
-                   batch_size: int = BATCH_SIZE) -> list[str]:  # fmt: skip
+                   batch_size: int = BATCH_SIZE, memory=None) -> list[str]:  # fmt: skip
     """The replies to (history, message) requests, in order; `advance(done)` after each batch.
 
+    `memory` (memory_prompt.ChatMemory) recalls past exchanges into each prompt.
     Setting `cancel` stops at the next token and raises UserError: a cut-off reply is never returned.
     """
     from training.chat.decoding import DecodingSettings
@@ -82,7 +84,8 @@ def generate_batch(model, requests: list[tuple[list[dict], str]], settings=None,
     settings = dataclasses.replace(settings or DecodingSettings()).validate()
     if not use_adapter and not model.has_adapter:
         raise UserError(f"base model: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
-    prompts = [build_prompt(model, history, message, settings.max_new_tokens).input_ids for history, message in requests]
+    prompts = [build_prompt(model, history, message, settings.max_new_tokens, memory).input_ids
+               for history, message in requests]  # fmt: skip
     order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))  # similar lengths pad least
     replies: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):

@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from training.chat.decoding import DecodingSettings
@@ -28,6 +28,7 @@ from training.chat.loading import (  # noqa: F401
     load_chat_model,
     load_plan,
 )
+from training.chat.memory_prompt import ChatMemory, Remembered, with_memory
 from training.errors import UserError
 from training.prompting import chat_messages, seq2seq_source
 from training.templates import render_prompt
@@ -64,14 +65,18 @@ class Prompt:
     messages: list[dict[str, str]]  # what was kept of the history, system prompt first
     text: str
     input_ids: list[int]
+    remembered: Remembered | None = None  # the facts and past exchanges it was given (Memory on)
 
 
-def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict, max_new_tokens: int = 128) -> Prompt:
+def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict, max_new_tokens: int = 128,
+                 memory: ChatMemory | None = None) -> Prompt:  # fmt: skip
     """The model's input for history + message, built as its training rows were (prompting.py).
 
     `history` and a dict `message` are OpenAI messages; a user message's `name` makes it a group chat.
     Within the persona's context window, the oldest turns are dropped until the reply still fits
-    the model; a system message in the history replaces the run's system prompt.
+    the model; a system message in the history replaces the run's system prompt. With `memory`, the
+    facts and the past exchanges recalled for the message join the system prompt (memory_prompt.py):
+    history goes first when space runs out, then the least relevant memories, then the facts.
     """
     asked = message if isinstance(message, dict) else {"role": "user", "content": message}
     messages = chat_messages([*history, asked], model.prompt)
@@ -80,7 +85,29 @@ def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict,
     if limit is not None and (limit < 1 or max_new_tokens >= model.context_size):
         raise UserError(f"max_new_tokens: {max_new_tokens} leaves no room; the model takes {model.context_size} tokens")
     if model.seq2seq:
+        if memory is not None:
+            raise UserError(f"memory: {model.name} is an encoder-decoder model, trained without a system prompt "
+                            "to hold memories; use memory with a chat (causal) model")  # fmt: skip
         return _seq2seq_prompt(model, messages, limit)
+    if memory is None:
+        best = _fit(model, messages, limit)
+    else:
+        best = None
+        for remembered in memory.remember(str(asked.get("content") or "")).shrinking():
+            best = _fit(model, with_memory(messages, remembered), limit)
+            if best is not None:
+                best.remembered = remembered
+                break
+    if best is None:
+        raise UserError(
+            f"message: too long for this model ({model.context_size} tokens including max_new_tokens "
+            f"{max_new_tokens}); shorten it or lower max_new_tokens"
+        )
+    return best
+
+
+def _fit(model: ChatModel, messages: list[dict[str, str]], limit: int | None) -> Prompt | None:
+    """The prompt keeping the most recent turns that fit in `limit` tokens; None when even the last does not."""
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     turns = messages[len(system) :]
     starts = [index for index, turn in enumerate(turns) if turn["role"] == "user"]  # templates want user first
@@ -94,11 +121,6 @@ def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict,
             best, high = candidate, middle - 1
         else:
             low = middle + 1
-    if best is None:
-        raise UserError(
-            f"message: too long for this model ({model.context_size} tokens including max_new_tokens "
-            f"{max_new_tokens}); shorten it or lower max_new_tokens"
-        )
     return best
 
 
@@ -122,17 +144,23 @@ def stream_reply(
     use_adapter: bool = True,
     cancel: threading.Event | None = None,
     usage: dict[str, int] | None = None,
+    memory: ChatMemory | None = None,
+    on_prompt: Callable[[Prompt], None] | None = None,
 ) -> Iterator[str]:
     """Yield the reply as it grows (each item is the whole text so far, stripped).
 
     `use_adapter=False` answers with the base model (needs an adapter). Setting `cancel` stops
     generation at the next token; the worker thread has ended when this generator returns or closes.
     `usage`, if given, receives prompt_tokens and completion_tokens (tokens generated, end marker included).
+    `memory` recalls past exchanges into the prompt; `on_prompt(prompt)` is told the prompt (and
+    so the memories) before generation starts.
     """
     settings = dataclasses.replace(settings or DecodingSettings()).validate()
     if not use_adapter and not model.has_adapter:
         raise UserError(f"base model: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
-    prompt = build_prompt(model, history, message, settings.max_new_tokens)
+    prompt = build_prompt(model, history, message, settings.max_new_tokens, memory)
+    if on_prompt is not None:
+        on_prompt(prompt)
     streamer = _token_streamer_class()(model.tokenizer, skip_prompt=True, skip_special_tokens=True)
     halt = threading.Event()  # set when this generator ends, however it ends
     stop_events = [event for event in (halt, cancel) if event is not None]

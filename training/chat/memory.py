@@ -139,7 +139,32 @@ def build_memory_for(train_file: str | os.PathLike, sources: Sequence | None = N
     exchanges = exchanges_from_rows(rows, sources)
     if not exchanges:
         raise UserError(f"{train_file.name}: no prompt/reply rows to remember (text rows have no exchanges)")
+    if sources is None:
+        exchanges = _with_known_threads(exchanges, memory_path(train_file))
     return build_memory(exchanges, memory_path(train_file), built_from=train_file.name)
+
+
+def _with_known_threads(exchanges: list[Exchange], folder: Path) -> list[Exchange]:
+    """A rebuild keeps the thread and people `prepare` recorded for exchanges the old index had
+    (the JSONL rows do not carry them)."""
+    try:
+        with open(folder / "exchanges.jsonl", encoding="utf-8") as handle:
+            old = [_exchange(json.loads(line)) for line in handle if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return exchanges  # no earlier index (or an unreadable one): nothing to keep
+    known = {(e.them, e.you): e for e in old if e.thread}
+    return [
+        e if e.thread or (e.them, e.you) not in known else known[(e.them, e.you)]
+        for e in exchanges
+    ]
+
+
+def remember_prepared(prepared, train_file: str | os.PathLike) -> Path | None:
+    """X.memory/ for data `prepare` just saved at X.jsonl (persona.PreparedData); None for text-only data."""
+    exchanges = exchanges_from_rows(prepared.train, prepared.train_sources or None)
+    if not exchanges:
+        return None
+    return build_memory(exchanges, memory_path(train_file), built_from=Path(train_file).name)
 
 
 def _vectorizer():

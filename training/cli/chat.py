@@ -29,6 +29,38 @@ def _chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-in", choices=LOAD_MODES, default="auto",
                         help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
                              "when the model would not fit the GPU otherwise")  # fmt: skip
+    memory_arguments(parser)
+
+
+def memory_arguments(parser: argparse.ArgumentParser) -> None:
+    """The memory flags (also `report`'s): recall past exchanges of the training data into the system prompt."""
+    group = parser.add_argument_group("memory", "your past replies (from the training data only) and facts, "
+                                      "given to the model in its system prompt")  # fmt: skip
+    group.add_argument("--memory", action="store_true", help="recall past exchanges like the message, and the facts")
+    group.add_argument("--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)")
+    group.add_argument("--memory-from", metavar="DATA.jsonl", help="the data set whose memory to use (default: the run's training data)")
+    group.add_argument("--facts", metavar="FILE", help="facts about you, one per line (default: DATA.facts.txt beside the data)")
+    group.add_argument("--memory-exclude-thread", action="append", default=[], metavar="TITLE_OR_ID", help="never recall from this thread")
+    group.add_argument("--memory-exclude-person", action="append", default=[], metavar="NAME", help="never recall from threads with this person")
+    group.add_argument("--show-memory", action="store_true", help="print the memories used before the reply")
+
+
+def memory_from_args(args: argparse.Namespace, source: str | None = None):
+    """The ChatMemory the flags ask for, or None without --memory (checked before any model loads)."""
+    given = [flag for flag, value in (("--memory-k", args.memory_k), ("--memory-from", args.memory_from),
+             ("--facts", args.facts), ("--memory-exclude-thread", args.memory_exclude_thread),
+             ("--memory-exclude-person", args.memory_exclude_person),
+             ("--show-memory", getattr(args, "show_memory", False))) if value]  # fmt: skip
+    if not args.memory:
+        if given:
+            raise UserError(f"{given[0]}: only with --memory")
+        return None
+    from training.chat.memory_prompt import DEFAULT_K, MemorySettings, open_chat_memory
+
+    settings = MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k,
+                              exclude_threads=tuple(args.memory_exclude_thread),
+                              exclude_people=tuple(args.memory_exclude_person))  # fmt: skip
+    return open_chat_memory(args.memory_from or source or args.source, settings, facts_file=args.facts)
 
 
 def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True,
@@ -73,19 +105,21 @@ def run_chat_command(args: argparse.Namespace) -> None:
     if args.prompts and args.print_prompt:
         raise UserError("--print-prompt: only with --prompt TEXT")
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
+    memory = memory_from_args(args)
     if args.prompts:
-        _chat_batch(args, settings)
+        _chat_batch(args, settings, memory)
         return
     from training.chat.generate import build_prompt, load_chat_model, stream_reply
 
     model = load_chat_model(args.source, load_in=args.load_in)
     if args.print_prompt:  # seq2seq: the encoder's text, before its tokenizer adds special tokens
-        sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens).text + "\n")
+        sys.stdout.write(build_prompt(model, [], args.prompt, settings.max_new_tokens, memory).text + "\n")
         return
     if args.load_in != "auto" or model.precision in ("8-bit", "4-bit"):  # say why it is not the usual precision
         print(f"talklike: {model.name} loaded in {model.load_note}", file=sys.stderr, flush=True)
     printed = ""
-    for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base):
+    show = _print_memories if args.show_memory else None
+    for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base, memory=memory, on_prompt=show):
         # Stripping can only shorten the end, so each text extends what was printed.
         sys.stdout.write(text[len(printed) :] if text.startswith(printed) else "\n" + text)
         sys.stdout.flush()
@@ -93,7 +127,15 @@ def run_chat_command(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
-def _chat_batch(args: argparse.Namespace, settings) -> None:
+def _print_memories(prompt) -> None:
+    from training.chat.memory_prompt import describe
+
+    lines = describe(prompt.remembered).splitlines() if prompt.remembered is not None else []
+    sys.stdout.write("memories used:\n" + "".join(f"  {line}\n" for line in lines) + "\n")
+    sys.stdout.flush()
+
+
+def _chat_batch(args: argparse.Namespace, settings, memory) -> None:
     from training.chat.batch import read_histories, reply_all, write_replies
     from training.chat.generate import load_chat_model
 
@@ -105,6 +147,6 @@ def _chat_batch(args: argparse.Namespace, settings) -> None:
     def advance(done: int) -> None:
         print(f"\r{done}/{len(records)} replies", end="", file=sys.stderr, flush=True)
 
-    answered = reply_all(model, records, settings, use_adapter=not args.base, advance=advance)
+    answered = reply_all(model, records, settings, use_adapter=not args.base, advance=advance, memory=memory)
     print(file=sys.stderr)
     print(write_replies(answered, args.out))

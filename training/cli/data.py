@@ -20,7 +20,8 @@ def register(commands) -> None:
 
     prep = commands.add_parser("prepare", help="turn exports into prompt/completion JSONL")
     prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or zips")
-    prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl, the settings to <name>.persona.json")
+    prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl, the settings to "
+                      "<name>.persona.json, the memory index of your past replies to <name>.memory/")  # fmt: skip
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
     _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
     prep.set_defaults(handler=run_prepare)
@@ -73,6 +74,7 @@ def run_prepare(args) -> None:
 
 
 def _prepare(args) -> None:
+    from training.chat.memory import remember_prepared  # scikit-learn: only when examples are built
     from training.cli.flags import setting_flags
     from training.data.formats import ImportOptions, load
     from training.data.manifest import manifest_path
@@ -89,6 +91,9 @@ def _prepare(args) -> None:
     prepared = prepare(result, options)
     train_path, val_path = save(prepared, args.out)
     files = {"train_file": str(train_path), "validation_file": str(val_path), "manifest": str(manifest_path(train_path))}
+    memory = remember_prepared(prepared, train_path)  # the training rows only: held-out ones are never recalled
+    if memory is not None:
+        files["memory"] = str(memory)
     print_json({**prepared.summary, **files})
 
 
