@@ -192,9 +192,9 @@ def stream_reply(
 
 
 def reply(model: ChatModel, history: Sequence[dict], message: str, settings: DecodingSettings | None = None,
-          use_adapter: bool = True) -> str:  # fmt: skip
+          use_adapter: bool = True, memory: ChatMemory | None = None) -> str:  # fmt: skip
     text = ""
-    for text in stream_reply(model, history, message, settings, use_adapter):  # noqa: B007 - the last one
+    for text in stream_reply(model, history, message, settings, use_adapter, memory=memory):  # noqa: B007 - the last one
         pass
     return text
 

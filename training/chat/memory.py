@@ -190,7 +190,10 @@ def _vectorize(exchanges: list[Exchange]):
     counts = _vectorizer().transform(list(positions))[rows]
     tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
     matrix = tfidf.transform(counts).astype(np.float32).tocsr()
-    return matrix, tfidf.idf_.astype(np.float32)
+    # An n-gram no exchange has weighs nothing in a message, as outside TfidfVectorizer's vocabulary:
+    # otherwise a message's unseen letters would lower every score (and the MIN_SCORE cut with them).
+    seen = np.bincount(counts.indices, minlength=counts.shape[1]) > 0
+    return matrix, np.where(seen, tfidf.idf_, 0).astype(np.float32)
 
 
 def _replace_folder(new: Path, out: Path) -> None:

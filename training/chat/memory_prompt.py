@@ -92,7 +92,8 @@ def open_chat_memory(source: str | os.PathLike, settings: MemorySettings | None 
     settings = (settings or MemorySettings()).validate()
     data_file = memory_data_file(source)
     facts = settings.facts if settings.facts is not None else read_facts(facts_file or facts_path(data_file))
-    return ChatMemory(open_memory(data_file), settings, tuple(check_facts(facts)), str(data_file))
+    facts = tuple(check_facts(facts))  # before the index loads: a bad fact fails fast
+    return ChatMemory(open_memory(data_file), settings, facts, str(data_file))
 
 
 def memory_data_file(source: str | os.PathLike) -> Path:
