@@ -25,6 +25,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from components.chat_tab import build_chat_tab  # noqa: E402
 from components.common import Owner, as_owner, owner_only  # noqa: E402
+from components.memory_panel import MemoryPolicy  # noqa: E402
 from components.server import (  # noqa: E402
     BodyLimit,
     LoginRateLimit,
@@ -73,11 +74,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=os.environ.get("TALKLIKE_API_KEY"), metavar="KEY",
                         help="serve an OpenAI-compatible API at /v1 to holders of this key (better: set TALKLIKE_API_KEY, "
                              "which no process list shows); off unless set. It offers what visitors can chat with, under their limits")
+    parser.add_argument("--memory", action="store_true", default=os.environ.get("TALKLIKE_MEMORY") == "1",
+                        help="visitors (chat-only page, published runs): chat with memory, your past replies and facts "
+                             "in the prompt (or TALKLIKE_MEMORY=1); off unless given")  # fmt: skip
+    parser.add_argument("--show-memory", action="store_true",
+                        help="with --memory: visitors also see the memories used under each reply (they quote your chats)")
     ChatLimits.add_arguments(parser)
     return parser.parse_args(argv)
 
 
-def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None, slots: AddressSlots | None = None) -> gr.Blocks:
+def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None, slots: AddressSlots | None = None,
+              memory_policy: MemoryPolicy | None = None) -> gr.Blocks:  # fmt: skip
     """The studio. With `owner`, Data/Train/Report/Export answer only the owner; everyone else chats with
     the runs the owner published, under `limits` (`slots`: the per-address count shared with /v1)."""
     # Imported here: a chat-only Space ships only the chat's code (training/export/space.py).
@@ -101,7 +108,7 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
         with gr.Tab("2 · Train"):
             train = build_train_tab(owner)
         with gr.Tab("3 · Chat") as chat_page:
-            chat = build_chat_tab(limits=limits, owner=owner, slots=slots)
+            chat = build_chat_tab(limits=limits, owner=owner, slots=slots, memory_policy=memory_policy)
         with gr.Tab("4 · Report") as report_page:
             report_run = build_report_tab(owner)
         with gr.Tab("5 · Export") as export_page:
@@ -122,12 +129,14 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
     return demo
 
 
-def build_chat_app(source: str, limits: ChatLimits | None = None, decoding=None, slots: AddressSlots | None = None) -> gr.Blocks:
+def build_chat_app(source: str, limits: ChatLimits | None = None, decoding=None, slots: AddressSlots | None = None,
+                   memory_policy: MemoryPolicy | None = None) -> gr.Blocks:  # fmt: skip
     """Only the chat, with the model fixed server-side: no data, training or export event exists,
     so none can be called through Gradio's API either."""
     with gr.Blocks(title="talklike chat") as demo:
         gr.Markdown("# talklike\nA chatbot fine-tuned to text like its owner. Replies are generated, not real messages.")
-        build_chat_tab(fixed_source=source, limits=limits or ChatLimits(), decoding_defaults=decoding, slots=slots)
+        build_chat_tab(fixed_source=source, limits=limits or ChatLimits(), decoding_defaults=decoding, slots=slots,
+                       memory_policy=memory_policy)  # fmt: skip
     return demo
 
 
@@ -158,6 +167,20 @@ def _auth(values: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _memory_policy(args: argparse.Namespace, source: str | None) -> MemoryPolicy:
+    """Memory for visitors only when asked; on the chat-only page its index must exist before the page opens."""
+    if args.show_memory and not args.memory:
+        raise SystemExit("--show-memory: only with --memory")
+    if args.memory and source:
+        from training.chat.memory_prompt import open_chat_memory
+
+        try:
+            open_chat_memory(source)
+        except UserError as error:
+            raise SystemExit(f"--memory: {error}") from None
+    return MemoryPolicy(for_visitors=args.memory, shown_to_visitors=args.show_memory)
+
+
 def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     """The page for the chosen mode and the launch settings that go with it (see docs/security.md)."""
     try:
@@ -170,6 +193,7 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
             source = local_copy(args.chat_only)
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
+    memory_policy = _memory_policy(args, source)
     auth = _auth(args.auth)
     owner = owner_access(args.owner, [user for user, _ in auth]) if args.owner and not args.chat_only else None
     shared = bool(args.chat_only or owner)
@@ -177,10 +201,10 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     middleware = [Middleware(BodyLimit, max_bytes=VISITOR_REQUEST_BYTES if shared else STUDIO_REQUEST_BYTES)]
     middleware += [Middleware(LoginRateLimit)] if auth else []
     if args.chat_only:
-        demo = build_chat_app(source, limits, decoding, slots)
+        demo = build_chat_app(source, limits, decoding, slots, memory_policy)
         middleware.append(Middleware(UploadGate, allowed=lambda scope: False))  # nothing on the page takes a file
     else:
-        demo = build_app(owner, limits, slots)
+        demo = build_app(owner, limits, slots, memory_policy)
         if owner and owner.via == "oauth":
             middleware.append(Middleware(UploadGate, allowed=lambda scope: oauth_username(scope) == owner.name))
         elif not owner and not auth and os.environ.get("SPACE_ID"):

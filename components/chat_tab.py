@@ -35,6 +35,15 @@ from .limits import (
     clean_history,
     visitor_address,
 )
+from .memory_panel import (
+    ChatMemory,
+    MemoryPanel,
+    MemoryPolicy,
+    build_memory_panel,
+    memory_note,
+    owner_memory,
+    visitor_memory,
+)
 
 SENT = {"role": "user"}
 SOURCE_LABEL = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
@@ -49,7 +58,8 @@ class ChatTab:
 
 
 def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None, owner: Owner | str | None = None,
-                   decoding_defaults: DecodingSettings | None = None, slots: AddressSlots | None = None) -> ChatTab:  # fmt: skip
+                   decoding_defaults: DecodingSettings | None = None, slots: AddressSlots | None = None,
+                   memory_policy: MemoryPolicy | None = None) -> ChatTab:  # fmt: skip
     """Three ways to serve the chat:
     - a local studio (no fixed source, no owner): the picker takes any run, folder or Hub id;
     - the chat-only page (`fixed_source`): one model, everyone under `limits`;
@@ -58,9 +68,10 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
 
     `decoding_defaults`: what the Decoding panel starts with (the bot's --decoding). `slots`: the
     per-address count to share with the OpenAI endpoint, so one address's bound covers both.
+    `memory_policy`: whether visitors' chats use memory and see the memories used (memory_panel.py).
     """
     owner = as_owner(owner)
-    visitors = _Visitors(fixed_source, limits or ChatLimits(), owner)
+    visitors = _Visitors(fixed_source, limits or ChatLimits(), owner, memory_policy or MemoryPolicy())
     guard = AddressGuard(slots or AddressSlots(visitors.limits.per_address))
     cap = visitors.bounds(is_owner=not fixed_source).max_new_tokens  # the slider's end
     source = publish = load_in = None
@@ -93,6 +104,7 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
     gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
     decoding, knobs = _decoding_controls(cap, decoding_defaults or PRESETS["Greedy"])
+    panel = build_memory_panel(source, owner) if source is not None else None
 
     def on_preset(name: str):
         chosen = PRESETS[name]
@@ -105,6 +117,7 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         for changed in (source, load_in):
             changed.change(describe, inputs=[source, load_in], outputs=memory, api_name=False)
     inputs = {c for c in (source, load_in, message, tuned, base, compare, decoding, *knobs.values()) if c}
+    inputs |= set(panel.inputs) if panel is not None else set()
 
     def respond(values: dict, request: gr.Request, is_owner: bool):
         text = (values[message] or "").strip()
@@ -114,8 +127,9 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         check_message(text, bounds)
         history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
         settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        remembering = visitors.memory(values, panel, chosen, is_owner)
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history, base_history,
-                                                              values[compare], settings))  # fmt: skip
+                                                              values[compare], settings, remembering))  # fmt: skip
 
     def retry_last(values: dict, request: gr.Request, is_owner: bool):
         bounds = visitors.bounds(is_owner)
@@ -127,8 +141,9 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         base_history = clean_history(values[base], bounds)
         base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
         settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        remembering = visitors.memory(values, panel, chosen, is_owner)
         yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
-                                                              values[compare], settings))  # fmt: skip
+                                                              values[compare], settings, remembering))  # fmt: skip
 
     outputs = [message, tuned, base, speed]
     replying = dict(inputs=inputs, outputs=outputs, concurrency_limit=visitors.limits.concurrency)
@@ -144,8 +159,14 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
 class _Visitors:
     """What to list and load for whoever is asking (see build_chat_tab's three ways)."""
 
-    def __init__(self, fixed_source: str | None, limits: ChatLimits, owner: Owner | None):
-        self.fixed_source, self.limits, self.owner = fixed_source, limits, owner
+    def __init__(self, fixed_source: str | None, limits: ChatLimits, owner: Owner | None, policy: MemoryPolicy):
+        self.fixed_source, self.limits, self.owner, self.policy = fixed_source, limits, owner, policy
+
+    def memory(self, values: dict, panel: MemoryPanel | None, chosen: _Source, is_owner: bool) -> _Memory:
+        """The owner's Memory settings; for a visitor, the server's (memory_panel.MemoryPolicy)."""
+        if is_owner and not self.fixed_source and panel is not None:
+            return _Memory(owner_memory(values, panel, chosen.path), shown=True)
+        return _Memory(visitor_memory(self.policy, chosen.path), shown=self.policy.shown_to_visitors)
 
     def bounds(self, is_owner: bool) -> ChatLimits:
         # Without an owner every request counts as the owner's (a local studio), except on the
@@ -192,6 +213,12 @@ class _Source:
                 raise
             print(f"talklike: a visitor's chat model could not be loaded: {error}", flush=True)
             raise gr.Error(f"{self.name or 'The model'} cannot be loaded right now; try again later.") from None
+
+
+@dataclass(frozen=True)
+class _Memory:
+    memory: ChatMemory | None = None
+    shown: bool = False  # the list of memories used goes under the reply
 
 
 def _publish(names: list[str] | None) -> None:
@@ -252,7 +279,8 @@ def describe_load(source, load_in: str) -> str:
         return f"⚠️ {error}"
 
 
-def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings):
+def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings,
+              remembering: _Memory = _Memory()):  # fmt: skip
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
     waiting = ("", tuned_after, base_after if compare else base_history)
@@ -262,13 +290,17 @@ def _converse(source: _Source, text: str, tuned_history: list, base_history: lis
     yield *waiting, "…"
     tuned_done = tuned_after
     report = ""
-    for shown, report in _stream(model, tuned_history, text, settings, use_adapter=True):
+    prompts = []  # what the model was given: the memories used, shown under the reply
+    for shown, report in _stream(model, tuned_history, text, settings, True, remembering.memory, prompts.append):
         tuned_done = tuned_after + shown
+        yield "", tuned_done, base_after if compare else base_history, report
+    if remembering.shown and remembering.memory is not None and prompts:
+        tuned_done = tuned_done + memory_note(prompts[0].remembered)
         yield "", tuned_done, base_after if compare else base_history, report
     if not compare:
         return
     tuned_report = report
-    for shown, report in _stream(model, base_history, text, settings, use_adapter=False):
+    for shown, report in _stream(model, base_history, text, settings, False, remembering.memory):
         yield "", tuned_done, base_after + shown, f"fine-tuned: {tuned_report} · base: {report}"
 
 
@@ -302,12 +334,13 @@ def _load_showing_progress(source: _Source, waiting: tuple):
     return loaded["model"]
 
 
-def _stream(model, history: list, text: str, settings, use_adapter: bool):
+def _stream(model, history: list, text: str, settings, use_adapter: bool, memory=None, on_prompt=None):
     """Yield (assistant bubbles, speed text) as the reply grows."""
     started = time.perf_counter()
     first_token_at = None
     reply = ""
-    for reply in generate.stream_reply(model, history, text, settings, use_adapter=use_adapter):
+    for reply in generate.stream_reply(model, history, text, settings, use_adapter=use_adapter, memory=memory,
+                                       on_prompt=on_prompt):  # fmt: skip
         first_token_at = first_token_at or time.perf_counter()
         yield _bubbles(model, reply), ""
     elapsed = time.perf_counter() - started

@@ -59,6 +59,8 @@ def clean_history(history, limits: ChatLimits) -> list[dict]:
     for message in history if isinstance(history, list) else []:
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             continue
+        if isinstance(message.get("metadata"), dict) and message["metadata"].get("title"):
+            continue  # a collapsed note under a reply (the memories used), not something anyone said
         content = _text(message.get("content"))
         if content is not None:
             kept.append({"role": message["role"], "content": content})

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # The chat-only page's code: app.py, the chat tab, the server's guards (limits, middleware) and the
 # training package (the chat loader reads run records through it), never the studio's other tabs. tests/test_space.py runs a Space built from these.
 SPACE_CODE = ("app.py", "components/__init__.py", "components/common.py", "components/chat_tab.py", "components/limits.py",
-              "components/server.py", "training")  # fmt: skip
+              "components/memory_panel.py", "components/server.py", "training")  # fmt: skip
 # The chat's packages (and what talklike's modules import at load time); never TRL or datasets.
 CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub", "pyyaml", "psutil")
 CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
