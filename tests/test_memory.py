@@ -9,6 +9,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
+from tests.memory_data import ME, export
 from training.chat.memory import (
     MAX_FACTS,
     build_memory_for,
@@ -19,36 +20,15 @@ from training.chat.memory import (
     remember_prepared,
     write_facts,
 )
-from training.chat.memory_prompt import MemorySettings, Remembered, memory_system_prompt, open_chat_memory
+from training.chat.memory_prompt import (
+    MemorySettings,
+    Remembered,
+    memory_system_prompt,
+    open_chat_memory,
+)
 from training.cli import build_parser, main
-from training.conversation import Conversation, ImportResult, Message
 from training.data.persona import ShapingOptions, held_out_keys, prepare, save
 from training.errors import UserError
-
-ME = "Sam Rivera"
-THREADS = {  # thread title -> (is group, [(sender, text)]) : every thread is one conversation
-    "Maya Chen": (False, [("Maya Chen", "are you free thursday afternoon?"), (ME, "no class thursday afternoon, come by the café"),
-                          ("Maya Chen", "ok see you at 3"), (ME, "bring the jalapeño chips")]),
-    "Jordan Okafor": (False, [("Jordan Okafor", "did you feed the cat?"), (ME, "twice lol he lies"),
-                              ("Jordan Okafor", "what's for dinner"), (ME, "leftover pad thai")]),
-    "Elena Rivera": (False, [("Elena Rivera", "call me when you get home mijo"), (ME, "ok mom, home by 9"),
-                             ("Elena Rivera", "did you eat"), (ME, "yes i ate, tacos")]),
-    "Priya Nair": (False, [("Priya Nair", "which bike should I buy"), (ME, "a used steel frame, always"),
-                           ("Priya Nair", "is the shop open sunday"), (ME, "sunday 10 to 4")]),
-    "weekend crew": (True, [("Ana Park", "hike saturday?"), ("Ben Ito", "I'm in"), (ME, "only if there are donuts after"),
-                            ("Ben Ito", "who's driving"), (ME, "i'll bike there, meet at the trailhead")]),
-    "Theo Brandt": (False, [("Theo Brandt", "still riding in the rain?"), (ME, "every day, portland is wet"),
-                            ("Theo Brandt", "how's the café"), (ME, "busy, new espresso machine")]),
-}
-
-
-def export() -> ImportResult:
-    conversations = []
-    for number, (title, (group, lines)) in enumerate(THREADS.items()):
-        start = 1_700_000_000 + number * 86_400
-        messages = [Message(sender, text, start + 60 * index) for index, (sender, text) in enumerate(lines)]
-        conversations.append(Conversation(f"inbox/thread_{number}", title, messages, is_group=group))
-    return ImportResult(conversations=conversations)
 
 
 @pytest.fixture

@@ -106,6 +106,8 @@ def memory_data_file(source: str | os.PathLike) -> Path:
     try:
         record = read_run(path)
     except UserError:
+        if (path / "config.yaml").is_file() or (path.parent / "config.yaml").is_file():
+            raise  # a run whose own files are wrong: its error says which
         raise UserError(f"memory: {path.name} is not a run or a data set (X.jsonl); memory comes from the "
                         "data a run trained on") from None  # fmt: skip
     if not record.config.train_file:
