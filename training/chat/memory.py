@@ -159,6 +159,12 @@ def _with_known_threads(exchanges: list[Exchange], folder: Path) -> list[Exchang
     ]
 
 
+def index_in_memory(exchanges: list[Exchange]) -> MemoryIndex:
+    """An index held only in memory (the report's, built from exactly the rows a run trained on)."""
+    matrix, idf = _vectorize(exchanges)
+    return MemoryIndex(None, exchanges, matrix, idf)
+
+
 def remember_prepared(prepared, train_file: str | os.PathLike) -> Path | None:
     """X.memory/ for data `prepare` just saved at X.jsonl (persona.PreparedData); None for text-only data."""
     exchanges = exchanges_from_rows(prepared.train, prepared.train_sources or None)
@@ -214,7 +220,7 @@ def _replace_folder(new: Path, out: Path) -> None:
 class MemoryIndex:
     """An opened X.memory/ folder: recall(message, k) ranks its exchanges against the message."""
 
-    def __init__(self, path: Path, exchanges: list[Exchange], matrix, idf):
+    def __init__(self, path: Path | None, exchanges: list[Exchange], matrix, idf):
         import numpy as np
         from sklearn.feature_extraction.text import TfidfTransformer
 

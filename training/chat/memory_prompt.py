@@ -96,6 +96,17 @@ def open_chat_memory(source: str | os.PathLike, settings: MemorySettings | None 
     return ChatMemory(open_memory(data_file), settings, facts, str(data_file))
 
 
+def training_rows_memory(rows: list[dict], settings: MemorySettings, facts: list[str] | tuple[str, ...] = ()) -> ChatMemory:
+    """A memory of exactly these training rows, held in memory: what an evaluation recalls from, so
+    no held-out conversation (a validation split of the same file included) is ever recalled."""
+    from training.chat.memory import exchanges_from_rows, index_in_memory
+
+    exchanges = exchanges_from_rows(rows)
+    if not exchanges:
+        raise UserError("memory: the training data has no prompt/reply rows to remember")
+    return ChatMemory(index_in_memory(exchanges), settings.validate(), tuple(check_facts(facts)))
+
+
 def memory_data_file(source: str | os.PathLike) -> Path:
     """The data set whose memory a run or data file uses: a run's training data, or X.jsonl itself."""
     path = Path(source)

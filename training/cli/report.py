@@ -6,6 +6,7 @@ import json
 import sys
 
 from training.cli.chat import decoding_arguments, settings_from_args
+from training.errors import UserError
 
 
 def register(commands) -> None:
@@ -23,6 +24,10 @@ def _report_arguments(parser) -> None:
     parser.add_argument("--include-examples", action="store_true",
                         help="quote a few held-out conversations side by side (private text; off by default)")
     decoding_arguments(parser, seed=False, max_new_tokens=64)
+    parser.add_argument("--memory", action="store_true",
+                        help="also reply with memory (past exchanges from the training rows only, and the facts): "
+                             "tuned+memory and base+memory next to tuned and base")  # fmt: skip
+    parser.add_argument("--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)")
 
 
 def run_report_command(args) -> dict:
@@ -31,8 +36,15 @@ def run_report_command(args) -> dict:
 
     # --seed is the report's and also the decoding seed: the same replies on every run.
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
+    memory = None
+    if args.memory_k is not None and not args.memory:
+        raise UserError("--memory-k: only with --memory")
+    if args.memory:
+        from training.chat.memory_prompt import DEFAULT_K, MemorySettings
+
+        memory = MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k).validate()
     options = ReportOptions(data=args.data, limit=args.limit, seed=args.seed,
-                            include_examples=args.include_examples, decoding=settings)  # fmt: skip
+                            include_examples=args.include_examples, decoding=settings, memory=memory)  # fmt: skip
     report = build_report(args.run, options, progress=_progress_line)
     print(file=sys.stderr)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else to_markdown(report))

@@ -51,6 +51,7 @@ class ReportOptions:
     include_examples: bool = False  # quote a few held-out conversations (private text) in the report
     decoding: Any = None  # chat.decoding.DecodingSettings; None = default_decoding(seed)
     device: str | None = None
+    memory: Any = None  # chat.memory_prompt.MemorySettings: also reply with memory (tuned+memory, base+memory)
 
 
 def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = None, progress: Progress | None = None,
@@ -69,13 +70,21 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
                         "report on it once training has finished")  # fmt: skip
     config = run.config
     held = held_out_rows(config, options.data, options.limit, options.seed)
-    tracker = _Tracker(progress, cancel, work=len(held.rows) * (4 + 2 * GENERATION_WEIGHT))
+    generations = 4 if options.memory is not None else 2
+    tracker = _Tracker(progress, cancel, work=len(held.rows) * (4 + generations * GENERATION_WEIGHT))
     tracker.note("loading the models")
     tuned, base, base_is = _models(run, config, options.device)
+    if options.memory is not None and tuned.model.seq2seq:
+        raise UserError(f"memory: {run.name} is an encoder-decoder model, trained without a system prompt to hold "
+                        "memories; report on it without memory")  # fmt: skip
     started = time.perf_counter()
     losses = _losses(held.rows, tuned, base, config, tracker)
     loss_seconds = time.perf_counter() - started
     replies = _replies(held.rows, tuned, base, settings, tracker)
+    remembered = None
+    if options.memory is not None:
+        memory = _training_memory(run, held.train, options.memory)
+        remembered = (memory, _replies(held.rows, tuned, base, settings, tracker, memory))
     generation_seconds = time.perf_counter() - started - loss_seconds
     tracker.note("scoring")
     report = {
@@ -87,6 +96,11 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
         **score(replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed),
         "seconds": {"loss": round(loss_seconds, 1), "generation": round(generation_seconds, 1)},
     }  # fmt: skip
+    if remembered is not None:
+        memory, memory_replies = remembered
+        scored = score(memory_replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed)
+        report["memory"] = {"k": memory.settings.k, "facts": len(memory.facts), "exchanges": len(memory.index),
+                            "metrics": scored["metrics"], "empty_replies": scored["empty_replies"]}  # fmt: skip
     if options.include_examples:
         report["examples"] = examples(held.rows, replies, options.seed)
     save_report(run.path, report)
@@ -197,22 +211,35 @@ def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Track
     return found
 
 
-def _replies(rows: list[dict], tuned: _Side, base: _Side, settings, tracker: _Tracker) -> scoring.Replies:
+def _training_memory(run, train_rows: list[dict], settings):
+    """Memory of the rows the run trained on, and the facts beside its data: never a held-out row."""
+    from training.chat.memory import facts_path, read_facts
+    from training.chat.memory_prompt import training_rows_memory
+
+    facts = settings.facts
+    if facts is None:
+        facts = read_facts(facts_path(run.config.train_file)) if run.config.train_file else []
+    return training_rows_memory(train_rows, settings, facts)
+
+
+def _replies(rows: list[dict], tuned: _Side, base: _Side, settings, tracker: _Tracker, memory=None) -> scoring.Replies:
     from training.chat.batch import generate_batch
 
     requests = [(row["prompt"][:-1], row["prompt"][-1]["content"]) for row in rows]
     generated: dict[str, list[str]] = {}
+    with_memory = " with memory" if memory is not None else ""
     for name, side in (("tuned", tuned), ("base", base)):
-        tracker.note(f"{name} model replying to {len(rows)} held-out messages")
+        tracker.note(f"{name} model{with_memory} replying to {len(rows)} held-out messages")
         done = [0]
 
         def advance(count: int, name: str = name, done: list[int] = done) -> None:
             tracker.advance(GENERATION_WEIGHT * (count - done[0]))
             done[0] = count
-            tracker.note(f"{name} model replying to held-out messages: {count} of {len(rows)}")
+            tracker.note(f"{name} model{with_memory} replying to held-out messages: {count} of {len(rows)}")
 
         try:
-            generated[name] = generate_batch(side.model, requests, settings, side.use_adapter, tracker.cancel, advance)
+            generated[name] = generate_batch(side.model, requests, settings, side.use_adapter, tracker.cancel, advance,
+                                             memory=memory)  # fmt: skip
         except UserError:
             tracker.check()  # stopped: report it as a cancel, not as an error
             raise

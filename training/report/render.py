@@ -96,6 +96,8 @@ SOURCE_NAMES = {"real": "you (real)", "tuned": "tuned", "base": "base"}
 def to_markdown(report: dict, examples: bool = True) -> str:
     """The whole report: what it ran on, then every number with its sentence (and examples if held)."""
     parts = [header(report), loss_markdown(report), *(metrics_markdown(report, section) for section in SECTIONS)]
+    if report.get("memory"):
+        parts.append(memory_markdown(report))
     if examples and report.get("examples"):
         parts.append(examples_markdown(report["examples"]))
     return "\n\n".join(parts)
@@ -126,6 +128,30 @@ def metrics_markdown(report: dict, section: str) -> str:
     if section == "degeneracy" and (empty.get("tuned") or empty.get("base")):
         notes.append(f"Empty replies: tuned {empty.get('tuned', 0)}, base {empty.get('base', 0)}.")
     return f"### {SECTIONS[section]}\n\n" + "\n".join(rows + notes)
+
+
+def memory_markdown(report: dict) -> str:
+    """Every reply metric with memory on (the same held-out messages, prompts, decoding and seed) next to without."""
+    memory = report["memory"]
+    lines = [
+        "### With memory",
+        "",
+        f"The same held-out messages answered with memory on: the {memory['k']} past exchanges most like each "
+        f"message, recalled from the {memory['exchanges']} the run trained on (never a held-out conversation), "
+        f"and {memory['facts']} facts, in the system prompt.",
+        "",
+        "| metric | you | tuned | tuned+memory | base | base+memory |",
+        "|---|---|---|---|---|---|",
+    ]
+    with_memory = {m["key"]: m for section in memory["metrics"].values() for m in section}
+    for section in SECTIONS:
+        for metric in report["metrics"][section]:
+            other = with_memory.get(metric["key"])
+            if other is None:
+                continue
+            values = (metric["real"], metric["tuned"], other["tuned"], metric["base"], other["base"])
+            lines.append(f"| {metric['label']} | " + " | ".join(_value(v, metric["unit"]) for v in values) + " |")
+    return "\n".join(lines)
 
 
 def length_histogram(report: dict, buckets: int = 12) -> list[dict]:
