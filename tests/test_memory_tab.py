@@ -104,7 +104,7 @@ def test_the_note_under_a_reply_never_goes_back_to_the_model():
 
 @pytest.mark.parametrize("policy", [MemoryPolicy(), MemoryPolicy(for_visitors=True), MemoryPolicy(True, True)])
 def test_visitors_get_memory_only_when_the_owner_enabled_it_and_see_it_only_when_allowed(run, policy):
-    demo = app.build_chat_app(str(run), ChatLimits(max_new_tokens=16), policy)
+    demo = app.build_chat_app(str(run), ChatLimits(max_new_tokens=16), memory_policy=policy)
     try:
         friend = Client(launch(demo), verbose=False)
         _, tuned, _, _ = call(friend, "/chat", **{"Message": ASKED, "Max new tokens": 8})
