@@ -15,13 +15,14 @@ from tests.export_runs import adapter_run
 from tests.memory_data import prepared_data
 from tests.ui_client import call, launch
 from training.chat import generate
+from training.chat.decoding import preset
 from training.chat.memory import facts_path, read_facts
 from training.chat.memory_prompt import MemorySettings, open_chat_memory
 from training.train.config import RunConfig
 
 SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 ASKED = "did you feed the cat?"
-GREEDY_8 = generate.preset("Greedy", max_new_tokens=8)
+GREEDY_8 = preset("Greedy", max_new_tokens=8)
 
 
 @pytest.fixture(scope="module")

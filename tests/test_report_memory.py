@@ -10,7 +10,7 @@ import torch
 
 from tests.export_runs import adapter_run
 from tests.report_runs import on_sam_data, sam_examples
-from training.chat.generate import DecodingSettings
+from training.chat.decoding import DecodingSettings
 from training.chat.memory_prompt import MemorySettings
 from training.cli import main
 from training.errors import UserError
