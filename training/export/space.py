@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SPACE_CODE = ("app.py", "components/__init__.py", "components/common.py", "components/chat_tab.py", "components/limits.py",
               "components/memory_panel.py", "components/server.py", "training")  # fmt: skip
 # The chat's packages (and what talklike's modules import at load time); never TRL or datasets.
-CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub", "pyyaml", "psutil")
+CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub", "pyyaml", "psutil", "scikit_learn")
 CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 HARDWARE = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large")
 
