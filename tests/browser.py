@@ -1,5 +1,5 @@
 """Driving the app in a real Chromium with Playwright: finding Gradio widgets the way a user does
-(by their visible labels) and saving screenshots.
+(by their visible labels) and saving screenshots for CI's artifacts.
 
 Chromium comes from Debian (`scripts/test.sh` installs it); `playwright install` cannot download
 browsers on these machines. Without it the browser tests skip, except under CI, where a browser
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 WIDTH = 1280
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -107,16 +105,11 @@ def plot_drawing(plot_locator) -> dict:
 
 
 def screenshot(page, name: str) -> Path:
-    """A full-page picture for CI's artifacts (test-artifacts/), and for the README (docs/screenshots/)
-    when it has none yet or TALKLIKE_UPDATE_SCREENSHOTS=1: run names and temporary paths differ on
-    every run, so rewriting the committed pictures each time would only dirty the working tree."""
+    """A full-page picture for CI's artifacts (test-artifacts/). The README's pictures come from a
+    real offline-small run instead (scripts/readme_screenshots.py), not from this random model."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    readme_copy = SCREENSHOTS / path.name
-    if os.environ.get("TALKLIKE_UPDATE_SCREENSHOTS") == "1" or not readme_copy.exists():
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, readme_copy)
     return path
 
 

@@ -3,8 +3,8 @@ train the offline demo model while watching (and reloading) the page, chat with 
 persona report, export it merged and push it to a local Hub. Also: a bad upload shows a readable
 error, not a traceback.
 
-Every step is done as a user does it, through visible labels. Screenshots of the four tabs go to
-test-artifacts/ on every run; TALKLIKE_UPDATE_SCREENSHOTS=1 also refreshes the README's in docs/screenshots/.
+Every step is done as a user does it, through visible labels. Screenshots of the tabs go to
+test-artifacts/ on every run (the README's come from scripts/readme_screenshots.py, a real model).
 """
 
 from __future__ import annotations
