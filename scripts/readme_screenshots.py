@@ -36,6 +36,7 @@ WAIT_MS = 180_000  # a reply or a build on a busy 2-core machine
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=ROOT / "bench/out/persona/sam/runs/talklike")
+    parser.add_argument("--tabs", nargs="+", choices=list(TABS), default=list(TABS), help="which pictures to take")
     args = parser.parse_args()
     if not (args.run / "final").is_dir() or not (args.run / "report.json").is_file():
         raise SystemExit(f"{args.run}: expected a finished run with report.json (see this script's docstring)")
@@ -56,9 +57,9 @@ def main() -> None:
             page = browser.new_page(viewport={"width": WIDTH, "height": 900})
             page.set_default_timeout(WAIT_MS)
             page.goto(url)
-            for take in (data_tab, train_tab, chat_tab, report_tab, export_tab):
-                take(page, expect)
-                print(f"docs/screenshots/{take.__name__.removesuffix('_tab')}.png", flush=True)
+            for name in args.tabs:
+                TABS[name](page, expect)
+                print(f"docs/screenshots/{name}.png", flush=True)
             browser.close()
     finally:
         demo.close()
@@ -114,6 +115,8 @@ def export_tab(page, expect) -> None:
     expect(page.get_by_text(re.compile(r"^Sizes: adapter .* MB, merged .* MB"))).to_be_visible()
     shoot(page, "export")
 
+
+TABS = {"data": data_tab, "train": train_tab, "chat": chat_tab, "report": report_tab, "export": export_tab}
 
 if __name__ == "__main__":
     main()
