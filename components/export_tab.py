@@ -31,7 +31,8 @@ def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     studio = owner_only(owner)
     with gr.Row():
         # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.
-        run = gr.Dropdown([] if owner else _finished_runs(), allow_custom_value=True, label="Run to export", scale=3)
+        # value=None: Gradio would preselect the first run, and choosing that run would then change nothing (no sizes, no card).
+        run = gr.Dropdown([] if owner else _finished_runs(), value=None, allow_custom_value=True, label="Run to export", scale=3)
         kind = gr.Radio([ADAPTER, MERGED], value=ADAPTER, label="What to export", scale=3)
     sizes = gr.Markdown()
     with gr.Row():

@@ -88,3 +88,18 @@ def test_push_without_a_repository_or_token_says_what_to_do(ui, run, hub):
         call(ui, "/push_run", **{"Run to export": str(run.path)})
     with pytest.raises(Exception, match="hf auth login"):
         call(ui, "/push_run", **{"Run to export": str(run.path), "Repository (you/name)": "alice/sam-bot"})
+
+
+def test_run_pickers_start_empty_so_choosing_the_first_run_shows_it(run, isolated_data_dir):
+    """Gradio preselects a dropdown's first choice unless told not to; choosing that run again would
+    then fire no change, and the Export tab would show no sizes and no card for it."""
+    import shutil
+
+    from training.train.runs import runs_root
+
+    shutil.copytree(run.path, runs_root() / "sam-bot")
+    demo = app.build_app()
+    pickers = {c["props"].get("label"): c["props"] for c in demo.get_config_file()["components"]}
+    for label in ("Run to export", "Run to report on"):
+        assert any("sam-bot" in str(choice) for choice in pickers[label]["choices"]), label
+        assert pickers[label].get("value") is None, label
