@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=80, help="held-out replies per report")
     parser.add_argument("--threads", type=int, help="torch threads, here and in the training process "
                         "(1 on a machine other jobs use: competing OpenMP threads can slow a step tenfold)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="only what earlier invocations measured (their saved reports): rewrite the tables, train nothing")
     parser.add_argument("--doc", type=Path, help="write the tables into this markdown file's '## Persona report'")
     args = parser.parse_args()
     if args.threads:
@@ -105,8 +107,10 @@ def main() -> None:
         train, validation, me = persona_data(name, args.conversations)
         results = {}
         for recipe in args.recipe or ["reference"]:
-            run, seconds = train_run(name, recipe, args.model, train)
             saved = OUT / name / f"{recipe}.report.json"
+            if args.cached_only and not saved.exists():
+                continue
+            run, seconds = train_run(name, recipe, args.model, train)
             if saved.exists():  # an earlier invocation's (delete it to report again)
                 report = json.loads(saved.read_text())
             else:
@@ -115,8 +119,10 @@ def main() -> None:
                 print(file=sys.stderr)
                 saved.write_text(json.dumps(report, indent=1))
             results[recipe] = (report, seconds)
-        sections.append(table(name, me, train, results))
-    command = "python bench/bench_persona.py " + " ".join(sys.argv[1:])
+        if results:
+            sections.append(table(name, me, train, results))
+    measured = [arg for arg in sys.argv[1:] if arg != "--cached-only"]  # what measured it, not what wrote the table
+    command = "python bench/bench_persona.py " + " ".join(measured)
     text = "\n\n".join([f"Machine: {about}.", *sections, f"Reproduce: `{command.strip()}`"])
     print("\n" + text)
     if args.doc:
