@@ -45,8 +45,9 @@ def main() -> None:
     os.environ["TALKLIKE_DATA_DIR"] = str(data)
     os.environ.setdefault("TALKLIKE_MODEL_CACHE", str(Path.home() / ".cache" / "talklike"))  # offline-small, once
 
-    import app
     from playwright.sync_api import expect, sync_playwright
+
+    import app
 
     demo = app.build_app()
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, theme=app.THEME)
