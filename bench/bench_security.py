@@ -41,7 +41,7 @@ from benchdoc import machine, replace_section  # noqa: E402
 from tests.ui_client import free_port  # noqa: E402
 from tests.visitors import Visitor  # noqa: E402
 
-SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-tiny"
+SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## A shared studio under load and attack"
 PAGE_LOAD_TARGET_S, RSS_TARGET_MB = 2.0, 2048
