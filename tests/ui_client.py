@@ -16,10 +16,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(demo):
+def launch(demo, attempts: int = 3):
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    return url
+    for attempt in range(1, attempts + 1):
+        try:
+            _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+            return url
+        except ValueError as error:
+            # Gradio's start-up check gives the first page 3 s; on a busy 2-core runner building the
+            # studio's page can take longer, and Gradio then says "localhost is not accessible".
+            if "localhost is not accessible" not in str(error) or attempt == attempts:
+                raise
+            demo.close()
 
 
 def call(client: Client, api_name: str, **by_label):
