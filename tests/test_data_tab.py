@@ -100,7 +100,7 @@ def test_cancel_stops_a_long_build_and_saves_nothing(client, tmp_path, monkeypat
         return kept_messages(*args)
 
     monkeypatch.setattr(persona, "_kept_messages", slow)
-    job = submit(client, "/build_examples", **{"Which participant are you?": "assistant"})
+    job = submit(client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "assistant"})
     deadline = time.monotonic() + 60
     while len(shaped) < 5:
         assert time.monotonic() < deadline and not job.done(), "the build never started"
