@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
 
 from tests.export_runs import adapter_run
 from training.chat.batch import generate_batch
@@ -23,12 +22,7 @@ REQUESTS = [
 GREEDY = DecodingSettings(max_new_tokens=12)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("arch", ["llama", "blenderbot"])

@@ -33,14 +33,7 @@ PERSONA_REPLY = "haha yes see you at the park tonight"
 GREEDY = DecodingSettings(max_new_tokens=24)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # A 5M-parameter model gains nothing from a second thread, and while other processes share the
-    # two cores, OpenMP's waiting threads made a training step ~40x slower (measured: 54 s vs 1.4 s).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from tests.export_runs import adapter_run
 from tests.report_runs import on_sam_data, sam_examples
@@ -23,12 +22,7 @@ QUICK = ReportOptions(limit=6, seed=0, decoding=DecodingSettings(do_sample=True,
                       memory=MemorySettings(k=2))  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
