@@ -27,7 +27,7 @@ pin() { grep -E "^$1==" requirements.txt requirements-gpu.txt | head -1 | sed -E
 # image's own version cannot differ from ours.
 WHEELS=(
   "trl==$(pin trl)" "datasets==4.8.5" "dill==0.4.1" "multiprocess==0.70.19" "fsspec==2026.2.0"
-  "peft==$(pin peft)" "bitsandbytes==$(pin bitsandbytes)" "unsloth==$(pin unsloth)" "unsloth_zoo==$(pin unsloth_zoo)"
+  "emoji==$(pin emoji)" "peft==$(pin peft)" "bitsandbytes==$(pin bitsandbytes)" "unsloth==$(pin unsloth)" "unsloth_zoo==$(pin unsloth_zoo)"
 )
 
 rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$CARRY/smollm2" "$CACHE/wheels"

@@ -86,3 +86,24 @@ def test_the_gpu_runner_measures_a_real_cli_process(tmp_path):
                         env, timeout=120)  # fmt: skip
     assert done.returncode == 0 and (tmp_path / "tiny" / "config.json").exists() and done.peak_rss_mb > 100
     assert (tmp_path / "tiny.out").read_text() == done.stdout
+
+
+def test_device_runs_split_by_model_are_recorded_as_one_table():
+    """A lease too short for one run: the small model in one call, the large in the next."""
+    meta = {"dry_run": False, "steps": 20, "environment": {}}
+    trained = {"state": "completed", "backend": "transformers+peft"}
+    first = {**meta, "command": "gpu_check.py", "seconds": 384, "models": {"small": {"about": "s"}}, "rows": [
+        {"model": "small", "row": "adamw8", "train": trained, "export": {"state": "running"},
+         "expected": {"train": "completed", "export": "ok"}},
+        {"model": "large", "row": "lora-peft", "skipped": "the time budget ran out"},
+        {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"}]}  # fmt: skip
+    second = {**meta, "command": "gpu_check.py --models large", "seconds": 240, "models": {"large": {"about": "l"}},
+              "rows": [{"model": "large", "row": "lora-peft", "train": trained},
+                       {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"}]}  # fmt: skip
+    merged = gpu_check.merge_reports([first, second])
+    assert [(r["model"], r["row"], "skipped" in r) for r in merged["rows"]] == [
+        ("small", "adamw8", False), ("large", "lora-peft", False), ("large", "adamw8", True)]
+    assert merged["rows"][0]["export"]["state"] == "not finished"  # its merge was cut off, not still "running"
+    assert merged["rows"][0]["surprises"] == ["export: expected 'ok', got 'not finished still merging when the time budget ran out'"]
+    assert (merged["seconds"], set(merged["models"])) == (624, {"small", "large"})
+    assert merged["command"] == "gpu_check.py`, then `gpu_check.py --models large"

@@ -73,7 +73,13 @@ SPACE_DEVICES = [
 ]
 GPU_EFFICIENCY = 0.35  # share of datasheet FLOPs small-batch LoRA training reaches in practice
 CPU_EFFICIENCY = 0.25  # of the matmul throughput measured on this machine
-GPU_RUNTIME_GB = 0.8  # CUDA context, cuBLAS workspaces, allocator slack
+# CUDA context, cuBLAS workspaces, loaded kernels and the caching allocator's slack: what NVML saw
+# beyond torch's own peak was 0.85-1.90 GB (median 1.1) over the eight rows of the H200 GPU check
+# (docs/benchmarks.md, "GPU check").
+GPU_RUNTIME_GB = 1.1
+# Unsloth's fused kernels (RMSNorm, RoPE, SwiGLU, LoRA MLP) save fewer tensors per layer: its LoRA
+# runs' torch peak held 0.56x (SmolLM2-135M) and 0.61x (a 0.78B Llama) of peft's activations, same data.
+UNSLOTH_ACTIVATION_SHARE = 0.58
 # Measured with bench/bench_estimate.py (peak RSS of `python -m training train`, 2-core CPU, torch 2.13):
 # a process that has only imported the training stack peaks at 0.48 GB; 0.5 GB fits tiny-model runs.
 CPU_RUNTIME_GB = 0.5  # the training process before the model: Python, torch, transformers, TRL, datasets
@@ -220,11 +226,14 @@ def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_i
     per token and layer exactly, LoRA without dropout 6h + 2kv + 4mlp to within 3%. LoRA dropout also
     keeps each adapted module's dropped-out input and its one-byte mask: 5-5.5 bytes per input element
     measured in fp32 (6h + mlp elements per Llama layer with all-linear; +50% over no dropout).
-    With checkpointing, Unsloth's own variant moves each layer's input to CPU memory.
+    Unsloth's fused kernels keep UNSLOTH_ACTIVATION_SHARE of that; with checkpointing, its own
+    variant moves each layer's input to CPU memory.
     """
     hidden, layers, mlp, kv, _ = dims(arch)
     per_layer = ((6 if config.uses_adapter else 8) * hidden + 2 * kv + 4 * mlp) * compute
     per_layer += dropout_inputs / layers * (compute + 1)
+    if backend == "unsloth":
+        per_layer *= UNSLOTH_ACTIVATION_SHARE
     if config.activation_checkpointing:  # each layer's input, plus one layer recomputed at a time
         return per_layer + (0 if backend == "unsloth" else hidden * layers * compute)
     return per_layer * layers
