@@ -7,6 +7,7 @@ components/ (views) and training/ (the library).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 
@@ -41,6 +42,7 @@ from training.chat.serving import (  # noqa: E402
 )
 from training.data.sources import MAX_FILE_BYTES  # noqa: E402
 from training.errors import UserError  # noqa: E402
+from training.report.blind import VOTERS_PER_ADDRESS, BallotBox  # noqa: E402
 
 THEME = gr.themes.Soft()
 # Largest request body besides uploads. A visitor's biggest legitimate one is a 2,000-character
@@ -79,14 +81,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "in the prompt (or TALKLIKE_MEMORY=1); off unless given")  # fmt: skip
     parser.add_argument("--show-memory", action="store_true",
                         help="with --memory: visitors also see the memories used under each reply (they quote your chats)")
+    parser.add_argument("--blind-test", metavar="RUN", default=os.environ.get("TALKLIKE_BLIND_TEST"),
+                        help="add the blind test page for this run (prepare it first: python -m training blind-test RUN "
+                             "--allow-showing-my-texts); or TALKLIKE_BLIND_TEST")  # fmt: skip
+    parser.add_argument("--blind-voters-per-address", type=int, default=VOTERS_PER_ADDRESS, metavar="N",
+                        help=f"blind test: people counted per network address ({VOTERS_PER_ADDRESS})")
     ChatLimits.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None, slots: AddressSlots | None = None,
-              memory_policy: MemoryPolicy | None = None) -> gr.Blocks:  # fmt: skip
+              memory_policy: MemoryPolicy | None = None, ballot: BallotBox | None = None) -> gr.Blocks:  # fmt: skip
     """The studio. With `owner`, Data/Train/Report/Export answer only the owner; everyone else chats with
-    the runs the owner published, under `limits` (`slots`: the per-address count shared with /v1)."""
+    the runs the owner published, under `limits` (`slots`: the per-address count shared with /v1), and
+    votes in the blind test of `ballot` when there is one."""
     # Imported here: a chat-only Space ships only the chat's code (training/export/space.py).
     from components.data_tab import build_data_tab
     from components.export_tab import build_export_tab
@@ -109,6 +117,9 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
             train = build_train_tab(owner)
         with gr.Tab("3 · Chat") as chat_page:
             chat = build_chat_tab(limits=limits, owner=owner, slots=slots, memory_policy=memory_policy)
+        if ballot is not None:
+            with gr.Tab("Which one is real?"):
+                _blind_test(demo, ballot)
         with gr.Tab("4 · Report") as report_page:
             report_run = build_report_tab(owner)
         with gr.Tab("5 · Export") as export_page:
@@ -130,14 +141,25 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
 
 
 def build_chat_app(source: str, limits: ChatLimits | None = None, decoding=None, slots: AddressSlots | None = None,
-                   memory_policy: MemoryPolicy | None = None) -> gr.Blocks:  # fmt: skip
+                   memory_policy: MemoryPolicy | None = None, ballot: BallotBox | None = None) -> gr.Blocks:  # fmt: skip
     """Only the chat, with the model fixed server-side: no data, training or export event exists,
     so none can be called through Gradio's API either."""
     with gr.Blocks(title="talklike chat") as demo:
         gr.Markdown("# talklike\nA chatbot fine-tuned to text like its owner. Replies are generated, not real messages.")
-        build_chat_tab(fixed_source=source, limits=limits or ChatLimits(), decoding_defaults=decoding, slots=slots,
-                       memory_policy=memory_policy)  # fmt: skip
+        with gr.Tab("Chat") if ballot is not None else contextlib.nullcontext():
+            build_chat_tab(fixed_source=source, limits=limits or ChatLimits(), decoding_defaults=decoding, slots=slots,
+                           memory_policy=memory_policy)  # fmt: skip
+        if ballot is not None:
+            with gr.Tab("Which one is real?"):
+                _blind_test(demo, ballot)
     return demo
+
+
+def _blind_test(demo: gr.Blocks, ballot: BallotBox) -> None:
+    from components.blind_test import build_blind_test_tab
+
+    tab = build_blind_test_tab(ballot)
+    demo.load(tab.show_next, inputs=tab.views[0], outputs=tab.views, api_name=False)
 
 
 def api_models(chat_only: str | None, source: str | None, owner: Owner | None):
@@ -181,6 +203,20 @@ def _memory_policy(args: argparse.Namespace, source: str | None) -> MemoryPolicy
     return MemoryPolicy(for_visitors=args.memory, shown_to_visitors=args.show_memory)
 
 
+def _ballot(args: argparse.Namespace) -> BallotBox | None:
+    """The blind test's ballot box, when asked for: its items must be prepared, with the owner's consent."""
+    if not args.blind_test:
+        return None
+    if args.blind_voters_per_address < 1:
+        raise SystemExit("--blind-voters-per-address: expected a whole number >= 1")
+    from training.train.run_record import read_run
+
+    try:
+        return BallotBox(read_run(args.blind_test).path, voters_per_address=args.blind_voters_per_address)
+    except UserError as error:
+        raise SystemExit(f"--blind-test: {error}") from None
+
+
 def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     """The page for the chosen mode and the launch settings that go with it (see docs/security.md)."""
     try:
@@ -194,6 +230,7 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
     memory_policy = _memory_policy(args, source)
+    ballot = _ballot(args)
     auth = _auth(args.auth)
     owner = owner_access(args.owner, [user for user, _ in auth]) if args.owner and not args.chat_only else None
     shared = bool(args.chat_only or owner)
@@ -201,10 +238,10 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
     middleware = [Middleware(BodyLimit, max_bytes=VISITOR_REQUEST_BYTES if shared else STUDIO_REQUEST_BYTES)]
     middleware += [Middleware(LoginRateLimit)] if auth else []
     if args.chat_only:
-        demo = build_chat_app(source, limits, decoding, slots, memory_policy)
+        demo = build_chat_app(source, limits, decoding, slots, memory_policy, ballot)
         middleware.append(Middleware(UploadGate, allowed=lambda scope: False))  # nothing on the page takes a file
     else:
-        demo = build_app(owner, limits, slots, memory_policy)
+        demo = build_app(owner, limits, slots, memory_policy, ballot)
         if owner and owner.via == "oauth":
             middleware.append(Middleware(UploadGate, allowed=lambda scope: oauth_username(scope) == owner.name))
         elif not owner and not auth and os.environ.get("SPACE_ID"):

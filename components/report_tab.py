@@ -15,6 +15,7 @@ import pandas as pd
 
 from training.chat.decoding import PRESETS, preset
 from training.report import render
+from training.report.blind import tally_markdown, votes_of
 from training.report.build import ReportOptions, build_report, load_report
 from training.report.loss import Cancelled
 from training.train.runs import list_runs
@@ -59,7 +60,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         options = ReportOptions(limit=min(int(rows), MAX_ROWS), seed=int(chosen_seed or 0), include_examples=quote,
                                 decoding=settings)  # fmt: skip
         for update in _follow(run_name, options, progress):
-            yield (update, *[gr.skip()] * 5) if isinstance(update, str) else _views(update, quote)
+            yield (update, *[gr.skip()] * 5) if isinstance(update, str) else _views(update, quote, run_name)
 
     run.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
     include.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
@@ -105,12 +106,16 @@ def _follow(run_name: str, options: ReportOptions, progress):
         worker.join()
 
 
-def _views(report: dict, quote: bool):
-    """status, summary, length plot, habits plot, details, examples for a finished report."""
+def _views(report: dict, quote: bool, run_dir: str):
+    """status, summary, length plot, habits plot, details, examples for a finished report (with the
+    blind test's votes so far, which change after the report was made, when the run has some)."""
     seconds = report.get("seconds", {})
     status = (f"Report of **{report['run']}** on {report['data']['rows']} held-out replies "
               f"({seconds.get('loss', 0) + seconds.get('generation', 0):.0f} s), saved with the run.")  # fmt: skip
     summary = "\n\n".join([render.header(report), render.loss_markdown(report), render.metrics_markdown(report, "voice")])
+    votes = votes_of(run_dir)
+    if votes["votes"]:
+        summary += "\n\n" + tally_markdown(votes)
     details = "\n\n".join(render.metrics_markdown(report, section) for section in ("habits", "content", "degeneracy"))
     has_examples = quote and bool(report.get("examples"))
     examples = gr.update(value=render.examples_markdown(report["examples"]) if has_examples else "", visible=has_examples)
@@ -125,7 +130,7 @@ def _saved_report(run_name: str | None, quote: bool):
         empty = pd.DataFrame()
         note = "No report for this run yet: press Run report." if run_name else ""
         return note, "", empty, empty, "", gr.update(value="", visible=False)
-    views = list(_views(report, quote))
+    views = list(_views(report, quote, run_name))
     views[0] = f"Last report of **{report['run']}**, made {report['created'].replace('T', ' ')}."
     if quote and not report.get("examples"):
         views[0] += " It holds no examples: run it again with the box ticked to see them."

@@ -75,3 +75,18 @@ def test_a_seq2seq_run_reports_in_the_app_too(studio, tmp_path_factory):
     status, summary, *_ = call(studio, "/persona_report", **{RUN: str(run), **QUICK})
     assert status.startswith("Report of **tab-seq2seq** on 4 held-out replies") and "Person-specific gap" in summary
     assert load_report(run)["model"]["seq2seq"]
+
+
+def test_the_blind_test_votes_so_far_are_shown_with_the_report(studio, run):
+    import json
+
+    from training.report.blind import FOLDER
+
+    (run / FOLDER).mkdir(exist_ok=True)
+    votes = [{"item": f"item-{n}", "voter": "v1", "picked": "bot" if n < 2 else "real"} for n in range(4)]
+    (run / FOLDER / "votes.jsonl").write_text("".join(json.dumps(v) + "\n" for v in votes))
+    try:
+        _, summary, *_ = call(studio, "/persona_report", **{RUN: str(run), **QUICK})
+    finally:
+        (run / FOLDER / "votes.jsonl").unlink()
+    assert "**Blind test**: friends picked the bot's reply as the real one in **50%** of 4 votes" in summary

@@ -13,6 +13,15 @@ def register(commands) -> None:
     report = commands.add_parser("report", help="persona report: held-out loss, style, classifier, base vs tuned")
     _report_arguments(report)
     report.set_defaults(handler=run_report_command)
+    blind = commands.add_parser("blind-test", help="prepare a blind test (friends pick which reply is really you) or show its votes")
+    blind.add_argument("run", help="run folder, or a run name under the runs folder")
+    blind.add_argument("--items", type=int, default=20, help="held-out conversations to show, picked with the seed (20)")
+    blind.add_argument("--seed", type=int, default=0, help="picks the conversations; seeds the bot's replies")
+    blind.add_argument("--allow-showing-my-texts", action="store_true", dest="consent",
+                       help="agree that visitors of the page see these real held-out messages of yours")
+    blind.add_argument("--results", action="store_true", help="only show the votes so far (the fool rate)")
+    decoding_arguments(blind, seed=False, max_new_tokens=64)
+    blind.set_defaults(handler=run_blind_test_command)
 
 
 def _report_arguments(parser) -> None:
@@ -49,6 +58,21 @@ def run_report_command(args) -> dict:
     print(file=sys.stderr)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else to_markdown(report))
     return report
+
+
+def run_blind_test_command(args) -> dict:
+    from training.report.blind import prepare_items, tally_markdown, votes_of
+    from training.train.run_record import read_run
+
+    if args.results:
+        result = votes_of(read_run(args.run).path)
+        print(tally_markdown(result))
+        return result
+    settings = settings_from_args(args)
+    path = prepare_items(args.run, count=args.items, seed=args.seed, consent=args.consent, decoding=settings)
+    items = len(json.loads(path.read_text(encoding="utf-8"))["items"])
+    print(f"{items} conversations ready in {path}; share them with: python app.py --blind-test {args.run} ...")
+    return {"items": items, "path": str(path)}
 
 
 def _progress_line(fraction: float, what: str) -> None:
