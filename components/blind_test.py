@@ -42,8 +42,8 @@ def build_blind_test_tab(ballot: BallotBox) -> BlindTestTab:
     progress = gr.Markdown()
     conversation = gr.Chatbot(label="The conversation", height=320, buttons=[])
     with gr.Row(equal_height=True):
-        reply_a = gr.Textbox(label="A", interactive=False, lines=2)
-        reply_b = gr.Textbox(label="B", interactive=False, lines=2)
+        reply_a = gr.Textbox(label="Reply A", interactive=False, lines=2)
+        reply_b = gr.Textbox(label="Reply B", interactive=False, lines=2)
     pick = gr.Radio(CHOICES, label="Which reply is the real one?")
     vote_button = gr.Button("Vote", variant="primary")
     verdict = gr.Markdown()

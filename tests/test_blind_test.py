@@ -5,6 +5,7 @@ voter it issued and item, caps the voters one address can bring, and tells the o
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -171,3 +172,37 @@ def test_without_a_prepared_blind_test_the_app_says_how_to_make_one(tmp_path, is
     (unprepared / "config.yaml").write_text((sam_run / "config.yaml").read_text())
     with pytest.raises(SystemExit, match="--blind-test: .*no blind test prepared.*--allow-showing-my-texts"):
         app.prepare(app.parse_args(["--chat-only", str(sam_run), "--blind-test", str(unprepared)]))
+
+
+def test_a_friend_votes_in_a_real_browser(tmp_path, isolated_data_dir, sam_run):
+    """The page as a friend opens it: a conversation, A and B, a pick, the verdict, the next one."""
+    from tests.browser import WIDTH, launch_chromium, open_tab, require_chromium, save_failure, screenshot
+
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    run = items_folder(tmp_path, count=2)
+    (run / "config.yaml").write_text((sam_run / "config.yaml").read_text())
+    with served("--chat-only", sam_run, "--blind-test", run, data_dir=isolated_data_dir) as url, \
+            sync_playwright() as playwright:  # fmt: skip
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+        try:
+            page.goto(url)
+            panel = open_tab(page, "Which one is real?")
+            expect(panel.get_by_text("Conversation 1 of 2")).to_be_visible(timeout=60_000)
+            shown = panel.get_by_label("Reply A").input_value() + panel.get_by_label("Reply B").input_value()
+            item = next(n for n in (1, 2) if f"real answer {n}" in shown)
+            assert f"bot answer {item}" in shown and f"question {item}?" in panel.inner_text()
+            panel.get_by_role("radio", name="A").check()
+            panel.get_by_role("button", name="Vote").click()
+            expect(panel.get_by_text("Conversation 2 of 2")).to_be_visible(timeout=30_000)
+            expect(panel.get_by_text(re.compile("Right: A was the real one|Fooled: A was the chatbot"))).to_be_visible()
+            screenshot(page, "blind-test")
+        except Exception:
+            save_failure(page, "blind-test")
+            raise
+        finally:
+            browser.close()
+    [vote] = votes_file(run)
+    assert vote["item"] == f"item-{item}"
