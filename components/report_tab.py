@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from training.chat.decoding import PRESETS, preset
+from training.chat.memory_prompt import MemorySettings
 from training.report import render
 from training.report.blind import tally_markdown, votes_of
 from training.report.build import ReportOptions, build_report, load_report
@@ -23,6 +24,7 @@ from training.train.runs import list_runs
 from .common import Owner, owner_only, shows_user_errors
 
 INCLUDE = "Include side-by-side examples (quotes your private chats)"
+MEMORY = "Also reply with memory (tuned+memory and base+memory: the Chat tab's Memory, from training rows only)"
 MAX_ROWS = 500  # held-out replies per report: each is generated twice, so this bounds one click's cost
 
 
@@ -39,6 +41,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         decoding = gr.Radio(list(PRESETS), value="Balanced", label="Decoding (same for tuned and base)")
         max_new_tokens = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
         include = gr.Checkbox(value=False, label=INCLUDE)
+        with_memory = gr.Checkbox(value=False, label=MEMORY)
     with gr.Row():
         start = gr.Button("Run report", variant="primary")
         stop = gr.Button("Stop")
@@ -53,18 +56,18 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     examples = gr.Markdown(visible=False)
     shown = [status, summary, lengths, habits, details, examples]
 
-    def run_report(run_name, rows, chosen_seed, style, tokens, quote, progress=gr.Progress()):
+    def run_report(run_name, rows, chosen_seed, style, tokens, quote, remember, progress=gr.Progress()):
         if not run_name:
             raise gr.Error("Choose a run to report on.")
         settings = preset(style, max_new_tokens=int(tokens), seed=int(chosen_seed or 0))
         options = ReportOptions(limit=min(int(rows), MAX_ROWS), seed=int(chosen_seed or 0), include_examples=quote,
-                                decoding=settings)  # fmt: skip
+                                decoding=settings, memory=MemorySettings() if remember else None)  # fmt: skip
         for update in _follow(run_name, options, progress):
             yield (update, *[gr.skip()] * 5) if isinstance(update, str) else _views(update, quote, run_name)
 
     run.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
     include.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
-    event = start.click(studio(shows_user_errors(run_report)), inputs=[run, limit, seed, decoding, max_new_tokens, include],
+    event = start.click(studio(shows_user_errors(run_report)), inputs=[run, limit, seed, decoding, max_new_tokens, include, with_memory],
                         outputs=shown, api_name="persona_report", concurrency_limit=1)  # fmt: skip
     stop.click(None, cancels=[event], api_name=False)
     return run
@@ -113,6 +116,8 @@ def _views(report: dict, quote: bool, run_dir: str):
     status = (f"Report of **{report['run']}** on {report['data']['rows']} held-out replies "
               f"({seconds.get('loss', 0) + seconds.get('generation', 0):.0f} s), saved with the run.")  # fmt: skip
     summary = "\n\n".join([render.header(report), render.loss_markdown(report), render.metrics_markdown(report, "voice")])
+    if report.get("memory"):
+        summary += "\n\n" + render.memory_markdown(report)
     votes = votes_of(run_dir)
     if votes["votes"]:
         summary += "\n\n" + tally_markdown(votes)

@@ -90,3 +90,11 @@ def test_the_blind_test_votes_so_far_are_shown_with_the_report(studio, run):
     finally:
         (run / FOLDER / "votes.jsonl").unlink()
     assert "**Blind test**: friends picked the bot's reply as the real one in **50%** of 4 votes" in summary
+
+
+def test_ticking_memory_adds_the_with_memory_rows(studio, run):
+    from components.report_tab import MEMORY
+
+    _, summary, *_ = call(studio, "/persona_report", **{RUN: str(run), **QUICK, MEMORY: True})
+    assert "### With memory" in summary and "| metric | you | tuned | tuned+memory | base | base+memory |" in summary
+    assert load_report(run)["memory"]["exchanges"] == 217  # the sample's training rows, never a held-out one
