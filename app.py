@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import os
 
@@ -252,7 +253,13 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
         from training.chat.openai_api import openai_router
 
         try:
-            routes = openai_router(api_models(args.chat_only, source, owner), args.api_key, limits, decoding, slots).routes
+            memory_for = None
+            if memory_policy.for_visitors:  # what the page's visitors get, through /v1 too
+                from components.memory_panel import visitor_memory
+
+                memory_for = functools.partial(visitor_memory, memory_policy)
+            routes = openai_router(api_models(args.chat_only, source, owner), args.api_key, limits, decoding, slots,
+                                   memory_for).routes  # fmt: skip
         except UserError as error:
             raise SystemExit(f"error: {error}") from None
     # Gradio counts an event as queued until it starts, so the line holds the running ones too.

@@ -126,3 +126,23 @@ def test_app_flags_for_visitors_memory_are_checked_at_start(run, tmp_path):
         app.prepare(app.parse_args(["--chat-only", "offline-tiny", "--memory"]))
     demo, _ = app.prepare(app.parse_args(["--chat-only", str(run), "--memory"]))
     demo.close()
+
+
+@pytest.mark.parametrize("with_memory", [False, True])
+def test_the_openai_endpoint_uses_memory_exactly_when_the_page_does(run, with_memory):
+    """`--memory` gives visitors memory on the page and through /v1 alike; without it neither has any."""
+    import openai
+
+    from tests.ui_client import free_port
+
+    flags = ["--chat-only", str(run), "--api-key", "sk-memory-test-key-0123", "--port", str(free_port())]
+    demo, url = app.start(flags + (["--memory"] if with_memory else []))
+    try:
+        api = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key="sk-memory-test-key-0123", max_retries=0)
+        answer = api.chat.completions.create(model=run.name, messages=[{"role": "user", "content": ASKED}],
+                                             max_tokens=8, temperature=0)  # fmt: skip
+    finally:
+        demo.close()
+    memory = open_chat_memory(run) if with_memory else None
+    model = generate.load_chat_model(str(run))
+    assert answer.choices[0].message.content == generate.reply(model, [], ASKED, GREEDY_8, memory=memory)

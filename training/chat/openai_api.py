@@ -69,6 +69,7 @@ class _Request:
     stream: bool
     include_usage: bool
     stop: list[str]
+    memory: Any = None  # memory_prompt.ChatMemory: past exchanges recalled into the prompt, when the owner enabled it
 
 
 def openai_router(
@@ -77,10 +78,12 @@ def openai_router(
     limits: ChatLimits,
     defaults: DecodingSettings,
     slots: AddressSlots | None = None,
+    memory_for: Callable[[str], Any] | None = None,
 ) -> APIRouter:
     """The routes, answering `models()` ({model id: run folder, model folder or Hub id}) to holders of `api_key`.
 
-    `slots`: the per-address count of replies in progress, shared with the chat page when given."""
+    `slots`: the per-address count of replies in progress, shared with the chat page when given.
+    `memory_for(source)`: the memory a reply from that source uses (None: none), as the chat page's visitors get."""
     if not api_key.strip():
         raise UserError("api key: empty; set --api-key or TALKLIKE_API_KEY to a long random string")
     router = APIRouter()
@@ -141,6 +144,8 @@ def openai_router(
             body = await _read_json(request, body_limit)
             call = _parse(body, models(), limits, defaults)
             model = await run_in_threadpool(generate.load_chat_model, call.source)
+            if memory_for is not None:
+                call = dataclasses.replace(call, memory=await run_in_threadpool(memory_for, call.source))
             await run_in_threadpool(_check_prompt_fits, model, call)  # a 400 now, not an error mid-stream
             if call.stream:
                 entered = False  # the stream releases its slot when it ends
@@ -260,7 +265,7 @@ def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> DecodingSet
 
 def _complete(model, call: _Request) -> dict[str, Any]:
     text, stopped, counts = "", False, {}
-    for text in generate.stream_reply(model, call.history, call.message, call.settings, usage=counts):
+    for text in generate.stream_reply(model, call.history, call.message, call.settings, usage=counts, memory=call.memory):
         text, stopped = _cut(text, call.stop)
         if stopped:
             break
@@ -322,7 +327,8 @@ async def _events(model, call: _Request, leave: Callable[[], None]):
 
 def _produce(model, call: _Request, cancel: threading.Event, texts: queue.SimpleQueue, counts: dict) -> None:
     try:
-        for text in generate.stream_reply(model, call.history, call.message, call.settings, cancel=cancel, usage=counts):
+        for text in generate.stream_reply(model, call.history, call.message, call.settings, cancel=cancel, usage=counts,
+                                          memory=call.memory):  # fmt: skip
             texts.put(text)
     except BaseException as error:  # noqa: BLE001 - handed to the event stream, which reports it
         texts.put(error)
@@ -337,7 +343,7 @@ def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
 
 
 def _check_prompt_fits(model, call: _Request) -> None:
-    generate.build_prompt(model, call.history, call.message, call.settings.max_new_tokens)
+    generate.build_prompt(model, call.history, call.message, call.settings.max_new_tokens, call.memory)
 
 
 def _usage(counts: dict[str, int]) -> dict[str, int]:
