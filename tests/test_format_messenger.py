@@ -23,7 +23,7 @@ from training.conversation import (
     DROP_SYSTEM,
     DROP_UNSENT,
 )
-from training.data.formats import ImportOptions, detect, load, load_sources, messenger
+from training.data.formats import ImportOptions, detect, load, load_sources, messenger, messenger_text
 from training.data.sources import SourceFile
 from training.errors import UserError
 
@@ -153,7 +153,7 @@ def test_mojibake_is_repaired_in_names_titles_and_text():
     "\u00c3",  # a lone lead byte
 ])
 def test_text_that_is_not_mojibake_is_left_alone(text):
-    assert messenger.repair_mojibake(text) == text
+    assert messenger_text.repair_mojibake(text) == text
     document = thread("t", [ALICE, ME], [])
     document["messages"] = [{"sender_name": ALICE, "timestamp_ms": T0, "content": text}]
     [conversation] = parse(source("a/message_1.json", document)).conversations
@@ -162,7 +162,7 @@ def test_text_that_is_not_mojibake_is_left_alone(text):
 
 def test_mojibake_repair_round_trips_any_text():
     for text in ["café", "řeč", "日本語", "🧗‍♀️ climbing", "naïve — “quotes”"]:
-        assert messenger.repair_mojibake(mojibake(text)) == text
+        assert messenger_text.repair_mojibake(mojibake(text)) == text
 
 
 # --- E2EE and Instagram ----------------------------------------------------------------------
@@ -254,7 +254,7 @@ GENERATED_SENTENCES = [
 
 @pytest.mark.parametrize("text", GENERATED_SENTENCES)
 def test_generated_sentences_are_recognised(text):
-    assert messenger.is_generated_notice(text)
+    assert messenger_text.is_generated_notice(text)
 
 
 @pytest.mark.parametrize("text", [
@@ -264,23 +264,23 @@ def test_generated_sentences_are_recognised(text):
     "we ended the call early lol", "She turned on the lights.", "I shared a post about it yesterday",
 ])
 def test_real_messages_are_not_taken_for_generated_sentences(text):
-    assert not messenger.is_generated_notice(text)
+    assert not messenger_text.is_generated_notice(text)
 
 
 def test_event_word_search_finds_every_event_word_the_word_split_finds():
     """_EVENT_WORD runs first to skip the split for most texts; it may match more, never less."""
     rng = random.Random(5)
-    vocabulary = [*messenger._EVENT_WORDS, "sett", "se", "unpin", "resent", "Named", "named,", "left.",
+    vocabulary = [*messenger_text._EVENT_WORDS, "sett", "se", "unpin", "resent", "Named", "named,", "left.",
                   "the", "group", "lol", "", "😆", "Alice", "a"]
     for _ in range(20_000):
         text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 24)))
-        in_split = not messenger._EVENT_WORDS.isdisjoint(text.split(" ", 16)[1:16])
-        assert messenger._EVENT_WORD.search(text) is not None or not in_split, text
+        in_split = not messenger_text._EVENT_WORDS.isdisjoint(text.split(" ", 16)[1:16])
+        assert messenger_text._EVENT_WORD.search(text) is not None or not in_split, text
 
 
 def test_word_alternatives_match_exactly_the_words():
     words = ["set", "setup", "sent", "a", "ab"]
-    pattern = re.compile(messenger._alternatives(words))
+    pattern = re.compile(messenger_text._alternatives(words))
     for text in [*words, "se", "setu", "setups", "b", "", "sen"]:
         assert (pattern.fullmatch(text) is not None) == (text in words), text
 
