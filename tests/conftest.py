@@ -7,6 +7,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The training tests' tiny persona data and micro models (data, llama, blenderbot), for every module.
+pytest_plugins = ["tests.train_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_data_dir(tmp_path_factory, monkeypatch):

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.test_train import data, llama, tiny_config  # noqa: F401 - pytest fixtures
+from tests.train_fixtures import tiny_config
 from training.errors import UserError
 from training.train import runs, sweep
 
