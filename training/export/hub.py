@@ -94,29 +94,31 @@ def hub_errors(api, repo_id: str, token: str) -> Iterator[None]:
         first = scrub(str(error).strip().splitlines()[0], token)
         raise UserError(f"repo_id: {repo_id!r} is not a valid repo name ({first}); use name or namespace/name") from None
     except HfHubHTTPError as error:
-        message = _http_message(api, repo_id, token, error)
+        message = _http_message(api, repo_id, error)
         raise UserError(scrub(message, token)) from None
     except (httpx.TransportError, ConnectionError) as error:
         reason = scrub(str(error) or type(error).__name__, token)
         raise UserError(f"push: cannot reach {api.endpoint} ({reason}); check your internet connection and try again") from None
 
 
-def _http_message(api, repo_id: str, token: str, error) -> str:
+# What to tell the user for each refusal; {whose} (a 403's likely cause) needs a whoami call, made only then.
+_HTTP_ADVICE = {
+    401: "token: rejected by {endpoint} (401, invalid or expired){detail}; {login_hint}",
+    403: "repo {repo}: no write access (403){detail}; {whose}",
+    404: "repo {repo}: not found or not visible to this token (404){detail}; check the name and your access",
+    409: "repo {repo}: conflict (409){detail}; it may be owned by someone else or changed meanwhile: choose another name or push again",
+    413: "repo {repo}: upload too large (413){detail}; push the adapter instead of the merged model",
+    429: "push: the Hub is rate-limiting this account (429){detail}; wait a few minutes and try again",
+}
+
+
+def _http_message(api, repo_id: str, error) -> str:
     status = error.response.status_code if error.response is not None else None
     said = (getattr(error, "server_message", None) or "").strip().splitlines()
     detail = f" (the Hub said: {said[0][:200]})" if said else ""
-    if status == 401:
-        return f"token: rejected by {api.endpoint} (401, invalid or expired){detail}; {LOGIN_HINT}"
-    if status == 403:
-        return f"repo {repo_id}: no write access (403){detail}; {_whose(api, repo_id)}"
-    if status == 404:
-        return f"repo {repo_id}: not found or not visible to this token (404){detail}; check the name and your access"
-    if status == 409:
-        return f"repo {repo_id}: conflict (409){detail}; it may be owned by someone else or changed meanwhile: choose another name or push again"
-    if status == 413:
-        return f"repo {repo_id}: upload too large (413){detail}; push the adapter instead of the merged model"
-    if status == 429:
-        return f"push: the Hub is rate-limiting this account (429){detail}; wait a few minutes and try again"
+    if status in _HTTP_ADVICE:
+        whose = _whose(api, repo_id) if status == 403 else ""
+        return _HTTP_ADVICE[status].format(endpoint=api.endpoint, repo=repo_id, detail=detail, login_hint=LOGIN_HINT, whose=whose)
     if status is not None and status >= 500:
         return f"push: the Hub had an internal error ({status}){detail}; try again later"
     return f"push to {repo_id} failed ({status}){detail}"
