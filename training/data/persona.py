@@ -292,8 +292,8 @@ def validation_path(out: str | os.PathLike) -> Path:
 
 def write_jsonl(rows: Iterable[dict], out: str | os.PathLike) -> Path:
     """Write atomically: readers never see a half-written file, a failure leaves no file."""
-    path = _output_path(out)
-    with _atomic_files([path]) as (handle,):
+    path = output_path(out)
+    with atomic_files([path]) as (handle,):
         write_rows(handle, rows)
     return path
 
@@ -303,16 +303,16 @@ def save(prepared: PreparedData, out: str | os.PathLike) -> tuple[Path, Path]:
 
     All three appear together or not at all, so a manifest always describes the rows beside it.
     """
-    train_path = _output_path(out)
+    train_path = output_path(out)
     val_path, manifest = validation_path(train_path), manifest_path(train_path)
-    with _atomic_files([train_path, val_path, manifest]) as (train, validation, described):
+    with atomic_files([train_path, val_path, manifest]) as (train, validation, described):
         write_rows(train, prepared.train)
         write_rows(validation, prepared.validation)
         described.write(encode(prepared.manifest))
     return train_path, val_path
 
 
-def _output_path(out: str | os.PathLike) -> Path:
+def output_path(out: str | os.PathLike) -> Path:
     path = Path(out)
     if path.is_dir():
         raise UserError(f"{path}: is a folder; expected a .jsonl file path for the output")
@@ -321,7 +321,7 @@ def _output_path(out: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def _atomic_files(paths: list[Path]) -> Iterator[list]:
+def atomic_files(paths: list[Path]) -> Iterator[list]:
     """A temporary file beside each path, renamed into place once all are written; on failure none is left."""
     temps: list[Path] = []
     try:

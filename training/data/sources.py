@@ -104,11 +104,12 @@ def parse_json(text: str, name: str) -> Any:
         raise UserError(f"{name}: not usable JSON ({exc})") from None
 
 
-def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None) -> list[SourceFile]:
+def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None,
+                wanted: str = "chat export or data set files") -> list[SourceFile]:
     """Files, folders (recursively) and zips -> SourceFiles, attachments skipped.
 
     `skipped` collects the names of files left unread (media, hidden folders), so the UI can
-    say what it ignored instead of silently dropping it.
+    say what it ignored instead of silently dropping it; `wanted` names what was looked for.
     """
     skipped = [] if skipped is None else skipped
     files: list[SourceFile] = []
@@ -126,7 +127,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = 
             files.append(_read_file(path, path.name, budget))
     if not files:
         shown = ", ".join(str(p) for p in paths) or "(nothing)"
-        raise UserError(f"{shown}: no chat export or data set files found (only media or empty folders)")
+        raise UserError(f"{shown}: no {wanted} found (only media or empty folders)")
     return files
 
 
