@@ -115,7 +115,9 @@ def test_rows_in_every_persona_shape_are_read_and_split(tmp_path):
     messages = {"messages": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hi"},
                              {"role": "assistant", "content": "yo"}, {"role": "user", "content": "sup"},
                              {"role": "assistant", "content": "nm"}]}  # fmt: skip
-    path = write_jsonl(tmp_path / "mixed.jsonl", [messages, {"text": "Question: hi. Answer: yo"}, *persona_rows(18)])
+    distinct = [{"prompt": [{"role": "user", "content": f"message {n}"}], "completion": [{"role": "assistant", "content": f"reply {n}"}]}
+                for n in range(18)]  # fmt: skip
+    path = write_jsonl(tmp_path / "mixed.jsonl", [messages, {"text": "Question: hi. Answer: yo"}, *distinct])
 
     rows = read_rows(path)
 

@@ -23,10 +23,19 @@ PAIRS = [
 ]
 
 
-def persona_rows(count: int, offset: int = 0) -> list[dict]:
+# Held out: other exchanges, so the leak check before every run finds none of them in training.
+HELD_OUT_PAIRS = [
+    ("where are you", "stuck in traffic\n10 min"),
+    ("call me later?", "sure after 6"),
+    ("did you eat", "not yet lol"),
+    ("new phone who dis", "haha very funny"),
+]
+
+
+def persona_rows(count: int, offset: int = 0, pairs: list = PAIRS) -> list[dict]:
     rows = []
     for index in range(offset, offset + count):
-        question, answer = PAIRS[index % len(PAIRS)]
+        question, answer = pairs[index % len(pairs)]
         rows.append({
             "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": question}],
             "completion": [{"role": "assistant", "content": answer}],
@@ -44,7 +53,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("persona")
     return {
         "train": write_jsonl(folder / "sam.jsonl", persona_rows(48)),
-        "validation": write_jsonl(folder / "sam.val.jsonl", persona_rows(8, offset=3)),
+        "validation": write_jsonl(folder / "sam.val.jsonl", persona_rows(8, pairs=HELD_OUT_PAIRS)),
     }
 
 

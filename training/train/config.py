@@ -22,6 +22,7 @@ import yaml
 from training.errors import UserError
 from training.settings import bound_problems, choice_problems, coerce_fields, setting
 from training.templates import FALLBACK_TEMPLATES
+from training.train.mixing import mix_problems
 
 METHODS = ("lora", "dora", "rslora", "adalora", "qlora", "full")
 ADAPTER_METHODS = ("lora", "dora", "rslora", "adalora", "qlora")
@@ -30,6 +31,7 @@ OPTIMIZERS = ("adamw_torch", "adamw_8bit", "sgd")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 REPORT_TO = ("none", "tensorboard")
 UNSLOTH_MODES = ("auto", "on", "off")
+LEAK_POLICIES = ("refuse", "drop")
 QUANTIZATION_BITS = (4, 8)
 TARGET_MODULE_KEYWORDS = ("auto", "all-linear")
 CHAT_TEMPLATES = tuple(FALLBACK_TEMPLATES)
@@ -104,6 +106,11 @@ class RunConfig:
     validation_split: float = setting(0.0, label="Validation split",
                                       help="hold out this fraction of train_file when there is no validation_file",
                                       **FRACTION)
+    mix: list[str] = setting(label="Mixed-in data sets (PATH=WEIGHT)", factory=list,
+                             help="more JSONL data sets drawn alongside train_file (weight 1): knowledge.jsonl=0.5 "
+                                  "draws it half as often; each one's X.val.jsonl joins the validation rows")
+    leaks: str = setting("refuse", label="Validation rows found in training", choices=LEAK_POLICIES,
+                         help="the leak check before every run: refuse to start, or drop the leaked validation rows")
     output_dir: str = setting("", label="Run folder", help="run folder; empty = <data dir>/runs/<name>",
                               flags=("--output",))
     system_prompt: str = setting("", label="System prompt for rows without one",
@@ -173,6 +180,7 @@ class RunConfig:
             for name in ("train_file", "validation_file", "output_dir", "model")
             if (value := getattr(self, name)) and (name != "model" or Path(value).expanduser().exists())
         }
+        absolute["mix"] = [absolute_entry(entry) for entry in self.mix]
         return dataclasses.replace(self, **absolute)
 
     @property
@@ -208,6 +216,7 @@ def _value_problems(config: RunConfig) -> list[str]:
         problems.append("model: empty; give a Hub id like Qwen/Qwen2.5-0.5B-Instruct, a local folder or offline-tiny")
     problems += _target_module_problems(c.target_modules)
     problems += _name_problems(c.name)
+    problems += mix_problems(c.mix)
     return problems
 
 
@@ -259,6 +268,13 @@ def _combination_problems(c: RunConfig) -> list[str]:
     if c.method == "full" and c.use_unsloth == "on":
         problems.append("use_unsloth: 'on' needs an adapter method (lora, rslora or qlora), not full")
     return problems
+
+
+def absolute_entry(entry: str) -> str:
+    """A mix entry's path resolved like train_file's, its weight kept as written."""
+    path, _, weight = entry.rpartition("=") if "=" in entry else (entry, "", "")
+    resolved = str(Path(path.strip()).expanduser().resolve()) if path.strip() else path
+    return f"{resolved}={weight}" if weight else resolved
 
 
 def parse_target_modules(text: str) -> str | list[str]:

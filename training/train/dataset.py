@@ -16,20 +16,24 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.data.leaks import LeakReport, apply_policy, find_leaks
+from training.data.persona import validation_path
 from training.errors import UserError
 from training.prompting import seq2seq_source
 from training.templates import tokenize_row
 from training.train.config import RunConfig
+from training.train.mixing import MixEntry, Source, describe, interleave, parse_entry
 
 
 @dataclass
 class Rows:
     train: list[dict[str, Any]]
     validation: list[dict[str, Any]]
+    mix: dict[str, Any] = field(default_factory=dict)  # the sets, their weights and the leak check (mix.json)
 
 
 def read_rows(path: str | Path, field: str = "train_file") -> list[dict[str, Any]]:
@@ -85,22 +89,41 @@ def _is_messages(messages: Any) -> bool:
     )
 
 
-def load_rows(config: RunConfig) -> Rows:
-    """Training and validation rows: the validation file, else a seeded validation_split, else none."""
-    train = read_rows(config.train_file)
+def load_rows(config: RunConfig, check_leaks: bool = True) -> Rows:
+    """Training and validation rows of every data set in the run, leak-checked, the mix drawn at its weights.
+
+    The main set's validation rows are the validation file, else a seeded validation_split, else none;
+    a mixed-in set brings its own X.val.jsonl when it has one (training/train/mixing.py).
+    `check_leaks=False` skips the leak check (a report on a finished run leaves out its own overlaps).
+    """
+    main = Source(config.train_file, 1.0, read_rows(config.train_file))
     if config.validation_file:
-        validation = read_rows(config.validation_file, field="validation_file")
+        main.validation = read_rows(config.validation_file, field="validation_file")
     elif config.validation_split:
-        shuffled = random.Random(config.seed).sample(train, len(train))
-        held_out = max(1, round(len(train) * config.validation_split))
-        if held_out >= len(train):
-            raise UserError(f"validation_split: {config.validation_split} leaves no training rows out of {len(train)}")
-        validation, train = shuffled[:held_out], shuffled[held_out:]
-    else:
-        validation = []
+        shuffled = random.Random(config.seed).sample(main.train, len(main.train))
+        held_out = max(1, round(len(main.train) * config.validation_split))
+        if held_out >= len(main.train):
+            raise UserError(f"validation_split: {config.validation_split} leaves no training rows out of {len(main.train)}")
+        main.validation, main.train = shuffled[:held_out], shuffled[held_out:]
+    sources = [main] + [_mixed_source(parse_entry(entry)) for entry in config.mix]
+    validation = [(row, source.name) for source in sources for row in source.validation]
+    training = [(row, source.name) for source in sources for row in source.train]
+    report = find_leaks(training, validation) if check_leaks else LeakReport(checked=len(validation))
+    kept = [row for row, _ in apply_policy(report, validation, config.leaks)]
+    drawn = interleave(sources, config.seed)
+    train = [row for row, _ in drawn]
     if config.system_prompt:
-        train, validation = _with_system(train, config.system_prompt), _with_system(validation, config.system_prompt)
-    return Rows(train, validation)
+        train, kept = _with_system(train, config.system_prompt), _with_system(kept, config.system_prompt)
+    leaks = {**report.as_dict(), "policy": config.leaks, "dropped": len(validation) - len(kept)}
+    return Rows(train, kept, describe(sources, drawn, leaks))
+
+
+def _mixed_source(entry: MixEntry) -> Source:
+    source = Source(entry.path, entry.weight, read_rows(entry.path, field=f"mix {Path(entry.path).name}"))
+    held_out = validation_path(entry.path)
+    if held_out.is_file() and held_out.stat().st_size:
+        source.validation = read_rows(held_out, field=f"mix {held_out.name}")
+    return source
 
 
 def _with_system(rows: list[dict[str, Any]], system_prompt: str) -> list[dict[str, Any]]:

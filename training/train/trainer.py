@@ -38,6 +38,7 @@ OOM_HINT = (
     "lower batch_size (raise grad_accumulation to keep the effective batch), shorten max_length, "
     "turn on activation_checkpointing, or use method qlora on a GPU"
 )
+MIX_RECORD = "mix.json"  # the data sets a run drew from, their weights and the leak check (train/mixing.py)
 OPTIMIZERS = {"adamw_torch": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sgd"}
 
 
@@ -133,6 +134,11 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     if resume and checkpoint is None:
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
     rows = load_rows(config)
+    if is_main_process():
+        (run.path / MIX_RECORD).write_text(json.dumps(rows.mix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    leaks = rows.mix["leak_check"]
+    print(f"talklike: leak check: {leaks['leaked']} of {leaks['validation_rows']} validation rows found in the training "
+          f"data ({leaks['dropped']} dropped)", flush=True)  # fmt: skip
     loaded = methods.load_tokenizer(config, hardware)
     prompt = _prompt_settings(run, config, resume, loaded.seq2seq)
     to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
