@@ -22,6 +22,7 @@ from training.settings import coerce_fields
 
 from .common import Owner, owner_only, shows_user_errors
 from .fields import setting_widget
+from .knowledge_panel import build_knowledge_panel
 
 SEPARATORS = {"new line": "\n", "| (pipe, seed 000)": "|", "space": " "}
 PREVIEW_ROWS = 500  # rows shown in the examples table
@@ -46,6 +47,9 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
     )
     files = gr.File(label="Chat export or data set", file_count="multiple", type="filepath")
     import_summary = gr.Markdown()
+    steps = Cancellations()
+    with gr.Accordion("Knowledge files: what you know and write about, as Q&A (seed 003)", open=False):
+        build_knowledge_panel(studio, steps)
     with gr.Row():
         me = _widget("me", gr.Dropdown, choices=[], interactive=True, scale=2)
         exclude = _widget("exclude_threads", gr.Dropdown, choices=[], multiselect=True, scale=3)
@@ -86,8 +90,6 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
         color_map={"trained": "green", "cut off": "red"},
         show_legend=True,
     )
-
-    steps = Cancellations()
 
     def on_upload(paths, request: gr.Request):
         with steps.running(request.session_hash):
