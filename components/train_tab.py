@@ -20,6 +20,7 @@ from training.train import estimate as estimating
 from training.train import monitor as monitoring
 from training.train import runs, sweep
 from training.train.config import RunConfig
+from training.train.mixing import parse_entry
 from training.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 from . import run_watch
@@ -31,6 +32,7 @@ THIS_MACHINE = "This machine"
 # Fields named nowhere here land in the Advanced section's last row.
 MAIN_ROWS = (
     ("model", "train_file", "method"),
+    ("mix", "leaks"),
     ("lora_r", "lora_alpha", "lora_dropout", "target_modules"),
     ("learning_rate", "epochs", "max_steps", "batch_size", "grad_accumulation", "max_length"),
 )
@@ -47,6 +49,8 @@ WIDGETS = {  # the fields whose widget is not the default one for their type
     "model": dict(widget=gr.Dropdown, allow_custom_value=True, scale=3),
     "train_file": dict(widget=gr.Dropdown, allow_custom_value=True, scale=3),
     "method": dict(scale=1),
+    "mix": dict(widget=gr.Dropdown, multiselect=True, allow_custom_value=True, choices=[], scale=3),
+    "leaks": dict(scale=1),
 }
 
 
@@ -68,7 +72,13 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
                          value=DEFAULT_PRESET, scale=3)
         name = _widget("name")
     preset_source = gr.Markdown(PRESETS[DEFAULT_PRESET].source)
-    fields = {"name": name, **_form_rows(MAIN_ROWS, listed)}
+    fields = {"name": name, **_form_rows(MAIN_ROWS[:2], listed)}
+    with gr.Row():  # the mix's "Add data set" control, under the mix it adds to
+        mix_file = gr.Dropdown(listed(_dataset_choices), label="Add data set (e.g. from Knowledge files)",
+                               allow_custom_value=True, scale=3)  # fmt: skip
+        mix_weight = gr.Number(0.5, label="Weight (training data = 1)", scale=1)
+        add_mix = gr.Button("Add data set", scale=1)
+    fields.update(_form_rows(MAIN_ROWS[2:], listed))
     with gr.Accordion("Advanced", open=False):
         fields.update(_form_rows(ADVANCED_ROWS, listed))
         placed = {"name", "system_prompt", *fields, *NOT_IN_FORM}
@@ -118,12 +128,16 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
         chosen = {field: values[component] for field, component in fields.items()}
         return _config_from_form(values[preset], chosen)
 
-    def on_preset(chosen: str, data: str):
+    def on_preset(chosen: str, data: str, mix: list[str] | None):
         source, *values = _preset_values(chosen, list(fields))
         values[list(fields).index("train_file")] = data  # keep the data the user chose
+        values[list(fields).index("mix")] = gr.update(choices=mix or [], value=mix or [])
         return source, *values
 
-    preset.change(studio(on_preset), inputs=[preset, fields["train_file"]], outputs=[preset_source, *form], api_name="load_preset")
+    preset.change(studio(on_preset), inputs=[preset, fields["train_file"], fields["mix"]], outputs=[preset_source, *form],
+                  api_name="load_preset")  # fmt: skip
+    add_mix.click(studio(shows_user_errors(_add_to_mix)), inputs=[fields["mix"], mix_file, mix_weight],
+                  outputs=fields["mix"], api_name="add_data_set")  # fmt: skip
     estimate_button.click(
         studio(shows_user_errors(lambda values: _estimate(form_config(values), values[device], values[price]))),
         inputs={preset, device, price, *form}, outputs=estimate_report, api_name="estimate",
@@ -182,6 +196,7 @@ def attach_on_load(demo: gr.Blocks, tab: TrainTab, owner: Owner | str | None = N
             config = runs.open_run(runs.runs_root() / active[0]).config()
             form = _form_values(config, names)
             form[names.index("name")] = ""  # a new Start gets a new name
+            form[names.index("mix")] = gr.update(choices=config.mix, value=config.mix)
         files = gr.update(choices=_dataset_choices(), **({"value": form[names.index("train_file")]} if active else {}))
         form[names.index("train_file")] = files
         if owner:  # built empty so the page config names no run (see build_train_tab)
@@ -218,8 +233,22 @@ def _preset_values(name: str, field_names: list[str]):
 
 
 def _form_values(config: RunConfig, field_names: list[str]) -> list:
-    values = [getattr(config, field) for field in field_names]
-    return [", ".join(value) if isinstance(value, list) else value for value in values]  # target_modules
+    values = {field: getattr(config, field) for field in field_names}
+    if isinstance(values.get("target_modules"), list):
+        values["target_modules"] = ", ".join(values["target_modules"])  # a text box
+    return list(values.values())
+
+
+def _add_to_mix(mix: list[str] | None, path: str | None, weight: float | None):
+    """The mix with `path` at `weight` added (replacing that file's earlier weight)."""
+    if not path:
+        raise UserError("Add data set: choose a data set file first")
+    entry = parse_entry(f"{path}={weight if weight is not None else 1:g}")
+    if not Path(entry.path).is_file():
+        raise UserError(f"Add data set: {entry.path} does not exist; build it in the Data tab first")
+    kept = [item for item in mix or [] if parse_entry(item).path != entry.path]
+    chosen = [*kept, f"{entry.path}={entry.weight:g}"]
+    return gr.update(choices=chosen, value=chosen)
 
 
 def _config_from_form(preset: str, chosen: dict) -> RunConfig:

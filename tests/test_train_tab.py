@@ -104,3 +104,35 @@ def test_the_form_shows_every_setting_with_the_label_help_and_choices_of_its_fie
         if "choices" in field.metadata:
             assert [value for _, value in widget.choices] == list(field.metadata["choices"]), field.name
     assert isinstance(tab.form["packing"], gr.Checkbox) and tab.form["lora_r"].precision == 0
+
+
+def test_add_data_set_mixes_a_knowledge_set_into_the_run(ui):
+    import json
+
+    from training.data import knowledge
+
+    url, train_file = ui
+    notes = train_file.parent / "notes"
+    notes.mkdir()
+    (notes / "climbing.md").write_text("# Climbing\n\nThe gym opens at 7 and the slab wall is my favourite.\n")
+    knowledge_file, _ = knowledge.save(knowledge.build(knowledge.template_rows(knowledge.read_knowledge([notes])), []),
+                                       train_file.parent / "knowledge.jsonl")  # fmt: skip
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="Add data set: .*nowhere.jsonl does not exist"):
+        client.predict([], "/nowhere.jsonl", 0.5, api_name="/add_data_set")
+    added = client.predict([], str(knowledge_file), 0.25, api_name="/add_data_set")
+    assert added["value"] == [f"{knowledge_file}=0.25"]
+    again = client.predict(added["value"], str(knowledge_file), 0.5, api_name="/add_data_set")
+    assert again["value"] == [f"{knowledge_file}=0.5"]  # a file is in the mix once, at its latest weight
+
+    source, *values = client.predict("offline-tiny", str(train_file), [], api_name="/load_preset")
+    returns = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/load_preset"]["returns"]
+    form = {r["label"]: value for r, value in zip(returns[1:], values)}
+    form.update({"Recipe": "offline-tiny", "Max steps (0 = by epochs)": 2, "Mixed-in data sets (PATH=WEIGHT)": again["value"]})
+    run = call(client, "/start_run", **form)[0]["value"]
+    status, *_ = wait_for(lambda s, p, rows, log: "completed" in s or "failed" in s, client, run)
+    assert "completed" in status, status
+    run_dir = Path(status.split("Saved model: `")[1].split("`")[0]).parent
+    mix = json.loads((run_dir / "mix.json").read_text())
+    assert [(Path(s["path"]).name, s["weight"], s["rows"]) for s in mix["sources"]] == [("sam.jsonl", 1.0, 217), ("knowledge.jsonl", 0.5, 1)]
+    assert mix["leak_check"]["leaked"] == 0 and mix["leak_check"]["validation_rows"] == 28
