@@ -117,14 +117,18 @@ def make_generator(spec: str, max_new_tokens: int, model_name: str | None = None
 
 
 class ModelGenerator:
-    """A local model, greedy, through the chat path (its own chat template)."""
+    """A local model, greedy, through the chat path (its own chat template).
+
+    Greedy with a repetition penalty: plain greedy, offline-small wrote the same "Question: ..." line
+    until max_new_tokens on samples/knowledge (no pair); at 1.2 it wrote pairs.
+    """
 
     def __init__(self, source: str, max_new_tokens: int):
         from training.chat.decoding import DecodingSettings
         from training.chat.loading import load_chat_model
 
         self.model = load_chat_model(source)
-        self.settings = DecodingSettings(do_sample=False, max_new_tokens=max_new_tokens)
+        self.settings = DecodingSettings(do_sample=False, repetition_penalty=1.2, max_new_tokens=max_new_tokens)
 
     def __call__(self, prompt: str) -> str:
         from training.chat.generate import reply
