@@ -120,7 +120,7 @@ class ModelGenerator:
     """A local model, greedy, through the chat path (its own chat template).
 
     Greedy with a repetition penalty: plain greedy, offline-small wrote the same "Question: ..." line
-    until max_new_tokens on samples/knowledge (no pair); at 1.2 it wrote pairs.
+    until max_new_tokens on a samples/knowledge-like note (no pair); at 1.2 it wrote one pair.
     """
 
     def __init__(self, source: str, max_new_tokens: int):
