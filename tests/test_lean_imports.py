@@ -31,11 +31,13 @@ def stack_modules_loaded(run: str, args: list[str]) -> list[str]:
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("command", ["detect", "participants", "prepare"])
+@pytest.mark.parametrize("command", ["detect", "participants", "prepare", "knowledge"])
 def test_data_commands_never_import_the_training_stack(command, tmp_path):
     args = [command, str(SAMPLE)]
     if command == "prepare":
         args += ["--me", "Sam Rivera", "--out", str(tmp_path / "sam.jsonl")]
+    if command == "knowledge":  # templates only: --generate loads a model on purpose
+        args = [command, str(ROOT / "samples" / "knowledge"), "--out", str(tmp_path / "knowledge.jsonl")]
     assert stack_modules_loaded(CLI, args) == []
 
 
