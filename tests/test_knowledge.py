@@ -221,3 +221,12 @@ def test_cli_refuses_a_prompt_without_the_document_and_a_folder_without_text(doc
     (empty / "a.png").write_bytes(b"\x89PNG")
     done = run_cli("knowledge", empty, "--out", tmp_path / "k.jsonl")
     assert done.returncode == 2 and "pictures: no documents or code files found (only media or empty folders)" in done.stderr
+
+
+def test_a_zipped_repo_is_named_after_the_zip(code, tmp_path):
+    import shutil
+
+    archive = shutil.make_archive(str(tmp_path / "manage-frontend"), "zip", code)
+    rows = knowledge.template_rows(knowledge.read_knowledge([archive]), as_of="December 2023")
+    assert rows[0]["messages"][0]["content"] == "What does the package.json file look like in the manage-frontend repo?"
+    assert rows[0]["source"] == "manage-frontend/package.json"

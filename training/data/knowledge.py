@@ -88,7 +88,9 @@ def read_knowledge(paths: Iterable[str], skipped: list[str] | None = None) -> li
 
 
 def _knowledge_file(source: SourceFile, text: str) -> KnowledgeFile:
+    """A file inside a folder or zip the user gave is named from there: that folder is its repo."""
     repo, path = (source.name.split("/", 1) + [""])[:2] if source.in_container else (None, source.name)
+    repo = repo.removesuffix(".zip") if repo else None
     return KnowledgeFile(path=path or source.name, repo=repo, text=text.replace("\r\n", "\n"),
                          is_code=source.suffix not in DOCUMENT_SUFFIXES)  # fmt: skip
 
