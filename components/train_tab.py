@@ -131,7 +131,7 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     def on_preset(chosen: str, data: str, mix: list[str] | None):
         source, *values = _preset_values(chosen, list(fields))
         values[list(fields).index("train_file")] = data  # keep the data the user chose
-        values[list(fields).index("mix")] = gr.update(choices=mix or [], value=mix or [])
+        values[list(fields).index("mix")] = mix or []  # and the data sets mixed into it
         return source, *values
 
     preset.change(studio(on_preset), inputs=[preset, fields["train_file"], fields["mix"]], outputs=[preset_source, *form],

@@ -111,3 +111,14 @@ def test_validation_split_rows_are_checked_too(tmp_path):
     rows = load_rows(config)
     assert len(rows.validation) == 4 and WIKI not in [row["text"] for row in rows.validation]
     assert [row["text"] for row in rows.train].count(WIKI) == 1
+
+
+def test_a_short_question_must_be_pasted_beside_its_answer_to_count():
+    # "What is the shop cat called?" has 6 words, no 8-gram: the row leaks only where a training
+    # row holding the answer's 8-grams holds the question too, word for word.
+    cat = qa("What is the shop cat called?", "Sprocket, who sleeps in the box of old inner tubes by the window.")
+    document = {"text": "File: bike-shop.md\nThe shop cat, Sprocket, who sleeps in the box of old inner tubes by the window."}
+    assert find_leaks([(document, "knowledge.jsonl")], [(cat, "v")]).leaks == []  # the answer quotes the doc
+    notes = {"text": "File: todo.md\nQ: What is the shop cat called?\nA: Sprocket, who sleeps in the box of old inner tubes by the window."}
+    assert [leak.training_source for leak in find_leaks([(document, "knowledge.jsonl"), (notes, "notes.jsonl")], [(cat, "v")]).leaks] == [
+        "notes.jsonl (todo.md)"]  # fmt: skip

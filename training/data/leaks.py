@@ -10,9 +10,10 @@ training row of every mixed data set:
          somewhere in the training rows (seed 003's pasted Q&A: all of them, whatever the pasted
          format; a held-out answer that quotes a document, asked in words of its own: not the question)
 
-A part under 8 words has no 8-grams and does not count: a row whose parts are all that short is
-checked for exact duplicates only, and a short question whose answer is a long quote of training
-text counts as leaked (its eval loss would measure recall of that text). Hand-written (a set of
+A part under 8 words has no 8-grams: it must appear word for word in a training row that holds
+some of the row's 8-grams (seed 003's paste again; a short question of its own, answered by a
+quote of a document, is no leak), and a row whose parts are all that short is checked for exact
+duplicates only. Hand-written (a set of
 the validation rows' n-grams, one pass over the training rows): MinHash libraries estimate Jaccard
 similarity between whole rows, but a pasted Q&A is a small part of a long document, which is
 containment, not similarity. bench/bench_knowledge.py measures it on 100,000 rows.
@@ -99,38 +100,78 @@ def _grams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
     return set(zip(*(tokens[offset:] for offset in range(n)), strict=False))
 
 
+@dataclass
+class _Wanted:
+    """The validation side, indexed: what the pass over the training rows looks for."""
+
+    exact: dict[str, list[int]] = field(default_factory=dict)  # exact key -> rows
+    grams: list[list[set]] = field(default_factory=list)  # per row, the n-grams of each part of n+ words
+    short: dict[int, list[str]] = field(default_factory=dict)  # row -> its parts under n words, " a b c "
+    pending: set = field(default_factory=set)  # n-grams not found yet
+    owners: dict[tuple, list[int]] = field(default_factory=dict)  # n-gram -> rows with short parts holding it
+    owned: set = field(default_factory=set)  # the owners' n-grams as a set: intersecting a dict copies it first
+
+
+def _index(validation: list[tuple[dict, str]], n: int) -> _Wanted:
+    wanted = _Wanted()
+    for index, (row, _) in enumerate(validation):
+        wanted.exact.setdefault(_exact_key(row), []).append(index)
+        tokens = [words(part) for part in scored_parts(row)]
+        wanted.grams.append([_grams(part, n) for part in tokens if len(part) >= n])
+        short = [f" {' '.join(part)} " for part in tokens if 0 < len(part) < n]
+        for grams in wanted.grams[-1]:
+            wanted.pending |= grams
+            for gram in grams if short else ():
+                wanted.owners.setdefault(gram, []).append(index)
+        if short and wanted.grams[-1]:
+            wanted.short[index] = short
+    wanted.owned = set(wanted.owners)
+    return wanted
+
+
 def find_leaks(train: list[tuple[dict, str]], validation: list[tuple[dict, str]], n: int = NGRAM,
                containment: float = CONTAINMENT) -> LeakReport:  # fmt: skip
-    """Which validation rows the training rows hold; rows come as (row, data file name)."""
-    exact: dict[str, list[int]] = {}
-    row_parts: list[list[set]] = []  # per validation row, the n-grams of each part with any
-    wanted: set = set()
-    for index, (row, _) in enumerate(validation):
-        exact.setdefault(_exact_key(row), []).append(index)
-        row_parts.append([grams for part in scored_parts(row) if (grams := _grams(words(part), n))])
-        for grams in row_parts[-1]:
-            wanted |= grams
+    """Which validation rows the training rows hold; rows come as (row, data file name).
+
+    A part under n words (a short question) counts as found when a training row holding some of the
+    row's n-grams holds it too, word for word: a pasted Q&A does, a document quoted in an answer
+    to a question of other words does not.
+    """
+    wanted = _index(validation, n)
     found: dict[tuple, str] = {}  # validation n-gram -> the first training source holding it
     duplicates: dict[int, str] = {}
+    short_found: dict[int, dict[str, str]] = {}  # row -> its short parts found -> where (the paste's file)
     for row, data_file in train:
-        for index in exact.get(_exact_key(row), ()):
+        for index in wanted.exact.get(_exact_key(row), ()):
             duplicates.setdefault(index, source_of(row, data_file))
-        hits = wanted.intersection(_grams(words(full_text(row)), n))
+        tokens = words(full_text(row))
+        grams = _grams(tokens, n)
+        hits = wanted.pending.intersection(grams)
         if hits:
             source = source_of(row, data_file)
             for gram in hits:
                 found.setdefault(gram, source)
-            wanted -= hits  # found once is enough: later rows need not find it again
+            wanted.pending -= hits  # found once is enough: later rows need not find it again
+        owners = {index for gram in grams.intersection(wanted.owned) for index in wanted.owners[gram]}
+        if owners:
+            text, source = f" {' '.join(tokens)} ", source_of(row, data_file)
+            for index in owners:
+                for part in wanted.short[index]:
+                    if part in text:
+                        short_found.setdefault(index, {}).setdefault(part, source)
     report = LeakReport(checked=len(validation))
-    for index, parts in enumerate(row_parts):
+    for index, parts in enumerate(wanted.grams):
         if index in duplicates:
             report.leaks.append(Leak(index, validation[index][1], duplicates[index], 1.0))
-        elif parts:
-            matched = [[found[gram] for gram in grams if gram in found] for grams in parts]
-            share = min(len(hits) / len(grams) for hits, grams in zip(matched, parts, strict=True))
-            if share >= containment:
-                source = Counter(s for hits in matched for s in hits).most_common(1)[0][0]
-                report.leaks.append(Leak(index, validation[index][1], source, share))
+            continue
+        short = short_found.get(index, {})
+        if not parts or not set(wanted.short.get(index, [])) <= set(short):
+            continue
+        matched = [[found[gram] for gram in grams if gram in found] for grams in parts]
+        share = min(len(hits) / len(grams) for hits, grams in zip(matched, parts, strict=True))
+        if share >= containment:  # named by where its short part sits, else where most of it was found
+            source = next(iter(short.values()), None) or Counter(s for hits in matched for s in hits).most_common(1)[0][0]
+            report.leaks.append(Leak(index, validation[index][1], source, share))
     return report
 
 
