@@ -226,7 +226,8 @@ def main() -> None:
         sections.append("**The sample persona with and without a knowledge mix** (offline-small, one process per run, "
                         f"{args.threads} torch thread(s); persona report on {args.limit} held-out conversations):\n\n"
                         + bench_mix(args.steps, args.limit))  # fmt: skip
-    command = "python bench/bench_knowledge.py " + " ".join(a for a in sys.argv[1:] if not a.startswith("--doc") and not a.endswith(".md"))
+    shown = [a for i, a in enumerate(sys.argv[1:]) if a != "--doc" and sys.argv[i] != "--doc"]  # what measured it
+    command = "python bench/bench_knowledge.py " + " ".join(shown)
     text = "\n\n".join([*sections, f"Reproduce: `{command.strip()}`"])
     print(text)
     if args.doc:

@@ -80,3 +80,23 @@ def test_load_rows_mixes_every_set_and_describes_the_mix(tmp_path):
     assert Counter(row["text"].split()[0] for row in rows.train) == {"chat": sources[0]["drawn"], "knowledge": sources[1]["drawn"]}
     assert [row["text"] for row in rows.validation] == ["held-out knowledge row number 0", "held-out knowledge row number 1"]
     assert math.isclose(sources[1]["weight"], 0.25)
+
+
+def test_the_persona_report_reads_only_the_persons_own_held_out_chats(tmp_path):
+    from training.report.heldout import held_out_rows
+
+    def write(name, rows):
+        (tmp_path / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return str(tmp_path / name)
+
+    def chat(question, answer):
+        return {"prompt": [{"role": "user", "content": question}], "completion": [{"role": "assistant", "content": answer}]}
+
+    chats = write("chats.jsonl", [chat(f"coming {n}?", f"yes {n}") for n in range(6)])
+    held = write("chats.val.jsonl", [chat("dinner?", "sure")])
+    knowledge = write("knowledge.jsonl", [chat("What does the gym open?", "At 7.")])
+    write("knowledge.val.jsonl", [chat("When is standup?", "At 10.")])
+    config = RunConfig(train_file=chats, validation_file=held, mix=[f"{knowledge}=0.5"])
+    rows = held_out_rows(config)
+    assert [row["completion"][0]["content"] for row in rows.rows] == ["sure"]
+    assert len(rows.train) == 6  # the classifier learns the person from their own replies only

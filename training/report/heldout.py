@@ -41,8 +41,9 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
             "pass --data VAL.jsonl with conversations it never trained on"
         )
     # Adds the run's system prompt to rows without one, exactly as training did; rows also trained on
-    # are left out below rather than refused.
-    rows = load_rows(config, check_leaks=False)
+    # are left out below rather than refused. The person's own data set only: rows mixed in
+    # (knowledge Q&A, raw text) are not their chats.
+    rows = load_rows(dataclasses.replace(config, mix=[]), check_leaks=False)
     trained = {_key(row) for row in rows.train if "prompt" in row}
     chat = [row for row in rows.validation if "prompt" in row and row["prompt"][-1]["role"] == "user"]
     kept = [row for row in chat if _key(row) not in trained]
