@@ -133,7 +133,7 @@ def make_run_folder(path: Path, exist_ok: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
     # The UI, the training process and a queued process all update status.json; a lock makes each
     # read-merge-write whole, so one writer never undoes another's field.
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def read_status(run: Run) -> dict[str, Any]:
 
 def write_status(run: Run, **fields: Any) -> dict[str, Any]:
     """Merge `fields` into status.json atomically (temp file + rename) and return the result."""
-    with _locked(run.path / ".status.lock"):
+    with locked(run.path / ".status.lock"):
         status = {**read_status(run), **fields, "updated": time.time()}
         temp = run.status_path.with_suffix(".json.tmp")
         temp.write_text(json.dumps(status, indent=2), encoding="utf-8")
@@ -266,7 +266,7 @@ def claim_turn(run: Run) -> None:
     another run in its folder or the data folder's runs/ is active. One lock with wait_for_turn,
     so two runs started at the same moment cannot both see the other as not yet running."""
     roots = dict.fromkeys([run.path.parent, runs_root()])
-    with _locked(run.path.parent / ".queue.lock"):
+    with locked(run.path.parent / ".queue.lock"):
         others = [other for root in roots for other in active_runs(root, exclude=run)]
         if others:
             raise UserError(f"a run is already active: {others[0].name}; stop it first, or pass --wait to queue this one")
@@ -282,7 +282,7 @@ def wait_for_turn(run: Run, poll_s: float = 2.0) -> bool:
     while True:
         if run.stop_path.exists():
             return False
-        with _locked(root / ".queue.lock"):
+        with locked(root / ".queue.lock"):
             others = active_runs(root, exclude=run)
             running = [other for other in others if read_status(other).get("state") != "queued"]
             mine = read_status(run).get("queued_at", 0)
