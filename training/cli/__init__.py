@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.cli import chat, data, export, memory, report, train
+from training.cli import chat, data, export, memory, pairs, report, train
 from training.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for stage in (data, train, chat, memory, report, export):
+    for stage in (data, train, chat, memory, pairs, report, export):
         stage.register(commands)
     return parser
 
