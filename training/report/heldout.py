@@ -33,6 +33,7 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
     """The run's validation rows (or `data`'s), minus any training row, `limit` of them picked with `seed`."""
     from training.train.dataset import load_rows
 
+    config = _data_config(config)
     if data:
         config = dataclasses.replace(config, validation_file=str(data), validation_split=0.0)
     elif not config.has_validation:
@@ -57,6 +58,15 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
         kept = [kept[index] for index in picked]
     where = _name(config) if config.validation_file else f"{config.validation_split:.0%} of {Path(config.train_file).name}"
     return HeldOut(kept, rows.train, where, len(chat), left_out)
+
+
+def _data_config(config):
+    """A preference round (dpo/kto) trained on pairs: its conversations are the starting run's data."""
+    if not getattr(config, "from_run", ""):
+        return config
+    from training.train.config import RunConfig
+
+    return dataclasses.replace(RunConfig.from_yaml(Path(config.from_run) / "config.yaml"), name=config.name)
 
 
 def control_row(row: dict) -> dict | None:

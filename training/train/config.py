@@ -24,8 +24,10 @@ from training.settings import bound_problems, choice_problems, coerce_fields, se
 from training.templates import FALLBACK_TEMPLATES
 from training.train.mixing import mix_problems
 
-METHODS = ("lora", "dora", "rslora", "adalora", "qlora", "full")
+METHODS = ("lora", "dora", "rslora", "adalora", "qlora", "full", "dpo", "kto")
 ADAPTER_METHODS = ("lora", "dora", "rslora", "adalora", "qlora")
+# A preference round goes on training a finished run's adapter on preference pairs (train/preference.py).
+PREFERENCE_METHODS = ("dpo", "kto")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "sgd")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -49,7 +51,13 @@ class RunConfig:
     model: str = setting("Qwen/Qwen2.5-0.5B-Instruct", label="Model: Hub id, local folder, or offline-tiny",
                          help="Hub id, local folder (a full fine-tune's final/), offline-small or offline-tiny")
     method: str = setting("lora", label="Method", choices=METHODS,
-                          help="lora, dora, rslora, adalora, qlora (4/8-bit base, CUDA) or full fine-tuning")
+                          help="lora, dora, rslora, adalora, qlora (4/8-bit base, CUDA), full fine-tuning, or a "
+                               "preference round on a finished run: dpo (pairs) or kto (thumbs up/down)")
+    from_run: str = setting("", label="Start from run (dpo/kto)",
+                            help="dpo/kto: the finished LoRA run whose adapter the preference round trains further; "
+                                 "the reference model is that run, frozen")
+    beta: float = setting(0.1, label="Preference beta (dpo/kto)", above=0,
+                          help="dpo/kto: how far from the starting run the round may move; lower = further (0.1 usual)")
     lora_r: int = setting(16, label="LoRA rank r", help="adapter rank", **WHOLE)
     lora_alpha: int = setting(32, label="LoRA alpha",
                               help="adapter scale numerator (scale = alpha / r, or alpha / sqrt(r) for rslora)", **WHOLE)
@@ -98,7 +106,7 @@ class RunConfig:
     seed: int = setting(42, label="Seed", help="random seed for initialisation and data order")
     dtype: str = setting("auto", label="Precision", choices=DTYPES,
                          help="auto = bf16/fp16 where the GPU supports it, fp32 on CPU")
-    train_file: str = setting("", label="Training data (from the Data tab)", help="JSONL from the data step",
+    train_file: str = setting("", label="Training data (from the Data tab)", help="JSONL from the data step (dpo/kto: the pairs file of `python -m training pairs`)",
                               flags=("--data",))
     validation_file: str = setting("", label="Validation data",
                                    help="JSONL held out for eval loss; empty = none or validation_split",
@@ -169,6 +177,8 @@ class RunConfig:
         problems = _value_problems(self) + _combination_problems(self)
         if require_data and not self.train_file:
             problems.append("train_file: empty; choose the JSONL written by the data step")
+        if require_data and self.is_preference and not self.from_run:
+            problems.append(f"from_run: empty; method {self.method} trains a finished run's adapter further: name that run")
         if problems:
             raise UserError("; ".join(problems))
         return self
@@ -177,15 +187,19 @@ class RunConfig:
         """Files resolved against the current folder: a run's process may start somewhere else."""
         absolute = {
             name: str(Path(value).expanduser().resolve())
-            for name in ("train_file", "validation_file", "output_dir", "model")
-            if (value := getattr(self, name)) and (name != "model" or Path(value).expanduser().exists())
+            for name in ("train_file", "validation_file", "output_dir", "model", "from_run")
+            if (value := getattr(self, name)) and (name not in ("model", "from_run") or Path(value).expanduser().exists())
         }
         absolute["mix"] = [absolute_entry(entry) for entry in self.mix]
         return dataclasses.replace(self, **absolute)
 
     @property
     def uses_adapter(self) -> bool:
-        return self.method in ADAPTER_METHODS
+        return self.method in ADAPTER_METHODS or self.is_preference
+
+    @property
+    def is_preference(self) -> bool:
+        return self.method in PREFERENCE_METHODS
 
     @property
     def has_validation(self) -> bool:
@@ -265,8 +279,10 @@ def _combination_problems(c: RunConfig) -> list[str]:
             f"adalora_target_r: {c.adalora_target_r} is above adalora_init_r ({c.adalora_init_r}); "
             "AdaLoRA only prunes ranks"
         )
-    if c.method == "full" and c.use_unsloth == "on":
-        problems.append("use_unsloth: 'on' needs an adapter method (lora, rslora or qlora), not full")
+    if c.from_run and not c.is_preference:
+        problems.append(f"from_run: only for methods dpo and kto, not {c.method}")
+    if (c.method == "full" or c.is_preference) and c.use_unsloth == "on":
+        problems.append(f"use_unsloth: 'on' needs an adapter method (lora, rslora or qlora), not {c.method}")
     return problems
 
 

@@ -258,6 +258,8 @@ def training_flops(config: RunConfig, total: int, trainable: int, tokens: int) -
     per_token = (6 if not config.uses_adapter else 4) * total
     if config.activation_checkpointing:
         per_token += 2 * total
+    if config.is_preference:  # the frozen reference's forward pass over the same sequences
+        per_token += 2 * total
     return per_token * tokens * config.grad_accumulation
 
 
@@ -297,18 +299,24 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
     cuda = not device.name.startswith(("CPU", "this machine"))
     length = config.max_length if tokens_per_example is None else min(tokens_per_example, config.max_length)
     longest = config.max_length if longest_example is None else min(longest_example, config.max_length)
-    batch_tokens = int(config.batch_size * _peak_row_tokens(config, length, longest))
+    # A preference row trains two sequences: chosen and rejected (DPO), completion and KL completion (KTO).
+    sequences = 2 if config.is_preference else 1
+    batch_tokens = int(config.batch_size * sequences * _peak_row_tokens(config, length, longest))
     backend = backend or expected_backend(config, arch, cuda)
     memory = memory_breakdown(config, arch, total, trainable, cuda, batch_tokens, dropout_inputs, backend)
     peak = sum(memory.values())
     steps = update_steps(examples, config)
     step_tokens = int(config.batch_size * config.grad_accumulation * length)
     efficiency = GPU_EFFICIENCY if cuda else CPU_EFFICIENCY
-    seconds = steps * training_flops(config, total, trainable, int(config.batch_size * length)) / (device.tflops * 1e12 * efficiency)
+    step_flops = training_flops(config, total, trainable, int(config.batch_size * sequences * length))
+    seconds = steps * step_flops / (device.tflops * 1e12 * efficiency)
     rate = device.dollars_per_hour if dollars_per_hour is None else dollars_per_hour
     notes = []
     if config.method == "qlora" and not cuda:
         notes.append("QLoRA needs a CUDA GPU with bitsandbytes; on CPU choose LoRA.")
+    if config.is_preference:
+        notes.append(f"{config.method}: each row trains two sequences and the frozen reference (the starting run's "
+                     "adapter) reads both: about 1.5x the compute of SFT on the same tokens.")  # fmt: skip
     if peak > device.memory_gb:
         notes.append("Does not fit: try QLoRA, a smaller batch, a shorter max length, or activation checkpointing.")
     return Estimate(
@@ -369,12 +377,13 @@ def _duration(hours: float) -> str:
 def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None,
                       backend: str | None = None) -> Estimate:
     """Estimate with the real examples of config.train_file (count and token lengths) when it exists."""
+    config = _starting_shape(config)
     if not (config.train_file and Path(config.train_file).exists()):
         return estimate(config, device=device, dollars_per_hour=dollars_per_hour, backend=backend)
     from training.templates import ensure_chat_template, length_stats
     from training.train.dataset import read_rows
 
-    rows = read_rows(config.train_file)
+    rows = _preference_sequences(config) if config.is_preference else read_rows(config.train_file)
     tokenizer = _local_tokenizer(config.model)
     if tokenizer is None:  # not on this machine yet: count the examples, assume max_length tokens
         return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour, backend=backend)
@@ -382,6 +391,24 @@ def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_p
     stats = length_stats(tokenizer, rows[:2000], config.max_length)
     return estimate(config, examples=len(rows), tokens_per_example=stats["mean"], longest_example=stats["max"],
                     device=device, dollars_per_hour=dollars_per_hour, backend=backend)  # fmt: skip
+
+
+def _starting_shape(config: RunConfig) -> RunConfig:
+    """A preference round's model and adapter are its starting run's (train/preference.py)."""
+    if not (config.is_preference and config.from_run and (Path(config.from_run) / "config.yaml").is_file()):
+        return config
+    start = RunConfig.from_yaml(Path(config.from_run) / "config.yaml")
+    shape = ("model", "chat_template", "lora_r", "lora_alpha", "lora_dropout", "target_modules")
+    return dataclasses.replace(config, **{name: getattr(start, name) for name in shape})
+
+
+def _preference_sequences(config: RunConfig) -> list[dict]:
+    """Each preference row as the prompt/completion row it trains, for the token counts."""
+    from training.train.preference import read_preference_rows
+
+    rows = read_preference_rows(config.train_file, config.method)
+    side = "chosen" if config.method == "dpo" else "completion"  # a rejected reply is about as long
+    return [{"prompt": row["prompt"], "completion": row[side]} for row in rows]
 
 
 def _local_tokenizer(model: str):

@@ -54,6 +54,18 @@ PRESETS: dict[str, Preset] = {
             save_steps=20, dtype="fp32",
         ),
         _preset(
+            "preference-round",
+            "Preference round: DPO on a finished run, from your chat feedback and held-out replies",
+            "talklike, after seed 001's closing RLHF step. Start from a finished LoRA run (from_run) and a pairs "
+            "file (python -m training pairs RUN --from-feedback --from-heldout N). DPO with beta 0.1 (the DPO "
+            "paper's usual value); the reference is the starting run, frozen. LoRA DPO usually runs at 5e-6 to "
+            "5e-5; 5e-5 cosine for 40 steps is talklike's guess for a short round, batch 4, 10% of the pairs "
+            "held out so preference accuracy is measured on pairs it never trained on.",
+            method="dpo", beta=0.1, learning_rate=5e-5, scheduler="cosine", max_steps=40, epochs=1.0,
+            batch_size=4, max_length=512, validation_split=0.1, eval_steps=10, save_steps=20, logging_steps=2,
+            padding_free=False,
+        ),
+        _preset(
             "offline-tiny",
             "Offline demo: a tiny random model built on this machine (minutes on CPU)",
             "talklike offline mode. No download: a ~5M-parameter Llama with a BPE tokenizer is built into the "

@@ -114,8 +114,6 @@ def _ended(status: _StatusWriter, run: Run, state: str, reason: str, **fields: A
 
 
 def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> dict[str, Any]:
-    from training.train import methods
-
     hardware = _ready_to_train(config)
     # After _ready_to_train: these import transformers and TRL, which Unsloth must patch first.
     from training.train.callbacks import (
@@ -123,29 +121,12 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         MetricsCallback,
         StopFileCallback,
     )
-    from training.train.dataset import (
-        causal_dataset,
-        load_rows,
-        seq2seq_dataset,
-        update_steps,
-    )
 
     checkpoint = last_checkpoint(run) if resume else None
     if resume and checkpoint is None:
         raise UserError(f"run {run.name}: no checkpoint to resume from; start it again instead")
-    rows = load_rows(config)
-    if is_main_process():
-        (run.path / MIX_RECORD).write_text(json.dumps(rows.mix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    leaks = rows.mix["leak_check"]
-    print(f"talklike: leak check: {leaks['leaked']} of {leaks['validation_rows']} validation rows found in the training "
-          f"data ({leaks['dropped']} dropped)", flush=True)  # fmt: skip
-    loaded = methods.load_tokenizer(config, hardware)
-    prompt = _prompt_settings(run, config, resume, loaded.seq2seq)
-    to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
-    train_set, dropped = to_dataset(loaded.tokenizer, rows.train, config)
-    eval_set = to_dataset(loaded.tokenizer, rows.validation, config)[0] if rows.validation else None
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    methods.load_model(loaded, config, hardware, update_steps(len(train_set), config, world_size))
+    prepare = _preference_round if config.is_preference else _supervised
+    config, loaded, prompt, train_set, eval_set, dropped = prepare(config, run, resume, hardware)
     device = "cuda" if hardware.cuda else "cpu"
     print(f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
           f" ({dropped} dropped: no reply left within max_length), template {loaded.template}", flush=True)  # fmt: skip
@@ -172,6 +153,43 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
         loaded.tokenizer.save_pretrained(run.final_dir)
         _write_model_info(run, config, loaded, prompt)
     return _outcome(run, trainer, result, stop, metrics, resumed_from=checkpoint)
+
+
+def _supervised(config: RunConfig, run: Run, resume: bool, hardware):
+    """(config, loaded, prompt, train set, eval set, rows dropped) of a supervised run: tokenized rows, model + method."""
+    from training.train import methods
+    from training.train.dataset import causal_dataset, load_rows, seq2seq_dataset, update_steps
+
+    rows = load_rows(config)
+    if is_main_process():
+        (run.path / MIX_RECORD).write_text(json.dumps(rows.mix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    leaks = rows.mix["leak_check"]
+    print(f"talklike: leak check: {leaks['leaked']} of {leaks['validation_rows']} validation rows found in the training "
+          f"data ({leaks['dropped']} dropped)", flush=True)  # fmt: skip
+    loaded = methods.load_tokenizer(config, hardware)
+    prompt = _prompt_settings(run, config, resume, loaded.seq2seq)
+    to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
+    train_set, dropped = to_dataset(loaded.tokenizer, rows.train, config)
+    eval_set = to_dataset(loaded.tokenizer, rows.validation, config)[0] if rows.validation else None
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    methods.load_model(loaded, config, hardware, update_steps(len(train_set), config, world_size))
+    return config, loaded, prompt, train_set, eval_set, dropped
+
+
+def _preference_round(config: RunConfig, run: Run, resume: bool, hardware):
+    """The same for a DPO/KTO round on the from_run's adapter (train/preference.py); rows stay rows."""
+    from training.train import preference
+
+    start = preference.starting_run(config)
+    config = preference.round_config(config, start)
+    rows = preference.load_preference_rows(config)
+    if is_main_process():  # config.yaml says which base and template the round trained with
+        config.save(run.config_path, keep_retired=True)
+    loaded = preference.load_for_round(config, start, hardware)
+    print(f"talklike: {config.method} round on {start.name}'s adapter (reference: that adapter, frozen), "
+          f"beta {config.beta}, {len(rows.train)} training rows, {len(rows.validation)} held out", flush=True)  # fmt: skip
+    # Chat after the round builds its prompts as the starting run did.
+    return config, loaded, start.prompt, rows.train, rows.validation or None, 0
 
 
 def _ready_to_train(config: RunConfig):
@@ -208,6 +226,10 @@ def build_trainer(config: RunConfig, run: Run, loaded, hardware, train_set, eval
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     arguments = _trainer_arguments(config, run, loaded, hardware, has_eval=eval_set is not None)
+    if config.is_preference:  # rows, not tokens: TRL tokenizes preference data itself
+        from training.train.preference import build_trainer as build_preference_trainer
+
+        return build_preference_trainer(config, loaded, arguments, train_set, eval_set, callbacks)
     common = dict(model=loaded.model, train_dataset=train_set, eval_dataset=eval_set,
                   processing_class=loaded.tokenizer, callbacks=callbacks)  # fmt: skip
     if loaded.seq2seq:
