@@ -28,6 +28,7 @@ from training.train.runs import (
 )
 
 from .common import Owner, as_owner, knows_the_owner, owner_only, shows_user_errors
+from .feedback_panel import build_feedback_panel
 from .limits import (
     AddressGuard,
     ChatLimits,
@@ -105,6 +106,9 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
                 label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
     decoding, knobs = _decoding_controls(cap, decoding_defaults or PRESETS["Greedy"])
     panel = build_memory_panel(source, owner) if source is not None else None
+    if source is not None:  # the studio only: feedback writes to the owner's run (feedback_panel.py)
+        build_feedback_panel(source, tuned, base, lambda values: _settings(values, decoding, knobs, cap),
+                             [decoding, *knobs.values()], owner)  # fmt: skip
 
     def on_preset(name: str):
         chosen = PRESETS[name]

@@ -1,0 +1,188 @@
+"""Feedback in the studio's Chat tab: 👍/👎 on any reply, "✏️ Say it like me", and a review table.
+
+Every judgement goes to the chosen run's feedback file (training/chat/feedback.py), with the prompt
+rebuilt as the model saw it (same history, same max_new_tokens cut; memories recalled into the system
+prompt are not part of it), the reply and the decoding settings. Only the studio's Chat tab builds
+this panel, and on a shared server only the owner may use it: a visitor never writes to a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from training.chat import feedback
+from training.errors import UserError
+
+from .common import owner_only, shows_user_errors
+
+TABLE_HEADERS = ["id", "verdict", "column", "message", "reply", "rewrite"]
+
+
+@dataclass
+class FeedbackPanel:
+    rewrite: gr.Textbox
+    summary: gr.Markdown
+    table: gr.Dataframe
+
+
+def build_feedback_panel(source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list,
+                         owner=None) -> FeedbackPanel:  # fmt: skip
+    """Wire likes on both columns, the rewrite box and the review accordion to the run in `source`.
+
+    `settings_of(values)` turns the values dict of `settings_inputs` (the Decoding panel) into DecodingSettings.
+    """
+    with gr.Row():
+        rewrite = gr.Textbox(label="✏️ Say it like me", scale=6, lines=1,
+                             placeholder="What you would really have answered to the last message")  # fmt: skip
+        rewrite_button = gr.Button("✏️ Save my version", scale=1)
+    with gr.Accordion("Feedback (private: stays in the run folder)", open=False):
+        summary = gr.Markdown()
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
+        with gr.Row():
+            chosen_id = gr.Textbox(label="Judgement id", scale=1)
+            new_rewrite = gr.Textbox(label="New rewrite (empty = keep)", scale=3)
+            save = gr.Button("Save edit", scale=1)
+            delete = gr.Button("Delete", variant="stop", scale=1)
+        make_pairs = gr.Button("Make preference pairs from this run's feedback")
+        pairs_note = gr.Markdown()
+
+    guarded = owner_only(owner)
+    listed = [summary, table]
+
+    def on_tuned_like(values: dict, data: gr.LikeData):
+        return _record_like(values[source], values[tuned], "tuned", data, settings_of(values))
+
+    def on_base_like(values: dict, data: gr.LikeData):
+        return _record_like(values[source], values[base], "base", data, settings_of(values))
+
+    tuned.like(guarded(shows_user_errors(on_tuned_like)), inputs={source, tuned, *settings_inputs}, outputs=listed,
+               api_name=False)  # fmt: skip
+    base.like(guarded(shows_user_errors(on_base_like)), inputs={source, base, *settings_inputs}, outputs=listed,
+              api_name=False)  # fmt: skip
+
+    def on_rewrite(values: dict):
+        return ("", *_record_rewrite(values[source], values[tuned], values[rewrite], settings_of(values)))
+
+    rewriting = dict(inputs={source, tuned, rewrite, *settings_inputs}, outputs=[rewrite, *listed])
+    rewrite_button.click(guarded(shows_user_errors(on_rewrite)), api_name="say_it_like_me", **rewriting)
+    rewrite.submit(guarded(shows_user_errors(on_rewrite)), api_name=False, **rewriting)
+    quiet = owner_only(owner, denied=lambda: ("", []))  # a visitor picking a run sees no error, and no feedback
+    source.change(quiet(shows_user_errors(review)), inputs=source, outputs=listed, api_name=False)
+    save.click(guarded(shows_user_errors(_edit)), inputs=[source, chosen_id, new_rewrite], outputs=listed,
+               api_name="edit_feedback")  # fmt: skip
+    delete.click(
+        guarded(shows_user_errors(_delete)), inputs=[source, chosen_id], outputs=listed, api_name="delete_feedback"
+    )
+    make_pairs.click(
+        guarded(shows_user_errors(_make_pairs)), inputs=source, outputs=pairs_note, api_name="feedback_pairs"
+    )
+    return FeedbackPanel(rewrite, summary, table)
+
+
+# ---- handlers -------------------------------------------------------------------------------------
+
+
+def run_folder(chosen: str | None) -> Path:
+    """The run whose feedback file this is: feedback belongs to a trained run, not to a Hub id."""
+    from training.train.run_record import read_run
+
+    if not chosen:
+        raise UserError("Pick a finished run under 'Chat with' to give it feedback.")
+    try:
+        return read_run(chosen).path
+    except UserError:
+        raise UserError("Feedback is kept per run: pick one of your finished runs under 'Chat with'.") from None
+
+
+def last_exchange(history: list, index: int | None = None) -> tuple[list[dict], str, list[str]]:
+    """(history before the message, the message, the reply's bubbles) for the assistant bubble at
+    `index`, or for the last reply when `index` is None."""
+    messages = [{"role": m["role"], "content": _text(m["content"])} for m in history or []]
+    index = len(messages) - 1 if index is None else index
+    if not messages or not 0 <= index < len(messages) or messages[index]["role"] != "assistant":
+        raise UserError("No reply to judge yet: send a message first.")
+    asked = max((i for i in range(index) if messages[i]["role"] == "user"), default=None)
+    if asked is None:
+        raise UserError("This reply answers no message.")
+    end = asked + 1
+    while end < len(messages) and messages[end]["role"] == "assistant":
+        end += 1
+    return messages[:asked], messages[asked]["content"], [m["content"] for m in messages[asked + 1 : end]]
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # gradio_client and Gradio 6 send [{"type": "text", "text": ...}] parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def _judgement(chosen: str, history: list, index: int | None, settings):
+    """(run folder, prompt messages as the model saw them, reply) for the bubble at `index`."""
+    from training.chat.generate import build_prompt, load_chat_model
+
+    folder = run_folder(chosen)
+    before, message, bubbles = last_exchange(history, index)
+    model = load_chat_model(folder)  # cached: the model that just answered
+    prompt = build_prompt(model, before, message, settings.max_new_tokens)
+    return folder, prompt.messages, (model.separator or "\n").join(bubbles)
+
+
+def _record_like(chosen: str, history: list, column: str, data: gr.LikeData, settings):
+    if data.liked not in (True, False):  # an undo ("") or another option: nothing to record
+        return review(chosen)
+    index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+    folder, prompt, reply = _judgement(chosen, history, index, settings)
+    feedback.record(folder, prompt, reply, column, "up" if data.liked else "down", decoding=settings.__dict__)
+    return review(chosen)
+
+
+def _record_rewrite(chosen: str, history: list, text: str, settings):
+    if not (text or "").strip():
+        raise UserError("✏️ Type what you would really have answered, then save it.")
+    folder, prompt, reply = _judgement(chosen, history, None, settings)
+    feedback.record(folder, prompt, reply, "tuned", "rewrite", rewrite=text.strip(), decoding=settings.__dict__)
+    return review(chosen)
+
+
+def review(chosen: str | None):
+    """The count line and the table of the run's judgements (newest first)."""
+    try:
+        folder = run_folder(chosen)
+    except UserError:
+        return "Feedback is kept per finished run: pick one under 'Chat with'.", []
+    entries = feedback.read_feedback(folder)
+    tally = feedback.counts(entries)
+    line = (f"**{tally['pairs']} pairs** (rewrites) · {tally['up']} 👍 · {tally['down']} 👎 in "
+            f"{folder.name}/{feedback.FILE_NAME}")  # fmt: skip
+    rows = [[e["id"], e["verdict"], e["column"], e["prompt"][-1]["content"], e["reply"], e["rewrite"] or ""]
+            for e in reversed(entries)]  # fmt: skip
+    return line, rows
+
+
+def _edit(chosen: str, entry_id: str, rewrite: str):
+    if not (entry_id or "").strip():
+        raise UserError("Judgement id: copy it from the table's first column.")
+    feedback.edit(run_folder(chosen), entry_id.strip(), rewrite=rewrite.strip() or None)
+    return review(chosen)
+
+
+def _delete(chosen: str, entry_id: str):
+    if not (entry_id or "").strip():
+        raise UserError("Judgement id: copy it from the table's first column.")
+    feedback.delete(run_folder(chosen), entry_id.strip())
+    return review(chosen)
+
+
+def _make_pairs(chosen: str) -> str:
+    from training.chat.pairs import build_pairs, write_pairs
+
+    folder = run_folder(chosen)
+    pairs = build_pairs(folder, from_feedback=True)
+    path = write_pairs(pairs.rows, folder / "feedback_pairs.jsonl")
+    return (f"{len(pairs.rows)} pairs written to `{path}`. Train a round: `python -m training train --preset "
+            f"preference-round --from-run {folder} --data {path}`, or choose the Preference round recipe.")  # fmt: skip
