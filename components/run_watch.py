@@ -154,5 +154,20 @@ def _plots(records: list[dict], evaluates: bool = False):
         # later, so a run that will evaluate carries an empty (undrawn) eval point from the start.
         held_out = [(train[0][0], float("nan"))]
     rows = [(step, value, "train") for step, value in train] + [(step, value, "eval") for step, value in held_out]
+    rows += _preference_rows(records, evaluates)
     loss = pd.DataFrame(rows, columns=["step", "value", "series"]) if rows else None
     return loss, _curve(records, "learning_rate"), _curve(records, "tokens_per_second")
+
+
+def _preference_rows(records: list[dict], evaluates: bool) -> list[tuple]:
+    """A DPO/KTO round's reward margin (chosen minus rejected, in training) and preference accuracy on
+    the held-out pairs: on the loss plot, whose scale they share (DPO's loss starts at ln 2 = 0.69)."""
+    margin = _points(records, "rewards/margins")
+    if not margin:  # not a preference round
+        return []
+    accuracy = _points(records, "eval_rewards/accuracies")
+    if not accuracy and evaluates:  # its colour reserved from the first draw, as the eval loss's
+        accuracy = [(margin[0][0], float("nan"))]
+    return [(step, value, "reward margin") for step, value in margin] + [
+        (step, value, "preference accuracy (eval)") for step, value in accuracy
+    ]

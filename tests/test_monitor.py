@@ -205,3 +205,16 @@ def test_plots_take_each_curve_from_the_records_that_have_it():
     loss, rate, speed = run_watch._plots(records[:1], evaluates=True)
     assert loss["series"].tolist() == ["train", "eval"] and loss["value"].isna().tolist() == [False, True]
     assert speed is None and run_watch._plots([], evaluates=True) == (None, None, None)
+
+
+def test_a_preference_round_plots_its_reward_margin_and_held_out_accuracy_with_the_loss():
+    records = [{"step": 1, "loss": 0.6931, "rewards/margins": 0.0, "rewards/accuracies": 0.0},
+               {"step": 2, "loss": 0.65, "rewards/margins": 0.2, "rewards/accuracies": 1.0},
+               {"step": 2, "eval_loss": 0.66, "eval_rewards/accuracies": 0.75}]  # fmt: skip
+    loss, _, _ = run_watch._plots(records, evaluates=True)
+    assert loss.values.tolist() == [
+        [1, 0.6931, "train"], [2, 0.65, "train"], [2, 0.66, "eval"],
+        [1, 0.0, "reward margin"], [2, 0.2, "reward margin"], [2, 0.75, "preference accuracy (eval)"],
+    ]  # fmt: skip
+    first, _, _ = run_watch._plots(records[:1], evaluates=True)  # every series present from the first draw
+    assert first["series"].tolist() == ["train", "eval", "reward margin", "preference accuracy (eval)"]
