@@ -281,6 +281,8 @@ def _combination_problems(c: RunConfig) -> list[str]:
         )
     if c.from_run and not c.is_preference:
         problems.append(f"from_run: only for methods dpo and kto, not {c.method}")
+    if c.is_preference and c.mix:
+        problems.append(f"mix: method {c.method} trains on one pairs file (train_file); leave mix empty")
     if (c.method == "full" or c.is_preference) and c.use_unsloth == "on":
         problems.append(f"use_unsloth: 'on' needs an adapter method (lora, rslora or qlora), not {c.method}")
     return problems
