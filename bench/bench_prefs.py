@@ -174,7 +174,7 @@ def measure(args) -> dict:
 def report_table() -> str:
     """The persona report's headline numbers for both runs, from report-sft.json and report-dpo.json."""
     reports = {name: OUT / f"report-{name}.json" for name in ("sft", "dpo")}
-    if not all(path.is_file() for path in reports.values()):
+    if not all(path.is_file() and path.stat().st_size for path in reports.values()):
         return ""
     sft, dpo = (json.loads(path.read_text(encoding="utf-8")) for path in reports.values())
     rows = [
@@ -182,14 +182,12 @@ def report_table() -> str:
         ("held-out loss of the others' replies", lambda r: r["loss"]["others"]["tuned"]),
         ("gap others minus person (higher = learned the person, not texting)", lambda r: r["loss"]["gap"]["value"]),
     ]
-    for metric in sft["metrics"]["voice"]:
-        key = metric["key"]
-        rows.append(
-            (
-                f"{metric['label']} ({metric['goal']})",
-                lambda r, key=key: next(m["tuned"] for m in r["metrics"]["voice"] if m["key"] == key),
-            )
-        )
+    for group in ("voice", "content", "degeneracy"):
+        for metric in sft["metrics"][group]:
+            key, real = metric["key"], metric.get("real")
+            goal = f"real {real:.3f}" if metric["goal"] == "match" and real is not None else metric["goal"]
+            pick = lambda r, group=group, key=key: next(m["tuned"] for m in r["metrics"][group] if m["key"] == key)  # noqa: E731
+            rows.append((f"{metric['label']} ({goal})", pick))
     lines = [
         "",
         "Persona report on the same 28 held-out conversations (`python -m training report RUN --json`, "
