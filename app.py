@@ -62,37 +62,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # A Space sets GRADIO_SERVER_NAME=0.0.0.0; binding 127.0.0.1 there would leave the Space unreachable.
     host = os.environ.get("TALKLIKE_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     parser.add_argument("--host", default=host, help="address to listen on (0.0.0.0 for a LAN or a Space)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("TALKLIKE_PORT") or os.environ.get("GRADIO_SERVER_PORT") or "7860"))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("TALKLIKE_PORT") or os.environ.get("GRADIO_SERVER_PORT") or "7860"),
+    )
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
-    parser.add_argument("--auth", action="append", default=[a for a in [os.environ.get("TALKLIKE_AUTH")] if a], metavar="USER:PASS",
-                        help="require a login (or set TALKLIKE_AUTH); repeat for several users")
-    parser.add_argument("--data-dir", default=None, help="where uploads, data sets, runs and exports go (or TALKLIKE_DATA_DIR)")
-    parser.add_argument("--owner", default=os.environ.get("TALKLIKE_OWNER"), metavar="USERNAME",
-                        help="only this user may use Data/Train/Export (signed in with Hugging Face on a Space, or an --auth user); "
-                             "everyone else chats with the runs the owner publishes")
-    parser.add_argument("--chat-only", metavar="RUN_OR_MODEL", default=os.environ.get("TALKLIKE_CHAT_ONLY"),
-                        help="serve only the chat with this run/model (a Hub id is fetched once at start): the page to share with friends")
-    parser.add_argument("--decoding", default=os.environ.get(DECODING_ENV), metavar="PRESET_OR_JSON",
-                        help=f"the chat's starting decoding: Greedy, Balanced, Creative or a JSON object of settings (or {DECODING_ENV})")
-    parser.add_argument("--api-key", default=os.environ.get("TALKLIKE_API_KEY"), metavar="KEY",
-                        help="serve an OpenAI-compatible API at /v1 to holders of this key (better: set TALKLIKE_API_KEY, "
-                             "which no process list shows); off unless set. It offers what visitors can chat with, under their limits")
-    parser.add_argument("--memory", action="store_true", default=os.environ.get("TALKLIKE_MEMORY") == "1",
-                        help="visitors (chat-only page, published runs): chat with memory, your past replies and facts "
-                             "in the prompt (or TALKLIKE_MEMORY=1); off unless given")  # fmt: skip
-    parser.add_argument("--show-memory", action="store_true",
-                        help="with --memory: visitors also see the memories used under each reply (they quote your chats)")
-    parser.add_argument("--blind-test", metavar="RUN", default=os.environ.get("TALKLIKE_BLIND_TEST"),
-                        help="add the blind test page for this run (prepare it first: python -m training blind-test RUN "
-                             "--allow-showing-my-texts); or TALKLIKE_BLIND_TEST")  # fmt: skip
-    parser.add_argument("--blind-voters-per-address", type=int, default=VOTERS_PER_ADDRESS, metavar="N",
-                        help=f"blind test: people counted per network address ({VOTERS_PER_ADDRESS})")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        default=[a for a in [os.environ.get("TALKLIKE_AUTH")] if a],
+        metavar="USER:PASS",
+        help="require a login (or set TALKLIKE_AUTH); repeat for several users",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="where uploads, data sets, runs and exports go (or TALKLIKE_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--owner",
+        default=os.environ.get("TALKLIKE_OWNER"),
+        metavar="USERNAME",
+        help="only this user may use Data/Train/Export (signed in with Hugging Face on a Space, or an --auth user); "
+        "everyone else chats with the runs the owner publishes",
+    )
+    parser.add_argument(
+        "--chat-only",
+        metavar="RUN_OR_MODEL",
+        default=os.environ.get("TALKLIKE_CHAT_ONLY"),
+        help="serve only the chat with this run/model (a Hub id is fetched once at start): the page to share with friends",
+    )
+    parser.add_argument(
+        "--decoding",
+        default=os.environ.get(DECODING_ENV),
+        metavar="PRESET_OR_JSON",
+        help=f"the chat's starting decoding: Greedy, Balanced, Creative or a JSON object of settings (or {DECODING_ENV})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TALKLIKE_API_KEY"),
+        metavar="KEY",
+        help="serve an OpenAI-compatible API at /v1 to holders of this key (better: set TALKLIKE_API_KEY, "
+        "which no process list shows); off unless set. It offers what visitors can chat with, under their limits",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        default=os.environ.get("TALKLIKE_MEMORY") == "1",
+        help="visitors (chat-only page, published runs): chat with memory, your past replies and facts "
+        "in the prompt (or TALKLIKE_MEMORY=1); off unless given",
+    )
+    parser.add_argument(
+        "--show-memory",
+        action="store_true",
+        help="with --memory: visitors also see the memories used under each reply (they quote your chats)",
+    )
+    parser.add_argument(
+        "--blind-test",
+        metavar="RUN",
+        default=os.environ.get("TALKLIKE_BLIND_TEST"),
+        help="add the blind test page for this run (prepare it first: python -m training blind-test RUN "
+        "--allow-showing-my-texts); or TALKLIKE_BLIND_TEST",
+    )
+    parser.add_argument(
+        "--blind-voters-per-address",
+        type=int,
+        default=VOTERS_PER_ADDRESS,
+        metavar="N",
+        help=f"blind test: people counted per network address ({VOTERS_PER_ADDRESS})",
+    )
     ChatLimits.add_arguments(parser)
     return parser.parse_args(argv)
 
 
-def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None, slots: AddressSlots | None = None,
-              memory_policy: MemoryPolicy | None = None, ballot: BallotBox | None = None) -> gr.Blocks:  # fmt: skip
+def build_app(
+    owner: Owner | str | None = None,
+    limits: ChatLimits | None = None,
+    slots: AddressSlots | None = None,
+    memory_policy: MemoryPolicy | None = None,
+    ballot: BallotBox | None = None,
+) -> gr.Blocks:
     """The studio. With `owner`, Data/Train/Report/Export answer only the owner; everyone else chats with
     the runs the owner published, under `limits` (`slots`: the per-address count shared with /v1), and
     votes in the blind test of `ballot` when there is one."""
@@ -127,9 +175,13 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
             export_run = build_export_tab(owner)
         # The Data tab's saved examples become the Train tab's training data.
         data.dataset_path.change(
-            owner_only(owner, denied=gr.update)(lambda path: gr.update(choices=[path], value=path) if path else gr.update()),
-            inputs=data.dataset_path, outputs=train.train_file, api_name=False,
-        )  # fmt: skip
+            owner_only(owner, denied=gr.update)(
+                lambda path: gr.update(choices=[path], value=path) if path else gr.update()
+            ),
+            inputs=data.dataset_path,
+            outputs=train.train_file,
+            api_name=False,
+        )
         attach_on_load(demo, train, owner)
         # Also on opening the tab: a run that finished after the page loaded must be listed there.
         for event in (demo.load, chat_page.select):
@@ -141,15 +193,28 @@ def build_app(owner: Owner | str | None = None, limits: ChatLimits | None = None
     return demo
 
 
-def build_chat_app(source: str, limits: ChatLimits | None = None, decoding=None, slots: AddressSlots | None = None,
-                   memory_policy: MemoryPolicy | None = None, ballot: BallotBox | None = None) -> gr.Blocks:  # fmt: skip
+def build_chat_app(
+    source: str,
+    limits: ChatLimits | None = None,
+    decoding=None,
+    slots: AddressSlots | None = None,
+    memory_policy: MemoryPolicy | None = None,
+    ballot: BallotBox | None = None,
+) -> gr.Blocks:
     """Only the chat, with the model fixed server-side: no data, training or export event exists,
     so none can be called through Gradio's API either."""
     with gr.Blocks(title="talklike chat") as demo:
-        gr.Markdown("# talklike\nA chatbot fine-tuned to text like its owner. Replies are generated, not real messages.")
+        gr.Markdown(
+            "# talklike\nA chatbot fine-tuned to text like its owner. Replies are generated, not real messages."
+        )
         with gr.Tab("Chat") if ballot is not None else contextlib.nullcontext():
-            build_chat_tab(fixed_source=source, limits=limits or ChatLimits(), decoding_defaults=decoding, slots=slots,
-                           memory_policy=memory_policy)  # fmt: skip
+            build_chat_tab(
+                fixed_source=source,
+                limits=limits or ChatLimits(),
+                decoding_defaults=decoding,
+                slots=slots,
+                memory_policy=memory_policy,
+            )
         if ballot is not None:
             with gr.Tab("Which one is real?"):
                 _blind_test(demo, ballot)
@@ -246,8 +311,11 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
         if owner and owner.via == "oauth":
             middleware.append(Middleware(UploadGate, allowed=lambda scope: oauth_username(scope) == owner.name))
         elif not owner and not auth and os.environ.get("SPACE_ID"):
-            print("talklike: warning: this studio on a Space has no --owner or --auth: anyone who can open it can train, "
-                  "export and push with the Space's token", flush=True)  # fmt: skip
+            print(
+                "talklike: warning: this studio on a Space has no --owner or --auth: anyone who can open it can train, "
+                "export and push with the Space's token",
+                flush=True,
+            )
     routes = []
     if args.api_key:
         from training.chat.openai_api import openai_router
@@ -258,21 +326,30 @@ def prepare(args: argparse.Namespace) -> tuple[gr.Blocks, dict]:
                 from components.memory_panel import visitor_memory
 
                 memory_for = functools.partial(visitor_memory, memory_policy)
-            routes = openai_router(api_models(args.chat_only, source, owner), args.api_key, limits, decoding, slots,
-                                   memory_for).routes  # fmt: skip
+            routes = openai_router(
+                api_models(args.chat_only, source, owner), args.api_key, limits, decoding, slots, memory_for
+            ).routes
         except UserError as error:
             raise SystemExit(f"error: {error}") from None
     # Gradio counts an event as queued until it starts, so the line holds the running ones too.
-    quiet_queue(demo.queue(default_concurrency_limit=4, max_size=limits.concurrency + limits.queue_size if shared else None))
+    quiet_queue(
+        demo.queue(default_concurrency_limit=4, max_size=limits.concurrency + limits.queue_size if shared else None)
+    )
     options = dict(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth or None, theme=THEME,
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth or None,
+        theme=THEME,
         # Gradio 6 would keep every event's inputs and outputs (private chat text, examples) in
         # the browser's localStorage and show them on /gradio_api/runs; nothing here needs it.
-        run_history=False, max_file_size=MAX_FILE_BYTES,
+        run_history=False,
+        max_file_size=MAX_FILE_BYTES,
         # The API routes sit in Gradio's own FastAPI app, behind the same middleware, outside its
         # login (they check their own key). SSR off: its Node proxy would stand in front of them.
-        app_kwargs={"middleware": middleware, "routes": routes}, ssr_mode=False,
-    )  # fmt: skip
+        app_kwargs={"middleware": middleware, "routes": routes},
+        ssr_mode=False,
+    )
     return demo, options
 
 

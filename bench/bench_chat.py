@@ -62,11 +62,18 @@ def build_large_llama(tiny_dir: Path, out_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     tiny_config = AutoModelForCausalLM.from_pretrained(tiny_dir).config
     config = LlamaConfig(
-        vocab_size=tiny_config.vocab_size, hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=4, intermediate_size=1376, max_position_embeddings=2048, tie_word_embeddings=False,
-        pad_token_id=tiny_config.pad_token_id, eos_token_id=tiny_config.eos_token_id,
+        vocab_size=tiny_config.vocab_size,
+        hidden_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        intermediate_size=1376,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        pad_token_id=tiny_config.pad_token_id,
+        eos_token_id=tiny_config.eos_token_id,
         bos_token_id=tiny_config.bos_token_id,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.generation_config = AutoModelForCausalLM.from_pretrained(tiny_dir).generation_config
@@ -84,11 +91,15 @@ def bare_generate(chat_model, input_ids: list[int], settings: DecodingSettings) 
     started = time.perf_counter()
     inputs = torch.tensor([input_ids], device=model.device)
     output = model.generate(
-        input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=clock,
-        do_sample=settings.do_sample, max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+        input_ids=inputs,
+        attention_mask=torch.ones_like(inputs),
+        streamer=clock,
+        do_sample=settings.do_sample,
+        max_new_tokens=settings.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
         repetition_penalty=settings.repetition_penalty if settings.repetition_penalty != 1 else None,
         **(sampling if settings.do_sample else {}),
-    )  # fmt: skip
+    )
     finished = time.perf_counter()
     return clock.first_token_at - started, finished - started, clock.new_tokens, output[0, len(input_ids) :].tolist()
 
@@ -123,10 +134,13 @@ def measure(chat_model, settings: DecodingSettings, reps: int) -> dict[str, floa
         if text != expected:
             raise SystemExit(f"bare and talklike replies differ for {settings}; the comparison would be unfair")
     return {
-        "tokens": tokens, "prompt_tokens": len(prompt.input_ids),
-        "bare_ttft_ms": 1000 * statistics.median(bare_first), "ours_ttft_ms": 1000 * statistics.median(ours_first),
-        "bare_tps": statistics.median(bare_rate), "ours_tps": statistics.median(ours_rate),
-    }  # fmt: skip
+        "tokens": tokens,
+        "prompt_tokens": len(prompt.input_ids),
+        "bare_ttft_ms": 1000 * statistics.median(bare_first),
+        "ours_ttft_ms": 1000 * statistics.median(ours_first),
+        "bare_tps": statistics.median(bare_rate),
+        "ours_tps": statistics.median(ours_rate),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--no-large", action="store_true", help="without the 25M Llama")
-    parser.add_argument("--offline-small", action="store_true", help="also the real 135M model offline-small (trained weights)")
+    parser.add_argument(
+        "--offline-small", action="store_true", help="also the real 135M model offline-small (trained weights)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
@@ -159,15 +175,21 @@ def main(argv: list[str] | None = None) -> None:
                 result = measure(chat_model, settings, args.reps)
                 rows.append((f"{label} ({params:.1f}M)", mode, result))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device {device}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {args.reps} reps (median), max_new_tokens {args.max_new_tokens}\n")  # fmt: skip
-    print("| model | decoding | prompt / new tokens | bare TTFT ms | talklike TTFT ms | overhead ms "
-          "| bare tok/s | talklike tok/s | talklike / bare |")  # fmt: skip
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {args.reps} reps (median), max_new_tokens {args.max_new_tokens}\n"
+    )
+    print(
+        "| model | decoding | prompt / new tokens | bare TTFT ms | talklike TTFT ms | overhead ms "
+        "| bare tok/s | talklike tok/s | talklike / bare |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for label, mode, r in rows:
-        print(f"| {label} | {mode} | {r['prompt_tokens']} / {r['tokens']} | {r['bare_ttft_ms']:.1f} | "
-              f"{r['ours_ttft_ms']:.1f} | {r['ours_ttft_ms'] - r['bare_ttft_ms']:+.1f} | {r['bare_tps']:.0f} | "
-              f"{r['ours_tps']:.0f} | {r['ours_tps'] / r['bare_tps']:.1%} |")  # fmt: skip
+        print(
+            f"| {label} | {mode} | {r['prompt_tokens']} / {r['tokens']} | {r['bare_ttft_ms']:.1f} | "
+            f"{r['ours_ttft_ms']:.1f} | {r['ours_ttft_ms'] - r['bare_ttft_ms']:+.1f} | {r['bare_tps']:.0f} | "
+            f"{r['ours_tps']:.0f} | {r['ours_tps'] / r['bare_tps']:.1%} |"
+        )
 
 
 if __name__ == "__main__":

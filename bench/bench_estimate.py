@@ -37,7 +37,9 @@ from training.train.estimate import CPU_RUNTIME_GB, GB, estimate_for_data  # noq
 from training.train.runs import Run, read_metrics  # noqa: E402
 
 MEMORY_OUT = OUT / "memory"
-STACK = "import torch, transformers, trl, peft, datasets, accelerate; import training.train.trainer, training.train.methods"
+STACK = (
+    "import torch, transformers, trl, peft, datasets, accelerate; import training.train.trainer, training.train.methods"
+)
 TARGET = 0.25  # the estimate should be within 25% of the measured peak
 
 
@@ -84,12 +86,16 @@ def configs(quick: bool) -> list[tuple[str, object]]:
     long = dataclasses.replace(long, max_length=512, batch_size=8)
     return chosen + [
         ("Llama 25M, LoRA r16, 512-token rows, batch 8", long),
-        ("Llama 25M, LoRA r16, 512-token rows, batch 8, activation checkpointing",
-         dataclasses.replace(long, activation_checkpointing=True)),
+        (
+            "Llama 25M, LoRA r16, 512-token rows, batch 8, activation checkpointing",
+            dataclasses.replace(long, activation_checkpointing=True),
+        ),
         ("Llama 25M, full fine-tune, 512-token rows, batch 8", dataclasses.replace(long, method="full")),
-        ("Llama 25M, full fine-tune, 512-token rows, batch 8, activation checkpointing",
-         dataclasses.replace(long, method="full", activation_checkpointing=True)),
-    ]  # fmt: skip
+        (
+            "Llama 25M, full fine-tune, 512-token rows, batch 8, activation checkpointing",
+            dataclasses.replace(long, method="full", activation_checkpointing=True),
+        ),
+    ]
 
 
 def measure_config(label: str, config, index: int) -> dict:
@@ -101,7 +107,13 @@ def measure_config(label: str, config, index: int) -> dict:
         raise SystemExit(f"{label}: training failed (exit {code}); see {run_dir / 'train.log'}")
     result = estimate_for_data(config)
     logged = max((r["memory_mb"] for r in read_metrics(Run(run_dir))[0] if r.get("memory_mb")), default=0) / 1024
-    return {"label": label, "measured": measured, "logged": logged, "estimate": result.peak_gb, "parts": result.memory_gb}
+    return {
+        "label": label,
+        "measured": measured,
+        "logged": logged,
+        "estimate": result.peak_gb,
+        "parts": result.memory_gb,
+    }
 
 
 def table(rows: list[dict], stack_gb: float) -> str:
@@ -113,8 +125,10 @@ def table(rows: list[dict], stack_gb: float) -> str:
         error = row["estimate"] / row["measured"] - 1
         parts = ", ".join(f"{name} {value:.3f}" for name, value in row["parts"].items())
         flag = "" if abs(error) <= TARGET else " (off target)"
-        lines.append(f"| {row['label']} | {row['estimate']:.2f} | {row['measured']:.2f} | {error:+.0%}{flag} "
-                     f"| {row['logged']:.2f} | {parts} |")  # fmt: skip
+        lines.append(
+            f"| {row['label']} | {row['estimate']:.2f} | {row['measured']:.2f} | {error:+.0%}{flag} "
+            f"| {row['logged']:.2f} | {parts} |"
+        )
     lines.append(f"| a process that only imported the training stack | | {stack_gb:.2f} | | | |")
     return "\n".join(lines)
 
@@ -122,7 +136,9 @@ def table(rows: list[dict], stack_gb: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny models only")
-    parser.add_argument("--doc", type=Path, help="write the table into this markdown file's '## Memory estimate vs measured'")
+    parser.add_argument(
+        "--doc", type=Path, help="write the table into this markdown file's '## Memory estimate vs measured'"
+    )
     args = parser.parse_args()
     MEMORY_OUT.mkdir(parents=True, exist_ok=True)
     about = machine()
@@ -132,15 +148,18 @@ def main() -> None:
         rows.append(measure_config(label, config, index))
         print(f"  {label}: estimate {rows[-1]['estimate']:.2f} GB, measured {rows[-1]['measured']:.2f} GB", flush=True)
     command = ("python bench/bench_estimate.py " + " ".join(sys.argv[1:])).strip()
-    report = "\n\n".join([
-        f"Machine: {about}. CPU_RUNTIME_GB in training/train/estimate.py: {CPU_RUNTIME_GB}.",
-        table(rows, stack_gb),
-        f"Reproduce: `{command}`",
-    ])  # fmt: skip
+    report = "\n\n".join(
+        [
+            f"Machine: {about}. CPU_RUNTIME_GB in training/train/estimate.py: {CPU_RUNTIME_GB}.",
+            table(rows, stack_gb),
+            f"Reproduce: `{command}`",
+        ]
+    )
     print("\n" + report)
     if args.doc:
-        replace_section(args.doc, "## Memory estimate vs measured", MEMORY_INTRO + "\n\n" + report,
-                        script="bench/bench_estimate.py")
+        replace_section(
+            args.doc, "## Memory estimate vs measured", MEMORY_INTRO + "\n\n" + report, script="bench/bench_estimate.py"
+        )
 
 
 MEMORY_INTRO = """training.train.estimate's peak (what the Train tab shows before a run) against the peak resident memory of

@@ -54,10 +54,17 @@ def hf_replies(folder: Path, prompts, max_tokens: int, stop_ids: set[int]) -> tu
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     inputs, replies = [], []
     for messages in prompts:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         with torch.no_grad():
-            out = model.generate(torch.tensor([ids]), max_new_tokens=max_tokens, do_sample=False,
-                                 eos_token_id=sorted(stop_ids), pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+            out = model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                eos_token_id=sorted(stop_ids),
+                pad_token_id=tokenizer.pad_token_id,
+            )
         inputs.append(list(ids))
         replies.append(out[0, len(ids) :].tolist())
     return inputs, replies
@@ -65,9 +72,20 @@ def hf_replies(folder: Path, prompts, max_tokens: int, stop_ids: set[int]) -> tu
 
 def llama_replies(path: Path, inputs, max_tokens: int, stop_ids: set[int], chats) -> dict:
     """Greedy token ids from llama.cpp for the same prompt tokens (gguf_llama_worker.py, its own process)."""
-    request = {"gguf": str(path), "inputs": inputs, "max_tokens": max_tokens, "stop_ids": sorted(stop_ids), "chats": chats}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gguf_llama_worker.py")], input=json.dumps(request),
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    request = {
+        "gguf": str(path),
+        "inputs": inputs,
+        "max_tokens": max_tokens,
+        "stop_ids": sorted(stop_ids),
+        "chats": chats,
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gguf_llama_worker.py")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"llama.cpp worker failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return json.loads(done.stdout)
@@ -95,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         llama_version = version("llama-cpp-python")
     except PackageNotFoundError:
-        raise SystemExit("llama-cpp-python is not installed: pip install llama-cpp-python==0.3.36 (builds from source)") from None
+        raise SystemExit(
+            "llama-cpp-python is not installed: pip install llama-cpp-python==0.3.36 (builds from source)"
+        ) from None
     from transformers import AutoTokenizer
 
     from training.models import resolve
@@ -113,23 +133,33 @@ def main(argv: list[str] | None = None) -> None:
             path = write_gguf(folder, Path(scratch) / f"model-{quant}.gguf", quant)
             chats = prompts if quant == args.quants[0] else []  # the GGUF's own template, checked once
             answer = llama_replies(path, inputs, args.tokens, stop_ids, chats)
-            row = {"quant": quant, "mb": path.stat().st_size / 1e6, **compare(hf, answer["replies"], stop_ids),
-                   "llama_stops": sum(answer["stopped"])}  # fmt: skip
+            row = {
+                "quant": quant,
+                "mb": path.stat().st_size / 1e6,
+                **compare(hf, answer["replies"], stop_ids),
+                "llama_stops": sum(answer["stopped"]),
+            }
             if chats:
                 row["chat_api"] = sum(a.strip() == b.strip() for a, b in zip(answer["chat_texts"], hf_texts))
             rows.append(row)
     n = len(prompts)
-    lines = [f"`python bench/bench_gguf.py --model {args.model} --quants {' '.join(args.quants)} --prompts {args.prompts} "
-             f"--tokens {args.tokens}`; llama-cpp-python {llama_version}; {machine()}", "",
-             f"{n} held-out prompts (first turns of samples/sam_persona.jsonl), greedy, up to {args.tokens} new tokens; "
-             f"transformers ended {rows[0]['hf_stops']} of {n} replies at the end-of-turn token.", "",
-             "| GGUF | size MB | identical replies | same first token | tokens before first difference "
-             "| llama.cpp stopped at end of turn | chat API (GGUF template) = transformers |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"`python bench/bench_gguf.py --model {args.model} --quants {' '.join(args.quants)} --prompts {args.prompts} "
+        f"--tokens {args.tokens}`; llama-cpp-python {llama_version}; {machine()}",
+        "",
+        f"{n} held-out prompts (first turns of samples/sam_persona.jsonl), greedy, up to {args.tokens} new tokens; "
+        f"transformers ended {rows[0]['hf_stops']} of {n} replies at the end-of-turn token.",
+        "",
+        "| GGUF | size MB | identical replies | same first token | tokens before first difference "
+        "| llama.cpp stopped at end of turn | chat API (GGUF template) = transformers |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         chat = f"{r['chat_api']}/{n}" if "chat_api" in r else ""
-        lines.append(f"| {r['quant']} | {r['mb']:.0f} | {r['identical']}/{n} | {r['first']}/{n} | {r['prefix_share']:.0%} "
-                     f"| {r['llama_stops']}/{n} | {chat} |")  # fmt: skip
+        lines.append(
+            f"| {r['quant']} | {r['mb']:.0f} | {r['identical']}/{n} | {r['first']}/{n} | {r['prefix_share']:.0%} "
+            f"| {r['llama_stops']}/{n} | {chat} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.write_doc:

@@ -40,9 +40,25 @@ OUT = ROOT / "bench" / "out" / "knowledge"
 DOCS = ROOT / "samples" / "knowledge"
 HELD_OUT_QA = ROOT / "samples" / "knowledge_heldout.jsonl"
 SAMPLE = ROOT / "samples" / "sam_messenger_export.zip"
-RECIPE = dict(model="offline-small", method="lora", lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-              learning_rate=1e-3, scheduler="cosine", batch_size=8, max_length=256, padding_free=True,
-              completion_only_loss=True, logging_steps=5, eval_steps=1000, save_steps=10_000, dtype="fp32", seed=42)  # fmt: skip
+RECIPE = dict(
+    model="offline-small",
+    method="lora",
+    lora_r=16,
+    lora_alpha=32,
+    lora_dropout=0.0,
+    target_modules="all-linear",
+    learning_rate=1e-3,
+    scheduler="cosine",
+    batch_size=8,
+    max_length=256,
+    padding_free=True,
+    completion_only_loss=True,
+    logging_steps=5,
+    eval_steps=1000,
+    save_steps=10_000,
+    dtype="fp32",
+    seed=42,
+)
 
 
 # ---- generation ----------------------------------------------------------------------------------
@@ -57,8 +73,10 @@ def bench_generation(pairs: int, documents: int) -> str:
     load_chat_model("offline-small")  # loaded once, outside the timing
     ask = generator.ModelGenerator("offline-small", generator.TOKENS_PER_PAIR * pairs + 32)
     tokenizer = ask.model.tokenizer
-    lines = ["| torch threads | documents | seconds per document | new tokens/s | pairs kept | answers with no pair |",
-             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| torch threads | documents | seconds per document | new tokens/s | pairs kept | answers with no pair |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     answers: list[str] = []
 
     def counted(prompt: str) -> str:
@@ -70,8 +88,10 @@ def bench_generation(pairs: int, documents: int) -> str:
         answers.clear()
         rows, report = generator.generate_pairs(files, counted, pairs)
         tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-        lines.append(f"| {threads} | {report.documents} | {report.seconds / report.documents:.1f} | "
-                     f"{tokens / report.seconds:.1f} | {report.pairs} | {report.malformed} |")  # fmt: skip
+        lines.append(
+            f"| {threads} | {report.documents} | {report.seconds / report.documents:.1f} | "
+            f"{tokens / report.seconds:.1f} | {report.pairs} | {report.malformed} |"
+        )
         (OUT / f"generated-{threads}-threads.json").write_text(json.dumps({"answers": answers, "rows": rows}, indent=1))
     return "\n".join(lines)
 
@@ -89,9 +109,14 @@ def synthetic_rows(count: int, seed: int) -> list[dict]:
     def sentence() -> str:
         return " ".join(pick.choices(vocabulary, k=pick.randint(4, 14)))
 
-    return [{"prompt": [{"role": "system", "content": "You are Sam Rivera."}]
-             + [{"role": "user" if t % 2 == 0 else "assistant", "content": sentence()} for t in range(5)],
-             "completion": [{"role": "assistant", "content": sentence()}]} for _ in range(count)]  # fmt: skip
+    return [
+        {
+            "prompt": [{"role": "system", "content": "You are Sam Rivera."}]
+            + [{"role": "user" if t % 2 == 0 else "assistant", "content": sentence()} for t in range(5)],
+            "completion": [{"role": "assistant", "content": sentence()}],
+        }
+        for _ in range(count)
+    ]
 
 
 def bench_leaks(rows: int, planted: int) -> str:
@@ -102,25 +127,40 @@ def bench_leaks(rows: int, planted: int) -> str:
         pasted = f"Q: {row['prompt'][-1]['content']}\nA: {row['completion'][0]['content']}"
         train.append(({"text": f"File: notes/{index}.md\nsome notes\n{pasted}\nmore notes"}, "notes.jsonl"))
     started = time.perf_counter()
-    exact = {" ".join(words(row["prompt"][-1]["content"] + " " + row["completion"][0]["content"])) for row, _ in validation}
-    hits = sum(" ".join(words(" ".join(m["content"] for m in row.get("prompt", []) + row.get("completion", [])))) in exact
-               for row, _ in train)  # fmt: skip
+    exact = {
+        " ".join(words(row["prompt"][-1]["content"] + " " + row["completion"][0]["content"])) for row, _ in validation
+    }
+    hits = sum(
+        " ".join(words(" ".join(m["content"] for m in row.get("prompt", []) + row.get("completion", [])))) in exact
+        for row, _ in train
+    )
     exact_seconds = time.perf_counter() - started
     started = time.perf_counter()
     report = find_leaks(train, validation)
     seconds = time.perf_counter() - started
     caught = {leak.validation_index for leak in report.leaks}
     # Rows whose question and reply are both under 8 words have no 8-grams: only exact copies are found.
-    checkable = {index * 7 for index in range(planted)
-                 if any(len(words(part)) >= 8 for part in (validation[index * 7][0]["prompt"][-1]["content"],
-                                                           validation[index * 7][0]["completion"][0]["content"]))}  # fmt: skip
+    checkable = {
+        index * 7
+        for index in range(planted)
+        if any(
+            len(words(part)) >= 8
+            for part in (
+                validation[index * 7][0]["prompt"][-1]["content"],
+                validation[index * 7][0]["completion"][0]["content"],
+            )
+        )
+    }
     assert checkable <= caught <= {index * 7 for index in range(planted)}, sorted(checkable - caught)
-    return "\n".join([
-        "| check | training rows | validation rows | seconds | planted leaks found |", "|---|---:|---:|---:|---:|",
-        f"| exact duplicates only (baseline: read and hash every row) | {len(train):,} | {len(validation):,} | {exact_seconds:.1f} | {hits} of {planted} |",
-        f"| find_leaks: exact + 8-gram containment | {len(train):,} | {len(validation):,} | {seconds:.1f} | {len(caught)} of {planted} "
-        f"(all {len(checkable)} with a question or reply of 8+ words) |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "| check | training rows | validation rows | seconds | planted leaks found |",
+            "|---|---:|---:|---:|---:|",
+            f"| exact duplicates only (baseline: read and hash every row) | {len(train):,} | {len(validation):,} | {exact_seconds:.1f} | {hits} of {planted} |",
+            f"| find_leaks: exact + 8-gram containment | {len(train):,} | {len(validation):,} | {seconds:.1f} | {len(caught)} of {planted} "
+            f"(all {len(checkable)} with a question or reply of 8+ words) |",
+        ]
+    )
 
 
 # ---- a run with and without the knowledge mix ----------------------------------------------------
@@ -148,8 +188,12 @@ def train_run(name: str, steps: int, **fields) -> tuple[Path, float]:
     config = RunConfig(output_dir=str(run), name=name, max_steps=steps, **{**RECIPE, **fields})
     config.save(OUT / f"{name}.yaml")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "training", "train", str(OUT / f"{name}.yaml")], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "training", "train", str(OUT / f"{name}.yaml")],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - started
     (run / "bench.json").write_text(json.dumps({"train_seconds": seconds}))
     return run, seconds
@@ -170,18 +214,28 @@ def bench_mix(steps: int, limit: int) -> str:
     from training.report.build import ReportOptions, build_report
 
     train, validation, notes = mix_data()
-    runs = {"persona alone": train_run("persona", steps, train_file=str(train), validation_file=str(validation)),
-            "persona + knowledge (0.3)": train_run("persona-knowledge", steps, train_file=str(train),
-                                                   validation_file=str(validation), mix=[f"{notes}=0.3"])}  # fmt: skip
+    runs = {
+        "persona alone": train_run("persona", steps, train_file=str(train), validation_file=str(validation)),
+        "persona + knowledge (0.3)": train_run(
+            "persona-knowledge", steps, train_file=str(train), validation_file=str(validation), mix=[f"{notes}=0.3"]
+        ),
+    }
     base_loss = qa_loss(runs["persona alone"][0], use_adapter=False)
     results = {}
     for label, (run, seconds) in runs.items():
         saved = run / "bench-report.json"
         if not saved.exists():
             saved.write_text(json.dumps(build_report(run, ReportOptions(limit=limit, seed=0)), indent=1))
-        results[label] = (json.loads(saved.read_text()), seconds, qa_loss(run, use_adapter=True),
-                          json.loads((run / "mix.json").read_text()))  # fmt: skip
-    lines = [f"| {steps} steps, batch 8, LoRA r16, lr 1e-3 | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
+        results[label] = (
+            json.loads(saved.read_text()),
+            seconds,
+            qa_loss(run, use_adapter=True),
+            json.loads((run / "mix.json").read_text()),
+        )
+    lines = [
+        f"| {steps} steps, batch 8, LoRA r16, lr 1e-3 | " + " | ".join(results) + " |",
+        "|---|" + "---:|" * len(results),
+    ]
 
     def row(label: str, cell) -> None:
         lines.append(f"| {label} | " + " | ".join(cell(*values) for values in results.values()) + " |")
@@ -189,9 +243,15 @@ def bench_mix(steps: int, limit: int) -> str:
     row("training time, this CPU", lambda r, s, q, m: f"{s / 60:.1f} min")
     row("rows drawn (persona / knowledge)", lambda r, s, q, m: " / ".join(str(x["drawn"]) for x in m["sources"]))
     row(f"held-out knowledge Q&A loss (base {base_loss:.2f})", lambda r, s, q, m: f"**{q:.2f}**")
-    row("held-out persona loss (base → tuned)", lambda r, s, q, m: f"{r['loss']['person']['base']:.2f} → **{r['loss']['person']['tuned']:.2f}**")
-    for key, label in (("style_distance", "style distance (floor)"), ("p_person", "P(person), classifier"),
-                       ("length_wasserstein", "reply length Wasserstein, chars")):  # fmt: skip
+    row(
+        "held-out persona loss (base → tuned)",
+        lambda r, s, q, m: f"{r['loss']['person']['base']:.2f} → **{r['loss']['person']['tuned']:.2f}**",
+    )
+    for key, label in (
+        ("style_distance", "style distance (floor)"),
+        ("p_person", "P(person), classifier"),
+        ("length_wasserstein", "reply length Wasserstein, chars"),
+    ):
         row(label, lambda r, s, q, m, key=key: _metric_cell(r, key))
     return "\n".join(lines)
 
@@ -218,14 +278,18 @@ def main() -> None:
     sections = [f"Machine: {machine()}."]
     parts = args.part or ["generate", "leaks", "mix"]
     if "generate" in parts:
-        sections.append(f"**Q&A generation, offline-small** ({args.pairs} pairs asked per document, greedy):\n\n"
-                        + bench_generation(args.pairs, args.documents))  # fmt: skip
+        sections.append(
+            f"**Q&A generation, offline-small** ({args.pairs} pairs asked per document, greedy):\n\n"
+            + bench_generation(args.pairs, args.documents)
+        )
     if "leaks" in parts:
         sections.append("**Leak check before a run**:\n\n" + bench_leaks(args.rows, planted=50))
     if "mix" in parts:
-        sections.append("**The sample persona with and without a knowledge mix** (offline-small, one process per run, "
-                        f"{args.threads} torch thread(s); persona report on {args.limit} held-out conversations):\n\n"
-                        + bench_mix(args.steps, args.limit))  # fmt: skip
+        sections.append(
+            "**The sample persona with and without a knowledge mix** (offline-small, one process per run, "
+            f"{args.threads} torch thread(s); persona report on {args.limit} held-out conversations):\n\n"
+            + bench_mix(args.steps, args.limit)
+        )
     shown = [a for i, a in enumerate(sys.argv[1:]) if a != "--doc" and sys.argv[i] != "--doc"]  # what measured it
     command = "python bench/bench_knowledge.py " + " ".join(shown)
     text = "\n\n".join([*sections, f"Reproduce: `{command.strip()}`"])

@@ -30,8 +30,19 @@ sys.path.insert(0, str(ROOT))
 def export_folder(work: Path, messages: int, threads: int) -> Path:
     folder = work / f"messenger-{messages}-{threads}"
     if not folder.exists():
-        subprocess.run([sys.executable, "bench/make_messenger_export.py", str(folder), "--messages", str(messages),
-                        "--threads", str(threads)], cwd=ROOT, check=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "bench/make_messenger_export.py",
+                str(folder),
+                "--messages",
+                str(messages),
+                "--threads",
+                str(threads),
+            ],
+            cwd=ROOT,
+            check=True,
+        )
     return folder
 
 
@@ -90,9 +101,11 @@ def main() -> None:
     prepare_seconds, prepared = timed(lambda: prepare(load([export]), ShapingOptions(me="Sam Rivera")))
     exchanges = exchanges_from_rows(prepared.train, prepared.train_sources)
     keys = [e.them for e in exchanges]
-    print(f"export: {args.messages:,} messages; prepare (in process, untimed elsewhere): {prepare_seconds:.1f} s; "
-          f"{len(prepared.train):,} training rows -> {len(exchanges):,} exchanges ({len(set(keys)):,} distinct keys); "
-          f"scikit-learn import {import_seconds:.1f} s")  # fmt: skip
+    print(
+        f"export: {args.messages:,} messages; prepare (in process, untimed elsewhere): {prepare_seconds:.1f} s; "
+        f"{len(prepared.train):,} training rows -> {len(exchanges):,} exchanges ({len(set(keys)):,} distinct keys); "
+        f"scikit-learn import {import_seconds:.1f} s"
+    )
 
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         train_file = Path(folder) / "big.jsonl"
@@ -116,7 +129,9 @@ def main() -> None:
         print("|---|---|---:|---:|---:|")
         for size, ours, theirs in ((len(smaller), smaller, smaller_textbook), (len(index), index, baseline_recall)):
             ours.recall(queries[0])  # first call warms numpy/scipy paths
-            print(f"| {size:,} | talklike `recall` | {summary(latencies_ms(lambda q, i=ours: i.recall(q, 4), queries))} |")
+            print(
+                f"| {size:,} | talklike `recall` | {summary(latencies_ms(lambda q, i=ours: i.recall(q, 4), queries))} |"
+            )
             print(f"| {size:,} | textbook cosine_similarity + argsort | {summary(latencies_ms(theirs, queries))} |")
 
 

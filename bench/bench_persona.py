@@ -45,10 +45,22 @@ RECIPES: dict[str, dict] = {
     "hot": dict(lora_r=16, lora_alpha=32, max_steps=240, learning_rate=1e-3),
     # The offline-small preset's settings (lr 1e-3, no dropout) in the reference's 80 steps: the same time.
     "talklike": dict(lora_r=16, lora_alpha=32, max_steps=80, learning_rate=1e-3, lora_dropout=0.0),
-}  # fmt: skip
-COMMON = dict(method="lora", target_modules="all-linear", lora_dropout=0.05, batch_size=8, scheduler="cosine",
-              warmup_ratio=0.03, max_length=256, padding_free=True, completion_only_loss=True, logging_steps=10,
-              save_steps=10_000, dtype="fp32", seed=42)  # fmt: skip
+}
+COMMON = dict(
+    method="lora",
+    target_modules="all-linear",
+    lora_dropout=0.05,
+    batch_size=8,
+    scheduler="cosine",
+    warmup_ratio=0.03,
+    max_length=256,
+    padding_free=True,
+    completion_only_loss=True,
+    logging_steps=10,
+    save_steps=10_000,
+    dtype="fp32",
+    seed=42,
+)
 
 
 def persona_data(name: str, conversations: int) -> tuple[Path, Path, str]:
@@ -72,12 +84,15 @@ def train_run(name: str, recipe: str, model: str, train: Path) -> tuple[Path, fl
     run = OUT / name / "runs" / recipe
     if (run / "final").is_dir():
         return run, json.loads((run / "bench.json").read_text())["train_seconds"]
-    config = RunConfig(model=model, train_file=str(train), output_dir=str(run), name=recipe, **{**COMMON, **RECIPES[recipe]})
+    config = RunConfig(
+        model=model, train_file=str(train), output_dir=str(run), name=recipe, **{**COMMON, **RECIPES[recipe]}
+    )
     config_file = OUT / name / f"{recipe}.yaml"
     config.save(config_file)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "training", "train", str(config_file)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "training", "train", str(config_file)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
     seconds = time.perf_counter() - started
     (run / "bench.json").write_text(json.dumps({"train_seconds": seconds}))
     return run, seconds
@@ -90,10 +105,17 @@ def main() -> None:
     parser.add_argument("--model", default="offline-small", help="base model (default offline-small)")
     parser.add_argument("--conversations", type=int, default=120, help="chitchat: the speaker's conversations to use")
     parser.add_argument("--limit", type=int, default=80, help="held-out replies per report")
-    parser.add_argument("--threads", type=int, help="torch threads, here and in the training process "
-                        "(1 on a machine other jobs use: competing OpenMP threads can slow a step tenfold)")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="only what earlier invocations measured (their saved reports): rewrite the tables, train nothing")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads, here and in the training process "
+        "(1 on a machine other jobs use: competing OpenMP threads can slow a step tenfold)",
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="only what earlier invocations measured (their saved reports): rewrite the tables, train nothing",
+    )
     parser.add_argument("--doc", type=Path, help="write the tables into this markdown file's '## Persona report'")
     args = parser.parse_args()
     if args.threads:
@@ -132,10 +154,21 @@ def main() -> None:
 def table(name: str, me: str, train: Path, results: dict) -> str:
     rows = sum(1 for _ in open(train, encoding="utf-8"))
     title = {"sam": "Sample persona (Sam Rivera, fictional)", "chitchat": f"Chit-Chat speaker {me} (real)"}[name]
-    header = ["| | " + " | ".join(f"{r} (r{RECIPES[r]['lora_r']}, {RECIPES[r]['max_steps']} steps, lr {RECIPES[r]['learning_rate']:g})"
-                                   for r in results) + " |", "|---|" + "---:|" * len(results)]  # fmt: skip
-    lines = [f"**{title}**: {rows:,} training rows; report on {next(iter(results.values()))[0]['data']['rows']} "
-             "held-out replies, sampled (Balanced, seed 0, 64 new tokens), base = adapter off.", "", *header]  # fmt: skip
+    header = [
+        "| | "
+        + " | ".join(
+            f"{r} (r{RECIPES[r]['lora_r']}, {RECIPES[r]['max_steps']} steps, lr {RECIPES[r]['learning_rate']:g})"
+            for r in results
+        )
+        + " |",
+        "|---|" + "---:|" * len(results),
+    ]
+    lines = [
+        f"**{title}**: {rows:,} training rows; report on {next(iter(results.values()))[0]['data']['rows']} "
+        "held-out replies, sampled (Balanced, seed 0, 64 new tokens), base = adapter off.",
+        "",
+        *header,
+    ]
     for label, cell in ROWS:
         lines.append(f"| {label} | " + " | ".join(cell(report, seconds) for report, seconds in results.values()) + " |")
     return "\n".join(lines)
@@ -163,12 +196,21 @@ ROWS = [
     ("held-out loss, the person (base → tuned)", _loss("person")),
     ("held-out loss, the others (control)", _loss("others")),
     ("person-specific gap, nats/token [95% CI]", _gap),
-    ("P(person), classifier (real replies)", lambda r, _: f"{_arrow(_metric(r, 'p_person'))} ({_metric(r, 'p_person')['real']:.2f})"),
-    ("style distance (floor)", lambda r, _: f"{_arrow(_metric(r, 'style_distance'))} ({_metric(r, 'style_distance')['floor']:.2f})"),
-    ("reply length Wasserstein, chars (floor)", lambda r, _: f"{_arrow(_metric(r, 'length_wasserstein'), 1)} ({_metric(r, 'length_wasserstein')['floor']:.1f})"),
+    (
+        "P(person), classifier (real replies)",
+        lambda r, _: f"{_arrow(_metric(r, 'p_person'))} ({_metric(r, 'p_person')['real']:.2f})",
+    ),
+    (
+        "style distance (floor)",
+        lambda r, _: f"{_arrow(_metric(r, 'style_distance'))} ({_metric(r, 'style_distance')['floor']:.2f})",
+    ),
+    (
+        "reply length Wasserstein, chars (floor)",
+        lambda r, _: f"{_arrow(_metric(r, 'length_wasserstein'), 1)} ({_metric(r, 'length_wasserstein')['floor']:.1f})",
+    ),
     ("chrF vs the real reply (low weight)", lambda r, _: _arrow(_metric(r, "chrf"), 1)),
     ("distinct-2 (real)", lambda r, _: f"{_arrow(_metric(r, 'distinct_2'))} ({_metric(r, 'distinct_2')['real']:.2f})"),
-]  # fmt: skip
+]
 
 
 def _progress(fraction: float, what: str) -> None:

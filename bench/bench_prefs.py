@@ -46,8 +46,9 @@ def copy_start(start: Path) -> Path:
     train = Path(config.train_file)
     for source in (train, train.with_suffix(".val.jsonl"), train.with_suffix(".persona.json")):
         shutil.copy(source, OUT / source.name)
-    config = config.with_overrides(train_file=str(OUT / train.name), validation_file=str(OUT / f"{train.stem}.val.jsonl"),
-                                   output_dir=str(sft))  # fmt: skip
+    config = config.with_overrides(
+        train_file=str(OUT / train.name), validation_file=str(OUT / f"{train.stem}.val.jsonl"), output_dir=str(sft)
+    )
     config.save(sft / "config.yaml")
     return sft
 
@@ -65,10 +66,14 @@ def training_pairs(sft: Path, count: int, seed: int) -> Path:
     rows = [r for r in load_rows(RunConfig.from_yaml(sft / "config.yaml")).train if r["prompt"][-1]["role"] == "user"]
     rows = random.Random(seed).sample(rows, min(count, len(rows)))
     model = load_chat_model(sft)
-    replies = generate_batch(model, [(r["prompt"][:-1], r["prompt"][-1]["content"]) for r in rows],
-                             preset("Greedy", max_new_tokens=64))  # fmt: skip
-    pairs = [{"prompt": r["prompt"], "chosen": r["completion"], "rejected": [{"role": "assistant", "content": reply}]}
-             for r, reply in zip(rows, replies) if reply.strip() != r["completion"][0]["content"].strip()]  # fmt: skip
+    replies = generate_batch(
+        model, [(r["prompt"][:-1], r["prompt"][-1]["content"]) for r in rows], preset("Greedy", max_new_tokens=64)
+    )
+    pairs = [
+        {"prompt": r["prompt"], "chosen": r["completion"], "rejected": [{"role": "assistant", "content": reply}]}
+        for r, reply in zip(rows, replies)
+        if reply.strip() != r["completion"][0]["content"].strip()
+    ]
     return write_pairs(pairs, OUT / "train_pairs.jsonl")
 
 
@@ -91,11 +96,17 @@ def preference_accuracy(run: Path, pairs: Path) -> dict:
 
     model = load_chat_model(run)
     rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
-    margins = [sequence_logps(model.model, model.tokenizer, r["prompt"], r["chosen"])
-               - sequence_logps(model.model, model.tokenizer, r["prompt"], r["rejected"]) for r in rows]  # fmt: skip
+    margins = [
+        sequence_logps(model.model, model.tokenizer, r["prompt"], r["chosen"])
+        - sequence_logps(model.model, model.tokenizer, r["prompt"], r["rejected"])
+        for r in rows
+    ]
     clear_model_cache()
-    return {"pairs": len(rows), "accuracy": sum(m > 0 for m in margins) / len(rows),
-            "mean_margin": sum(margins) / len(margins)}  # fmt: skip
+    return {
+        "pairs": len(rows),
+        "accuracy": sum(m > 0 for m in margins) / len(rows),
+        "mean_margin": sum(margins) / len(margins),
+    }
 
 
 def cli(*args, nice: bool = False) -> tuple[float, int]:
@@ -134,8 +145,9 @@ def main() -> None:
     if args.report and not args.from_results:
         for name in ("sft", "dpo"):  # the CLI, as a user runs it; held-out rows of the starting run for both
             with open(OUT / f"report-{name}.json", "w", encoding="utf-8") as out:
-                subprocess.run([sys.executable, "-m", "training", "report", OUT / name, "--json"], cwd=ROOT, stdout=out,
-                               check=True)  # fmt: skip
+                subprocess.run(
+                    [sys.executable, "-m", "training", "report", OUT / name, "--json"], cwd=ROOT, stdout=out, check=True
+                )
     if args.doc:
         replace_section(args.doc, HEADING, table(result, args) + report_table(), script="bench/bench_prefs.py")
 
@@ -155,17 +167,45 @@ def measure(args) -> dict:
     before = preference_accuracy(sft, eval_pairs)
     dpo = OUT / "dpo"
     shutil.rmtree(dpo, ignore_errors=True)
-    train_seconds, peak_mb = cli("train", "--preset", "preference-round", "--from-run", sft, "--data", train_pairs,
-                                 "--validation", eval_pairs, "--validation-split", 0, "--max-steps", args.steps,
-                                 "--eval-steps", args.steps // 2, "--output", dpo, nice=True)  # fmt: skip
+    train_seconds, peak_mb = cli(
+        "train",
+        "--preset",
+        "preference-round",
+        "--from-run",
+        sft,
+        "--data",
+        train_pairs,
+        "--validation",
+        eval_pairs,
+        "--validation-split",
+        0,
+        "--max-steps",
+        args.steps,
+        "--eval-steps",
+        args.steps // 2,
+        "--output",
+        dpo,
+        nice=True,
+    )
     after = preference_accuracy(dpo, eval_pairs)
     metrics = [json.loads(line) for line in (dpo / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     evals = [m for m in metrics if m.get("eval_rewards/accuracies") is not None]
-    result = {"setup": setup, "train_pairs": sum(1 for _ in train_pairs.open()), "spin_seconds": spin_seconds,
-              "heldout_pairs_seconds": pairs_seconds, "before": before, "after": after, "train_seconds": train_seconds,
-              "peak_rss_mb": peak_mb, "steps": args.steps, "status": json.loads((dpo / "status.json").read_text()),
-              "evals": [{k: m.get(f"eval_{k}") for k in ("rewards/accuracies", "rewards/margins", "loss")} | {"step": m["step"]}
-                        for m in evals]}  # fmt: skip
+    result = {
+        "setup": setup,
+        "train_pairs": sum(1 for _ in train_pairs.open()),
+        "spin_seconds": spin_seconds,
+        "heldout_pairs_seconds": pairs_seconds,
+        "before": before,
+        "after": after,
+        "train_seconds": train_seconds,
+        "peak_rss_mb": peak_mb,
+        "steps": args.steps,
+        "status": json.loads((dpo / "status.json").read_text()),
+        "evals": [
+            {k: m.get(f"eval_{k}") for k in ("rewards/accuracies", "rewards/margins", "loss")} | {"step": m["step"]}
+            for m in evals
+        ],
+    }
     (OUT / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2))
     return result
@@ -230,7 +270,7 @@ def table(result: dict, args) -> str:
         "",
         f"DPO round: `--preset preference-round`, {s.get('step')} steps of 4 pairs, {result['train_seconds']:.0f} s wall "
         f"(process start and model load included), peak resident memory {result['peak_rss_mb']:,} MB, state {s.get('state')}.",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 

@@ -74,8 +74,17 @@ def main() -> None:
     if not export.exists():
         t = time.perf_counter()
         subprocess.run(
-            [sys.executable, "bench/make_messenger_export.py", str(export), "--messages", str(args.messages), "--threads", str(args.threads)],
-            cwd=ROOT, check=True,
+            [
+                sys.executable,
+                "bench/make_messenger_export.py",
+                str(export),
+                "--messages",
+                str(args.messages),
+                "--threads",
+                str(args.threads),
+            ],
+            cwd=ROOT,
+            check=True,
         )
         print(f"generated {export} in {time.perf_counter() - t:.1f}s")
     out = work / "prepared.jsonl"
@@ -87,11 +96,15 @@ def main() -> None:
     floor_s, prep_s = statistics.median(r[0] for r in floors), statistics.median(r[0] for r in prepares)
     print(f"load average at the start: {os.getloadavg()[0]:.2f}; {args.rounds} alternating rounds, medians")
     print(f"messages in export (json floor count): {int(floors[0][2]):,}")
-    print(f"examples written: {summary['examples']:,} (train {summary['train']:,}, validation {summary['validation']:,})")
+    print(
+        f"examples written: {summary['examples']:,} (train {summary['train']:,}, validation {summary['validation']:,})"
+    )
     print("| step | wall time (s), median | each round (s) | peak RSS (MB), median |")
     print("|---|---:|---|---:|")
-    for label, rounds, seconds in (("floor: json.load + mojibake repair of every file", floors, floor_s),
-                                   ("talklike prepare, end to end", prepares, prep_s)):  # fmt: skip
+    for label, rounds, seconds in (
+        ("floor: json.load + mojibake repair of every file", floors, floor_s),
+        ("talklike prepare, end to end", prepares, prep_s),
+    ):
         each = ", ".join(f"{r[0]:.1f}" for r in rounds)
         print(f"| {label} | {seconds:.1f} | {each} | {statistics.median(r[1] for r in rounds):.0f} |")
     print(f"prepare / floor time ratio: {prep_s / floor_s:.2f}x")

@@ -88,16 +88,39 @@ def make_runs(data: Path) -> None:
     root = data / "runs"
     train_file = data / "datasets" / "sam.jsonl"
     train_file.parent.mkdir(parents=True, exist_ok=True)
-    train_file.write_text('{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}]}\n')
+    train_file.write_text(
+        '{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}]}\n'
+    )
     for number in range(FINISHED_RUNS):
-        config = RunConfig(**{**get_preset("offline-tiny").__dict__, "name": f"finished-{number}", "train_file": str(train_file)})
+        config = RunConfig(
+            **{**get_preset("offline-tiny").__dict__, "name": f"finished-{number}", "train_file": str(train_file)}
+        )
         run = create_run(config, root)
-        lines = [json.dumps({"step": step, "loss": 5 - step / FINISHED_STEPS, "learning_rate": 1e-3,
-                             "tokens_per_second": 2000.0, "total_steps": FINISHED_STEPS, "time": 0})
-                 for step in range(1, FINISHED_STEPS + 1)]  # fmt: skip
+        lines = [
+            json.dumps(
+                {
+                    "step": step,
+                    "loss": 5 - step / FINISHED_STEPS,
+                    "learning_rate": 1e-3,
+                    "tokens_per_second": 2000.0,
+                    "total_steps": FINISHED_STEPS,
+                    "time": 0,
+                }
+            )
+            for step in range(1, FINISHED_STEPS + 1)
+        ]
         run.metrics_path.write_text("\n".join(lines) + "\n")
-        run.status_path.write_text(json.dumps({"state": "completed", "step": FINISHED_STEPS, "total_steps": FINISHED_STEPS,
-                                               "started": 1.0, "ended": 2.0}))  # fmt: skip
+        run.status_path.write_text(
+            json.dumps(
+                {
+                    "state": "completed",
+                    "step": FINISHED_STEPS,
+                    "total_steps": FINISHED_STEPS,
+                    "started": 1.0,
+                    "ended": 2.0,
+                }
+            )
+        )
 
 
 def free_port() -> int:
@@ -108,8 +131,13 @@ def free_port() -> int:
 
 def start_app(app_root: Path, data: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data)], cwd=app_root,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data)],
+        cwd=app_root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
         with socket.socket() as sock:
@@ -123,6 +151,7 @@ def start_app(app_root: Path, data: Path, port: int) -> subprocess.Popen:
 
 def cpu_share(process: psutil.Process, seconds: float) -> float:
     """Share of one core the process used over the next `seconds` (children included)."""
+
     def used() -> float:
         times = process.cpu_times()
         return times.user + times.system + times.children_user + times.children_system
@@ -151,8 +180,16 @@ def measure(app_root: Path, seconds: float, interval: float) -> dict:
             process = psutil.Process(app.pid)
             idle = cpu_share(process, seconds)
 
-            run = create_run(RunConfig(**{**get_preset("offline-tiny").__dict__, "name": "watched",
-                                          "train_file": str(data / "datasets" / "sam.jsonl")}), data / "runs")  # fmt: skip
+            run = create_run(
+                RunConfig(
+                    **{
+                        **get_preset("offline-tiny").__dict__,
+                        "name": "watched",
+                        "train_file": str(data / "datasets" / "sam.jsonl"),
+                    }
+                ),
+                data / "runs",
+            )
             total = int(seconds / interval) + 30
             trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(run.path), str(interval), str(total)])
             # A person who just pressed Start (or reloaded the page) watches the new run.
@@ -162,7 +199,10 @@ def measure(app_root: Path, seconds: float, interval: float) -> dict:
             time.sleep(5)
             training = cpu_share(process, seconds)
             seen = page.evaluate("() => window.__seen")
-            written = {str(record["step"]): record["time"] for record in map(json.loads, run.metrics_path.read_text().splitlines())}
+            written = {
+                str(record["step"]): record["time"]
+                for record in map(json.loads, run.metrics_path.read_text().splitlines())
+            }
         finally:
             if trainer is not None:
                 trainer.kill()
@@ -177,20 +217,29 @@ def measure(app_root: Path, seconds: float, interval: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between the stand-in trainer's metrics lines")
-    parser.add_argument("--baseline", type=Path, help="another checkout (e.g. a worktree of main) measured first, same way")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between the stand-in trainer's metrics lines"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. a worktree of main) measured first, same way"
+    )
     args = parser.parse_args()
     roots = ([("baseline", args.baseline)] if args.baseline else []) + [("this checkout", ROOT)]
     print(f"load average at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")
-    print(f"| app | idle, one tab (% of a core, {args.seconds:.0f} s) | training, one line per {args.interval:g} s "
-          f"(% of a core) | written -> shown, median s | max s | lines shown / written |")  # fmt: skip
+    print(
+        f"| app | idle, one tab (% of a core, {args.seconds:.0f} s) | training, one line per {args.interval:g} s "
+        f"(% of a core) | written -> shown, median s | max s | lines shown / written |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for label, root in roots:
         result = measure(root, args.seconds, args.interval)
         delays = result["delays"]
         median, worst = (f"{statistics.median(delays):.2f}", f"{max(delays):.2f}") if delays else ("-", "-")
-        print(f"| {label} ({root}) | {result['idle']:.2%} | {result['training']:.2%} | {median} | {worst} | "
-              f"{len(delays)} / {result['written']} |", flush=True)  # fmt: skip
+        print(
+            f"| {label} ({root}) | {result['idle']:.2%} | {result['training']:.2%} | {median} | {worst} | "
+            f"{len(delays)} / {result['written']} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

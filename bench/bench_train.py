@@ -64,7 +64,17 @@ def prepare_sample(out: Path = OUT) -> Path:
     train_file = out / "persona.jsonl"
     if not train_file.exists():
         out.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "training", "prepare", str(SAMPLE), "--me", "Sam Rivera", "--out", str(train_file)]
+        command = [
+            sys.executable,
+            "-m",
+            "training",
+            "prepare",
+            str(SAMPLE),
+            "--me",
+            "Sam Rivera",
+            "--out",
+            str(train_file),
+        ]
         subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return train_file
 
@@ -84,10 +94,18 @@ def large_llama(out: Path = OUT) -> Path:
     tiny = tiny_llama(out)
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
-        intermediate_size=1376, max_position_embeddings=2048, tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        intermediate_size=1376,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -97,9 +115,13 @@ def large_llama(out: Path = OUT) -> Path:
 def talklike_config(model: Path, train_file: Path, steps: int) -> RunConfig:
     """The recommended preset on a local model; checkpoints only after the timed window."""
     return dataclasses.replace(
-        get_preset("persona-small"), model=str(model), train_file=str(train_file), max_steps=steps,
-        save_steps=steps + 1, name="",
-    )  # fmt: skip
+        get_preset("persona-small"),
+        model=str(model),
+        train_file=str(train_file),
+        max_steps=steps,
+        save_steps=steps + 1,
+        name="",
+    )
 
 
 # ---- measuring ----------------------------------------------------------------------------------------
@@ -140,9 +162,11 @@ def measure(trainer, clock: StepClock) -> dict:
     timed = counter.batches[WARMUP_STEPS:steps]
     return {
         "step_seconds": [end - start for start, end in zip(clock.ends[WARMUP_STEPS - 1 :], clock.ends[WARMUP_STEPS:])],
-        "step_fed": [fed for fed, _, _ in timed], "step_real": [real for _, real, _ in timed],
-        "step_trained": [trained for _, _, trained in timed], "train_loss": result.training_loss,
-    }  # fmt: skip
+        "step_fed": [fed for fed, _, _ in timed],
+        "step_real": [real for _, real, _ in timed],
+        "step_trained": [trained for _, _, trained in timed],
+        "train_loss": result.training_loss,
+    }
 
 
 def summarize(rounds: list[dict]) -> dict:
@@ -160,9 +184,13 @@ def summarize(rounds: list[dict]) -> dict:
     return {
         "tokens_per_s": statistics.median(real / wall for wall in walls),
         "rounds": [real / wall for wall in walls],
-        "best_tokens_per_s": real / best, "best_trained_per_s": trained / best, "best_fed_per_s": fed / best,
-        "real_share": real / fed, "step_real": first["step_real"], "train_loss": statistics.median(r["train_loss"] for r in rounds),
-    }  # fmt: skip
+        "best_tokens_per_s": real / best,
+        "best_trained_per_s": trained / best,
+        "best_fed_per_s": fed / best,
+        "real_share": real / fed,
+        "step_real": first["step_real"],
+        "train_loss": statistics.median(r["train_loss"] for r in rounds),
+    }
 
 
 # ---- the variants ---------------------------------------------------------------------------------------
@@ -172,9 +200,13 @@ def lora_config(config: RunConfig):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, bias="none",
-        target_modules=config.target_modules, task_type="CAUSAL_LM",
-    )  # fmt: skip
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        bias="none",
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def seed004_dataset(tokenizer, rows: list[dict], max_length: int):
@@ -185,12 +217,14 @@ def seed004_dataset(tokenizer, rows: list[dict], max_length: int):
     for row in rows:
         full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
         prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-        encoded = tokenizer(full, padding="max_length", truncation=True, max_length=max_length, add_special_tokens=False)
+        encoded = tokenizer(
+            full, padding="max_length", truncation=True, max_length=max_length, add_special_tokens=False
+        )
         reply_from = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         labels = [
             token if reply_from <= index and mask else -100
             for index, (token, mask) in enumerate(zip(encoded["input_ids"], encoded["attention_mask"]))
-        ]  # fmt: skip
+        ]
         for key, value in (*encoded.items(), ("labels", labels)):
             columns[key].append(value)
     return Dataset.from_dict(columns)
@@ -209,12 +243,19 @@ def build_seed004(config: RunConfig, rows: list[dict], out: Path, clock: StepClo
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(config.model), lora_config(config))
     arguments = TrainingArguments(
-        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed, save_strategy="no", report_to="none",
+        output_dir=str(out),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+        save_strategy="no",
+        report_to="none",
         disable_tqdm=True,
-    )  # fmt: skip
+    )
     dataset = seed004_dataset(tokenizer, rows, config.max_length)
-    return Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator, callbacks=[clock])
+    return Trainer(
+        model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator, callbacks=[clock]
+    )
 
 
 def build_bare_trl(config: RunConfig, rows: list[dict], out: Path, clock: StepClock, checkpointing: bool = True):
@@ -228,14 +269,25 @@ def build_bare_trl(config: RunConfig, rows: list[dict], out: Path, clock: StepCl
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     arguments = SFTConfig(
-        output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed, save_strategy="no", report_to="none",
-        disable_tqdm=True, bf16=False, **({} if checkpointing else {"gradient_checkpointing": False}),
-    )  # fmt: skip
+        output_dir=str(out),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        bf16=False,
+        **({} if checkpointing else {"gradient_checkpointing": False}),
+    )
     return PortableSFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(config.model), args=arguments, train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer, peft_config=lora_config(config), callbacks=[clock],
-    )  # fmt: skip
+        model=AutoModelForCausalLM.from_pretrained(config.model),
+        args=arguments,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=[clock],
+    )
 
 
 def build_talklike(config: RunConfig, rows: list[dict], out: Path, clock: StepClock):
@@ -327,15 +379,22 @@ def ui_vs_cli(config: RunConfig, rounds: int, out: Path) -> dict:
                 runs.start(run).wait()
             else:
                 before = set(runs.runs_root().iterdir())
-                subprocess.run([sys.executable, "-m", "training", "train", str(config_file)], cwd=ROOT, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                subprocess.run(
+                    [sys.executable, "-m", "training", "train", str(config_file)],
+                    cwd=ROOT,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 run = runs.Run(next(iter(set(runs.runs_root().iterdir()) - before)))
             wall = time.perf_counter() - started
             status = run.status()
             assert status["state"] == "completed", f"{path} run {run.name}: {status}"
             results[path].append({"wall": wall, "tokens_per_s": logged_tokens_per_s(run)})
-    return {path: {key: statistics.median(item[key] for item in items) for key in ("wall", "tokens_per_s")}
-            for path, items in results.items()}  # fmt: skip
+    return {
+        path: {key: statistics.median(item[key] for item in items) for key in ("wall", "tokens_per_s")}
+        for path, items in results.items()
+    }
 
 
 def logged_tokens_per_s(run) -> float:
@@ -359,8 +418,10 @@ def throughput_table(results: dict[str, list[dict]]) -> str:
     if any(item["step_real"] != summary["c"]["step_real"] for item in summary.values()):
         print("note: the variants were fed different batches; best-of ratios compare different examples")
     lines = [
-        ("| variant | tok/s, median of rounds | vs (a) | vs (b) | tok/s, best of rounds | vs (a) | vs (b) "
-         "| trained tok/s (best) | padding share of fed | loss | each round (tok/s) |"),
+        (
+            "| variant | tok/s, median of rounds | vs (a) | vs (b) | tok/s, best of rounds | vs (a) | vs (b) "
+            "| trained tok/s (best) | padding share of fed | loss | each round (tok/s) |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for key, m in summary.items():
@@ -383,16 +444,18 @@ def benchmark_model(name: str, model: Path, train_file: Path, steps: int, rounds
     results: dict[str, list[dict]] = {key: [] for key in VARIANTS}
     order = list(VARIANTS)
     for round_number in range(rounds):
-        for key in order[round_number % len(order):] + order[: round_number % len(order)]:  # rotate the order
+        for key in order[round_number % len(order) :] + order[: round_number % len(order)]:  # rotate the order
             results[key].append(run_variant(key, config, rows, out / name / f"round{round_number}"))
             latest = results[key][-1]
             rate = sum(latest["step_real"]) / sum(latest["step_seconds"])
             print(f"  {name} round {round_number + 1} {key}: {rate:.0f} tok/s", flush=True)
     params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model).parameters())
-    header = (f"**{name}** ({params / 1e6:.1f}M parameters), {len(rows)} examples, {steps} steps of batch "
-              f"{config.batch_size} (steps {WARMUP_STEPS + 1}-{steps} timed), LoRA r{config.lora_r}/alpha "
-              f"{config.lora_alpha} on all linear layers, max_length {config.max_length}, fp32. Loss masks checked "
-              f"identical in all variants: {trained} trained tokens over {len(rows)} examples.")  # fmt: skip
+    header = (
+        f"**{name}** ({params / 1e6:.1f}M parameters), {len(rows)} examples, {steps} steps of batch "
+        f"{config.batch_size} (steps {WARMUP_STEPS + 1}-{steps} timed), LoRA r{config.lora_r}/alpha "
+        f"{config.lora_alpha} on all linear layers, max_length {config.max_length}, fp32. Loss masks checked "
+        f"identical in all variants: {trained} trained tokens over {len(rows)} examples."
+    )
     return header + "\n\n" + throughput_table(results)
 
 
@@ -429,16 +492,20 @@ def main() -> None:
 
 def ui_cli_table(both: dict, steps: int, rounds: int) -> str:
     ui, cli = both["ui"], both["cli"]
-    return "\n".join([
-        (f"**Train tab vs CLI** (tiny Llama, persona-small, {steps} steps; median of {rounds} alternating runs; "
-         "process wall time includes Python start-up and model loading):"),
-        "",
-        "| started by | process wall s | tok/s from metrics.jsonl |",
-        "|---|---:|---:|",
-        f"| Train tab: runs.create_run + runs.start | {ui['wall']:.1f} | {ui['tokens_per_s']:.0f} |",
-        f"| CLI: python -m training train CONFIG | {cli['wall']:.1f} | {cli['tokens_per_s']:.0f} |",
-        f"| ratio tab / CLI | {ui['wall'] / cli['wall']:.3f} | {ui['tokens_per_s'] / cli['tokens_per_s']:.3f} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            (
+                f"**Train tab vs CLI** (tiny Llama, persona-small, {steps} steps; median of {rounds} alternating runs; "
+                "process wall time includes Python start-up and model loading):"
+            ),
+            "",
+            "| started by | process wall s | tok/s from metrics.jsonl |",
+            "|---|---:|---:|",
+            f"| Train tab: runs.create_run + runs.start | {ui['wall']:.1f} | {ui['tokens_per_s']:.0f} |",
+            f"| CLI: python -m training train CONFIG | {cli['wall']:.1f} | {cli['tokens_per_s']:.0f} |",
+            f"| ratio tab / CLI | {ui['wall'] / cli['wall']:.3f} | {ui['tokens_per_s'] / cli['tokens_per_s']:.3f} |",
+        ]
+    )
 
 
 THROUGHPUT_INTRO = """Real (non-pad) tokens per second on the bundled sample (`samples/sam_messenger_export.zip` through

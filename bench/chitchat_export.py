@@ -85,7 +85,9 @@ def export(data: dict, speaker: str, count: int | None, seed: int, out: Path) ->
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for uuid, conversation in chosen:
-            other = next(short(m["sender"]) for turn in conversation["messages"] for m in turn if short(m["sender"]) != speaker)
+            other = next(
+                short(m["sender"]) for turn in conversation["messages"] for m in turn if short(m["sender"]) != speaker
+            )
             archive.writestr(f"WhatsApp Chat with {other} ({uuid[:8]}).txt", whatsapp_text(conversation))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(buffer.getvalue())

@@ -43,8 +43,10 @@ def main() -> None:
         replies.append(tokens)
         finish = llm.create_completion(ids, **greedy)["choices"][0]["finish_reason"]
         stopped.append(finish == "stop")
-    chat_texts = [llm.create_chat_completion(messages, **greedy)["choices"][0]["message"]["content"]
-                  for messages in request["chats"]]  # fmt: skip
+    chat_texts = [
+        llm.create_chat_completion(messages, **greedy)["choices"][0]["message"]["content"]
+        for messages in request["chats"]
+    ]
     llm.close()
     json.dump({"replies": replies, "stopped": stopped, "chat_texts": chat_texts}, sys.stdout)
 

@@ -102,7 +102,14 @@ def prepare_data(check: Check) -> Path:
     """The bundled sample through `python -m training prepare`, as a user would run it."""
     train_file = check.work / "persona.jsonl"
     if not train_file.exists():
-        args = ["prepare", str(ROOT / "samples" / "sam_messenger_export.zip"), "--me", "Sam Rivera", "--out", str(train_file)]
+        args = [
+            "prepare",
+            str(ROOT / "samples" / "sam_messenger_export.zip"),
+            "--me",
+            "Sam Rivera",
+            "--out",
+            str(train_file),
+        ]
         done = check.run(args, "prepare")
         if done.returncode != 0:
             raise SystemExit(f"prepare failed: {done.error_line()}")
@@ -119,12 +126,19 @@ def build_models(check: Check) -> dict[str, dict[str, str]]:
         os.environ["TALKLIKE_DATA_DIR"] = str(check.work / "data")
         tiny = tiny_model_path()
         mini = random_model(check.work / "llama-mini", tiny, llama_config(tiny, MINI_SHAPE), "cpu")
-        return {"small": {"path": str(tiny), "about": "offline-tiny (random, ~5M parameters)"},
-                "large": {"path": str(mini), "about": "a mini random Llama built from a config (the large row's code)"}}  # fmt: skip
+        return {
+            "small": {"path": str(tiny), "about": "offline-tiny (random, ~5M parameters)"},
+            "large": {"path": str(mini), "about": "a mini random Llama built from a config (the large row's code)"},
+        }
     small = _small_model(check)
-    large = random_model(check.work / "llama-0.8b", Path(small["path"]), llama_config(Path(small["path"]), LARGE_SHAPE), "cuda")
+    large = random_model(
+        check.work / "llama-0.8b", Path(small["path"]), llama_config(Path(small["path"]), LARGE_SHAPE), "cuda"
+    )
     torch.cuda.empty_cache()
-    return {"small": small, "large": {"path": str(large), "about": "random Llama, ~0.78B parameters, SmolLM2's tokenizer"}}
+    return {
+        "small": small,
+        "large": {"path": str(large), "about": "random Llama, ~0.78B parameters, SmolLM2's tokenizer"},
+    }
 
 
 def _small_model(check: Check) -> dict[str, str]:
@@ -138,9 +152,14 @@ def _small_model(check: Check) -> dict[str, str]:
         return {"path": str(real), "about": "offline-small (SmolLM2-135M-Instruct, real weights)"}
     carried = CARRIED / "smollm2"
     if not (carried / "config.json").is_file():
-        raise SystemExit(f"{carried}: missing; run bash bench/gpu_carry.sh first (it brings SmolLM2's config and tokenizer)")
+        raise SystemExit(
+            f"{carried}: missing; run bash bench/gpu_carry.sh first (it brings SmolLM2's config and tokenizer)"
+        )
     folder = random_model(check.work / "smollm2-random", carried, AutoConfig.from_pretrained(carried), "cuda")
-    return {"path": str(folder), "about": "SmolLM2-135M-Instruct's config and tokenizer, random weights (real ones do not fit the carry)"}
+    return {
+        "path": str(folder),
+        "about": "SmolLM2-135M-Instruct's config and tokenizer, random weights (real ones do not fit the carry)",
+    }
 
 
 def offline_small_folder() -> Path | None:
@@ -157,9 +176,15 @@ def row_config(check: Check, row: Row, model: str, train_file: Path):
     from training.train.presets import get_preset
 
     config = dataclasses.replace(
-        get_preset("persona-small"), model=model, train_file=str(train_file), max_steps=check.steps, logging_steps=1,
-        save_steps=check.steps + 1, name="", **(DRY_RUN_FIELDS if check.dry_run else {}),
-    )  # fmt: skip
+        get_preset("persona-small"),
+        model=model,
+        train_file=str(train_file),
+        max_steps=check.steps,
+        logging_steps=1,
+        save_steps=check.steps + 1,
+        name="",
+        **(DRY_RUN_FIELDS if check.dry_run else {}),
+    )
     return config.with_overrides(**row.fields)
 
 
@@ -172,7 +197,12 @@ def run_row(check: Check, row: Row, model_key: str, model: dict[str, str], train
     config = row_config(check, row, model["path"], train_file)
     config = dataclasses.replace(config, output_dir=str(run_dir))
     config_file = config.save(check.work / "configs" / f"{key}.yaml")
-    result: dict[str, Any] = {"model": model_key, "row": row.name, "settings": row.fields, "chat_load_in": row.chat_load_in}
+    result: dict[str, Any] = {
+        "model": model_key,
+        "row": row.name,
+        "settings": row.fields,
+        "chat_load_in": row.chat_load_in,
+    }
     trained = check.run(["train", str(config_file)], f"{key}-train", hide_unsloth=row.hide_unsloth)
     result["train"] = train_result(run_dir, trained)
     if result["train"]["state"] == "completed":
@@ -201,13 +231,18 @@ def train_result(run_dir: Path, done) -> dict[str, Any]:
     return {
         "state": _train_state(status, done.returncode),
         "reason": status.get("reason") or (done.error_line() if done.returncode else ""),
-        "backend": status.get("backend"), "backend_note": status.get("backend_note", ""),
-        "notes": done.talklike_lines(), "seconds": round(done.seconds, 1), "steps": status.get("step"),
-        "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+        "backend": status.get("backend"),
+        "backend_note": status.get("backend_note", ""),
+        "notes": done.talklike_lines(),
+        "seconds": round(done.seconds, 1),
+        "steps": status.get("step"),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
         "tokens_per_s": _finite(logged_tokens_per_s(run)) if records else None,
         "torch_peak_mb": max((r.get("memory_mb") or 0 for r in records), default=None),
-        "peak_gpu_mb": done.peak_gpu_mb, "peak_rss_mb": round(done.peak_rss_mb, 1),
-    }  # fmt: skip
+        "peak_gpu_mb": done.peak_gpu_mb,
+        "peak_rss_mb": round(done.peak_rss_mb, 1),
+    }
 
 
 def _train_state(status: dict[str, Any], returncode: int) -> str:
@@ -241,21 +276,34 @@ def chat_step(check: Check, run_dir: Path, key: str, load_in: str) -> dict[str, 
     args = ["chat", str(run_dir), "--prompt", PROMPT, "--greedy", "--max-new-tokens", "24", "--load-in", load_in]
     done = check.run(args, f"{key}-chat")
     state = "ok" if done.returncode == 0 else "refused" if done.returncode == 2 else f"crashed (exit {done.returncode})"
-    return {"state": state, "load_in": load_in, "reply": done.stdout.strip()[:120], "notes": done.talklike_lines(),
-            "reason": done.error_line() if done.returncode else "", "seconds": round(done.seconds, 1),
-            "peak_gpu_mb": done.peak_gpu_mb}  # fmt: skip
+    return {
+        "state": state,
+        "load_in": load_in,
+        "reply": done.stdout.strip()[:120],
+        "notes": done.talklike_lines(),
+        "reason": done.error_line() if done.returncode else "",
+        "seconds": round(done.seconds, 1),
+        "peak_gpu_mb": done.peak_gpu_mb,
+    }
 
 
 def export_step(check: Check, run_dir: Path, key: str, base: str, result: dict[str, Any]) -> None:
     folder = check.work / "exports" / key
     args = ["export", str(run_dir), "--merge", "--out", str(folder), "--overwrite"]
     done = check.run(args, f"{key}-export", timeout=60)
-    export: dict[str, Any] = {"state": "ok" if done.returncode == 0 else f"failed (exit {done.returncode})",
-                              "seconds": round(done.seconds, 1), "reason": done.error_line() if done.returncode else ""}  # fmt: skip
+    export: dict[str, Any] = {
+        "state": "ok" if done.returncode == 0 else f"failed (exit {done.returncode})",
+        "seconds": round(done.seconds, 1),
+        "reason": done.error_line() if done.returncode else "",
+    }
     if done.returncode == 0:  # merged: the base's parameters, no adapter tensors left
         merged, expected, leftover = parameter_count(folder), parameter_count(Path(base)), lora_keys(folder)
-        export.update(parameters=merged, base_parameters=expected, lora_tensors=leftover,
-                      size_mb=round(sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20, 1))
+        export.update(
+            parameters=merged,
+            base_parameters=expected,
+            lora_tensors=leftover,
+            size_mb=round(sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20, 1),
+        )
         if merged != expected or leftover:
             export["state"] = "wrong: parameters differ from the base or adapter tensors remain"
     result["export"] = export
@@ -270,8 +318,13 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
     started = time.time()
     cuda = torch.cuda.is_available() and not check.dry_run
     unsloth_installed = importlib.util.find_spec("unsloth") is not None
-    meta = {"dry_run": check.dry_run, "steps": check.steps, "models": {}, "command": " ".join(sys.argv),
-            "environment": environment(check)}  # fmt: skip
+    meta = {
+        "dry_run": check.dry_run,
+        "steps": check.steps,
+        "models": {},
+        "command": " ".join(sys.argv),
+        "environment": environment(check),
+    }
     broken = None if check.dry_run else missing_packages(check)
     if broken:  # every row would fail the same way: stop now, with the error, and keep the device time
         report = {**meta, "rows": [], "stopped": broken, "seconds": round(time.time() - started)}
@@ -319,8 +372,13 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     skipped = {(row["model"], row["row"]): row for report in reports for row in report["rows"] if "skipped" in row}
     rows += [row for key, row in skipped.items() if key not in {(r["model"], r["row"]) for r in rows}]
     settle(rows)
-    return {**reports[0], "rows": rows, "models": {k: v for r in reports for k, v in r["models"].items()},
-            "command": "`, then `".join(r["command"] for r in reports), "seconds": sum(r["seconds"] for r in reports)}  # fmt: skip
+    return {
+        **reports[0],
+        "rows": rows,
+        "models": {k: v for r in reports for k, v in r["models"].items()},
+        "command": "`, then `".join(r["command"] for r in reports),
+        "seconds": sum(r["seconds"] for r in reports),
+    }
 
 
 def missing_packages(check: Check) -> str | None:
@@ -346,27 +404,52 @@ def environment(check: Check) -> dict[str, Any]:
 
     import torch
 
-    names = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "unsloth", "unsloth_zoo",
-             "triton", "torchvision", "pyarrow", "xformers")
+    names = (
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "datasets",
+        "accelerate",
+        "bitsandbytes",
+        "unsloth",
+        "unsloth_zoo",
+        "triton",
+        "torchvision",
+        "pyarrow",
+        "xformers",
+    )
     described = check.gpu.describe()
-    return {"python": sys.version.split()[0], "cuda": torch.version.cuda, "packages": {n: installed(n) for n in names},
-            "gpu": None if described is None else {"name": described[0], "memory_gb": round(described[1], 1)},
-            "cpu_count": os.cpu_count()}  # fmt: skip
+    return {
+        "python": sys.version.split()[0],
+        "cuda": torch.version.cuda,
+        "packages": {n: installed(n) for n in names},
+        "gpu": None if described is None else {"name": described[0], "memory_gb": round(described[1], 1)},
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="on the CPU with the tiny model: fallbacks and messages")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "bench" / "out" / "gpu_check"))
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "gpu_check_work",
-                        help="models, runs and logs (default bench/out/gpu_check_work)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "bench" / "out" / "gpu_check_work",
+        help="models, runs and logs (default bench/out/gpu_check_work)",
+    )
     parser.add_argument("--steps", type=int, help=f"optimizer steps per row (default {GPU_STEPS}, dry run {DRY_STEPS})")
     parser.add_argument("--only", help="comma-separated rows to run, e.g. qlora4,adamw8 (default all)")
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--budget-s", type=float, default=420, help="start no row after this many seconds")
     parser.add_argument("--doc", type=Path, help="with --from-json: write that run's table into this markdown file")
-    parser.add_argument("--from-json", type=Path, nargs="+",
-                        help="the gpu_check.json of one device run, or of several (e.g. one per model) to record as one table")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="the gpu_check.json of one device run, or of several (e.g. one per model) to record as one table",
+    )
     args = parser.parse_args(argv)
     if args.dry_run:  # read when CUDA first initializes, which nothing has done yet
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -374,8 +457,13 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.doc, merge_reports([json.loads(f.read_text(encoding="utf-8")) for f in args.from_json]))
         return 0
     rows = [row for row in ROWS if not args.only or row.name in args.only.split(",")]
-    check = Check(args.out, args.work, args.dry_run, args.steps or (DRY_STEPS if args.dry_run else GPU_STEPS),
-                  deadline=time.time() + args.budget_s)  # fmt: skip
+    check = Check(
+        args.out,
+        args.work,
+        args.dry_run,
+        args.steps or (DRY_STEPS if args.dry_run else GPU_STEPS),
+        deadline=time.time() + args.budget_s,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     report = run_check(check, rows, args.models.split(","))
     if report.get("stopped"):

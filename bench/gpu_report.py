@@ -10,7 +10,7 @@ from typing import Any
 from benchdoc import replace_section
 
 HEADING = "## GPU check"
-TARGETS = "Targets (issue 18): Unsloth >= 1.5x the tokens/s of transformers+peft at <= 70% of its peak memory; estimator within 25% of the measured peak in every row."  # fmt: skip
+TARGETS = "Targets (issue 18): Unsloth >= 1.5x the tokens/s of transformers+peft at <= 70% of its peak memory; estimator within 25% of the measured peak in every row."
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
@@ -42,13 +42,18 @@ def markdown(report: dict[str, Any]) -> str:
         "| model | row | backend | train | real tok/s | loss first → last | peak memory | torch peak | estimate "
         "| estimate / measured | chat | export |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|---|---|",
-    ]  # fmt: skip
+    ]
     if report.get("stopped"):
         lines.append(f"| | | | stopped before the first row: {report['stopped']} | | | | | | | | |")
     lines += [_row_line(row, report["dry_run"]) for row in report["rows"]]
-    lines += ["", "Peak memory: of the whole training process, GPU memory through NVML (what nvidia-smi shows, "
-              "CUDA context included) on a GPU, resident memory on a CPU; torch peak: max_memory_allocated "
-              "(GPU) or the process's RSS as logged in metrics.jsonl.", "", *_summary(report)]  # fmt: skip
+    lines += [
+        "",
+        "Peak memory: of the whole training process, GPU memory through NVML (what nvidia-smi shows, "
+        "CUDA context included) on a GPU, resident memory on a CPU; torch peak: max_memory_allocated "
+        "(GPU) or the process's RSS as logged in metrics.jsonl.",
+        "",
+        *_summary(report),
+    ]
     return "\n".join(lines)
 
 
@@ -64,9 +69,11 @@ def _row_line(row: dict[str, Any], dry_run: bool) -> str:
     if train.get("backend_note"):
         backend += f" ({train['backend_note']})"
     losses = f"{_num(train.get('loss_first'))} → {_num(train.get('loss_last'))}" if train.get("loss_first") else ""
-    return (f"| {row['model']} | {row['row']} | {backend} | {state} | {_num(train.get('tokens_per_s'), 0)} | {losses} "
-            f"| {_mb(measured_mb)} | {_mb(train.get('torch_peak_mb'))} | {_mb(predicted * 1024 if predicted else None)} "
-            f"| {ratio} | {_step(row.get('chat'), chat=True)} | {_step(row.get('export'))} |")  # fmt: skip
+    return (
+        f"| {row['model']} | {row['row']} | {backend} | {state} | {_num(train.get('tokens_per_s'), 0)} | {losses} "
+        f"| {_mb(measured_mb)} | {_mb(train.get('torch_peak_mb'))} | {_mb(predicted * 1024 if predicted else None)} "
+        f"| {ratio} | {_step(row.get('chat'), chat=True)} | {_step(row.get('export'))} |"
+    )
 
 
 def _step(step: dict[str, Any] | None, chat: bool = False) -> str:
@@ -89,7 +96,9 @@ def _summary(report: dict[str, Any]) -> list[str]:
         if peft and fast and fast["backend"] == "unsloth" and peft.get("tokens_per_s") and fast.get("tokens_per_s"):
             speed = fast["tokens_per_s"] / peft["tokens_per_s"]
             memory = (fast["peak_gpu_mb"] or 0) / max(peft["peak_gpu_mb"] or 1, 1)
-            lines.append(f"- {model}: Unsloth {speed:.2f}x the tokens/s of transformers+peft at {memory:.0%} of its peak memory.")
+            lines.append(
+                f"- {model}: Unsloth {speed:.2f}x the tokens/s of transformers+peft at {memory:.0%} of its peak memory."
+            )
     ratios = []
     for row in rows:
         train = row["train"]
@@ -98,11 +107,16 @@ def _summary(report: dict[str, Any]) -> list[str]:
             ratios.append(train["predicted_gb"] * 1024 / measured)
     if ratios:
         within = sum(0.75 <= r <= 1.25 for r in ratios)
-        lines.append(f"- Estimator within 25% of the measured peak in {within} of {len(ratios)} rows "
-                     f"(estimate / measured from {min(ratios):.2f} to {max(ratios):.2f}).")  # fmt: skip
+        lines.append(
+            f"- Estimator within 25% of the measured peak in {within} of {len(ratios)} rows "
+            f"(estimate / measured from {min(ratios):.2f} to {max(ratios):.2f})."
+        )
     surprises = [f"{row['model']} {row['row']}: {text}" for row in report["rows"] for text in row.get("surprises", [])]
-    lines.append("- Every row did what a user should see." if not surprises and all("surprises" in r for r in rows)
-                 else "- Not as expected:" + "".join(f"\n  - {text}" for text in surprises))  # fmt: skip
+    lines.append(
+        "- Every row did what a user should see."
+        if not surprises and all("surprises" in r for r in rows)
+        else "- Not as expected:" + "".join(f"\n  - {text}" for text in surprises)
+    )
     return lines
 
 

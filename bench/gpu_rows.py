@@ -24,12 +24,24 @@ class Row:
 ROWS = (
     Row("lora-peft", {"use_unsloth": "off"}),
     Row("lora-unsloth", {"use_unsloth": "auto"}, chat_load_in="8bit"),
-    Row("unsloth-hidden", {"use_unsloth": "auto"}, chat_load_in=None, models=("small",), gpu_only=True, hide_unsloth=True),
+    Row(
+        "unsloth-hidden",
+        {"use_unsloth": "auto"},
+        chat_load_in=None,
+        models=("small",),
+        gpu_only=True,
+        hide_unsloth=True,
+    ),
     Row("qlora4", {"method": "qlora", "quantization_bits": 4, "use_unsloth": "off"}, chat_load_in="4bit"),
-    Row("qlora4-unsloth", {"method": "qlora", "quantization_bits": 4, "use_unsloth": "auto"}, chat_load_in="4bit",
-        models=("large",), gpu_only=True),
+    Row(
+        "qlora4-unsloth",
+        {"method": "qlora", "quantization_bits": 4, "use_unsloth": "auto"},
+        chat_load_in="4bit",
+        models=("large",),
+        gpu_only=True,
+    ),
     Row("adamw8", {"optimizer": "adamw_8bit", "use_unsloth": "off"}),
-)  # fmt: skip
+)
 
 
 def expectations(row: Row, cuda: bool, unsloth_installed: bool) -> dict[str, str]:
@@ -58,7 +70,11 @@ def surprises(result: dict[str, Any], expected: dict[str, str]) -> list[str]:
     found, train = [], result.get("train", {})
     state, reason = train.get("state"), train.get("reason", "")
     outcomes = {
-        "train": "completed" if state == "completed" else f"refused {reason}" if state == "refused" else f"{state}: {reason}",
+        "train": "completed"
+        if state == "completed"
+        else f"refused {reason}"
+        if state == "refused"
+        else f"{state}: {reason}",
         "backend": train.get("backend") or "",
         "note": train.get("backend_note") or "",
         "chat": _outcome(result.get("chat")),
@@ -79,5 +95,3 @@ def _outcome(step: dict[str, Any] | None) -> str:
     if step is None:
         return "skipped"
     return "ok" if step["state"] == "ok" else f"{step['state']} {step.get('reason', '')}".strip()
-
-

@@ -21,8 +21,13 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
 
 
 class GpuMemory:
@@ -66,8 +71,11 @@ class Measured:
         return (errors or lines or [f"exit {self.returncode}"])[-1][:300]
 
     def talklike_lines(self) -> list[str]:
-        return [line.removeprefix("talklike: ") for line in (self.stdout + "\n" + self.stderr).splitlines()
-                if line.startswith("talklike: ")]  # fmt: skip
+        return [
+            line.removeprefix("talklike: ")
+            for line in (self.stdout + "\n" + self.stderr).splitlines()
+            if line.startswith("talklike: ")
+        ]
 
 
 def run_measured(args: list[str], log: Path, gpu: GpuMemory, env: dict[str, str], timeout: float) -> Measured:
@@ -140,8 +148,14 @@ def _tree_rss_mb(pid: int) -> float:
 
 def child_environment(data_dir: Path, dry_run: bool, hide_unsloth: Path | None = None) -> dict[str, str]:
     """The environment of every step: offline, its own data folder, and no GPU in a dry run."""
-    env = {**os.environ, "TALKLIKE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "TALKLIKE_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if dry_run:
         env["CUDA_VISIBLE_DEVICES"] = ""
     if hide_unsloth is not None:  # a stand-in package that fails to import, ahead of the real one
@@ -160,10 +174,20 @@ def unimportable_unsloth(folder: Path) -> Path:
 # ---- models ------------------------------------------------------------------------------------------
 
 
-LARGE_SHAPE = {"hidden_size": 1536, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
-               "num_key_value_heads": 8}  # ~0.78B parameters with SmolLM2's 49,152-token vocabulary  # fmt: skip
-MINI_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2}  # the dry run's stand-in: same code, CPU-sized  # fmt: skip
+LARGE_SHAPE = {
+    "hidden_size": 1536,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+}  # ~0.78B parameters with SmolLM2's 49,152-token vocabulary
+MINI_SHAPE = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}  # the dry run's stand-in: same code, CPU-sized
 
 
 def random_model(out: Path, tokenizer_dir: Path, config: Any, device: str) -> Path:
@@ -193,10 +217,15 @@ def llama_config(tokenizer_dir: Path, shape: dict[str, int]):
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     eos = tokenizer.eos_token_id
-    return LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=False,
-                       pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
-                       bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos,
-                       eos_token_id=eos, **shape)  # fmt: skip
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+        bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos,
+        eos_token_id=eos,
+        **shape,
+    )
 
 
 def parameter_count(folder: Path) -> int:

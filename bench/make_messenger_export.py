@@ -38,21 +38,104 @@ NEW_SESSION_CHANCE = 1 / 14  # sessions of about 14 messages
 SAME_SENDER_CHANCE = 0.4  # another bubble from whoever just sent one
 EVENT_WEIGHTS = {"photo": 40, "sticker": 20, "share": 15, "call": 13, "unsent": 12}
 STICKER_IDS = [f"{369239263222822 + 7919 * n}_n.png" for n in range(12)]
-FIRST_NAMES = ["Ana", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Iker", "Jonas",
-               "Kemi", "Lena", "Marco", "Nia", "Omar", "Paz", "Quinn", "Rosa", "Søren", "Tariq",
-               "Uma", "Vic", "Wen", "Ximena", "Yusuf", "Zoë", "José", "Łucja", "Renée", "Aiko"]
-LAST_NAMES = ["Abbott", "Brandt", "Castillo", "Dubois", "Eze", "Fischer", "García", "Haddad",
-              "Ivanova", "Jensen", "Kowalski", "López", "Müller", "Nakamura", "O'Neill", "Park",
-              "Quispe", "Rossi", "Schmidt", "Tanaka", "Úlfsson", "Varga", "Wójcik", "Yilmaz"]
-GROUP_TITLES = ["weekend crew", "fam 🏡", "book club 📚", "house 4B", "trip planning ✈️",
-                "soccer tuesdays ⚽", "café shift swaps", "bday surprise 🎂", "ride club 🚲",
-                "roommates", "the jalapeño fan club 🌶️", "board games"]
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dev",
+    "Emil",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Iker",
+    "Jonas",
+    "Kemi",
+    "Lena",
+    "Marco",
+    "Nia",
+    "Omar",
+    "Paz",
+    "Quinn",
+    "Rosa",
+    "Søren",
+    "Tariq",
+    "Uma",
+    "Vic",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoë",
+    "José",
+    "Łucja",
+    "Renée",
+    "Aiko",
+]
+LAST_NAMES = [
+    "Abbott",
+    "Brandt",
+    "Castillo",
+    "Dubois",
+    "Eze",
+    "Fischer",
+    "García",
+    "Haddad",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "López",
+    "Müller",
+    "Nakamura",
+    "O'Neill",
+    "Park",
+    "Quispe",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Úlfsson",
+    "Varga",
+    "Wójcik",
+    "Yilmaz",
+]
+GROUP_TITLES = [
+    "weekend crew",
+    "fam 🏡",
+    "book club 📚",
+    "house 4B",
+    "trip planning ✈️",
+    "soccer tuesdays ⚽",
+    "café shift swaps",
+    "bday surprise 🎂",
+    "ride club 🚲",
+    "roommates",
+    "the jalapeño fan club 🌶️",
+    "board games",
+]
 # Tails and openers in Sam's register; with a second line and stretched letters they make
 # nearly every generated text distinct.
 OPENERS = ["ok", "wait", "lol", "ya", "hm", "omg", "also", "btw", "ok ok", "honestly", "ngl"]
 REACTIONS = ["❤", "😂", "😮", "😢", "👍", "😭", "🔥"]
-TAILS = ["lol", "ya", "ok ok", "!!", "😭", "🙃", "haha", "tbh", "?", "lmao", "❤", "for real",
-         "idk", "🙏", "😂", "!!!", "jk", "i think", "maybe", "right?"]
+TAILS = [
+    "lol",
+    "ya",
+    "ok ok",
+    "!!",
+    "😭",
+    "🙃",
+    "haha",
+    "tbh",
+    "?",
+    "lmao",
+    "❤",
+    "for real",
+    "idk",
+    "🙏",
+    "😂",
+    "!!!",
+    "jk",
+    "i think",
+    "maybe",
+    "right?",
+]
 
 
 @dataclass
@@ -98,10 +181,10 @@ class TextSampler:
 def _typo(rng: random.Random, text: str) -> str:
     """Two neighbouring ASCII letters swapped ("teh"), at a random place, if there is one."""
     at = rng.randrange(len(text) - 1) if len(text) > 1 else 0
-    first, second = text[at:at + 1], text[at + 1:at + 2]
+    first, second = text[at : at + 1], text[at + 1 : at + 2]
     pair = first + second
     if first != second and pair.isascii() and pair.isalpha():
-        return text[:at] + second + first + text[at + 2:]
+        return text[:at] + second + first + text[at + 2 :]
     return text
 
 
@@ -146,8 +229,7 @@ def _folder_name(rng: random.Random, title: str, used: set[str]) -> str:
             return folder
 
 
-def thread_messages(rng: random.Random, texts: TextSampler, thread: Thread,
-                    media: dict[str, bytes]) -> list[dict]:
+def thread_messages(rng: random.Random, texts: TextSampler, thread: Thread, media: dict[str, bytes]) -> list[dict]:
     """The thread's messages, oldest first: sessions of quick bubbles hours or days apart."""
     members = thread.others + [OWNER]
     owner_mojibake, names = dyi.mojibake(OWNER), [dyi.mojibake(name) for name in members]
@@ -167,8 +249,7 @@ def thread_messages(rng: random.Random, texts: TextSampler, thread: Thread,
         if rng.random() < REACTION_SHARE:
             reactor = rng.choice([name for name in names if name != sender])
             reactions = [(reactor, rng.choice(texts.reactions))]
-        messages.append(dyi.text_message(sender, clock, texts.text(sender == owner_mojibake),
-                                         reactions))
+        messages.append(dyi.text_message(sender, clock, texts.text(sender == owner_mojibake), reactions))
     offset = END_MS - rng.randint(0, 30 * 86_400_000) - clock
     for message in messages:
         message["timestamp_ms"] += offset
@@ -177,8 +258,7 @@ def thread_messages(rng: random.Random, texts: TextSampler, thread: Thread,
     return messages
 
 
-def _next_sender(rng: random.Random, names: list[str], owner: str, current: str,
-                 is_group: bool) -> str:
+def _next_sender(rng: random.Random, names: list[str], owner: str, current: str, is_group: bool) -> str:
     if not is_group:
         return names[0] if current == owner else owner
     if current != owner and rng.random() < 0.45:
@@ -186,8 +266,7 @@ def _next_sender(rng: random.Random, names: list[str], owner: str, current: str,
     return rng.choice([name for name in names if name != current])
 
 
-def _event(rng: random.Random, thread: Thread, sender: str, clock: int,
-           media: dict[str, bytes]) -> dict:
+def _event(rng: random.Random, thread: Thread, sender: str, clock: int, media: dict[str, bytes]) -> dict:
     kind = rng.choices(list(EVENT_WEIGHTS), weights=list(EVENT_WEIGHTS.values()))[0]
     if kind == "photo":
         uri = f"{dyi.MESSAGES_ROOT}/{thread.section}/{thread.folder}/photos/"
@@ -212,8 +291,9 @@ class ExportWriter:
         self.out_dir = out_dir
         self.archive = None
         if as_zip:
-            self.archive = zipfile.ZipFile(out_dir / ZIP_NAME, "w", zipfile.ZIP_DEFLATED,
-                                           compresslevel=1)  # level 1: fast, still ~10x smaller
+            self.archive = zipfile.ZipFile(
+                out_dir / ZIP_NAME, "w", zipfile.ZIP_DEFLATED, compresslevel=1
+            )  # level 1: fast, still ~10x smaller
 
     def write(self, relative_path: str, data: bytes) -> None:
         if self.archive is not None:
@@ -232,8 +312,7 @@ class ExportWriter:
         return self.out_dir
 
 
-def generate(out_dir: Path, messages: int, threads: int, seed: int = 0,
-             as_zip: bool = False) -> Path:
+def generate(out_dir: Path, messages: int, threads: int, seed: int = 0, as_zip: bool = False) -> Path:
     """Write the export; returns its root folder, or the zip when as_zip."""
     if messages < 1 or threads < 1:
         raise SystemExit("--messages and --threads must be at least 1")
@@ -248,8 +327,9 @@ def generate(out_dir: Path, messages: int, threads: int, seed: int = 0,
     for thread in plan:
         thread_list = thread_messages(rng, texts, thread, media)
         participants = [dyi.mojibake(name) for name in thread.others + [OWNER]]
-        documents = dyi.thread_documents(thread.section, thread.folder, dyi.mojibake(thread.title),
-                                         participants, thread_list, thread.is_group)
+        documents = dyi.thread_documents(
+            thread.section, thread.folder, dyi.mojibake(thread.title), participants, thread_list, thread.is_group
+        )
         for path, document in documents:
             writer.write(path, dyi.dump_document(document))
     for path in sorted(media):

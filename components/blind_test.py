@@ -53,12 +53,25 @@ def build_blind_test_tab(ballot: BallotBox) -> BlindTestTab:
         voter_id = voter_id or ballot.new_voter()
         item = ballot.next_item(voter_id)
         if item is None:
-            return (voter_id, None, f"You have voted on all {len(ballot.items)} conversations. Thank you!", [],
-                    "", "", gr.update(value=None, interactive=False))  # fmt: skip
+            return (
+                voter_id,
+                None,
+                f"You have voted on all {len(ballot.items)} conversations. Thank you!",
+                [],
+                "",
+                "",
+                gr.update(value=None, interactive=False),
+            )
         first, second = _order(ballot, voter_id, item)
-        return (voter_id, {"item": item.id, "real_first": BallotBox.real_first(voter_id, item)},
-                f"Conversation {ballot.voted_on(voter_id) + 1} of {len(ballot.items)}", _turns(item), first, second,
-                gr.update(value=None, interactive=True))  # fmt: skip
+        return (
+            voter_id,
+            {"item": item.id, "real_first": BallotBox.real_first(voter_id, item)},
+            f"Conversation {ballot.voted_on(voter_id) + 1} of {len(ballot.items)}",
+            _turns(item),
+            first,
+            second,
+            gr.update(value=None, interactive=True),
+        )
 
     @shows_user_errors
     def cast(choice: str | None, voter_id: str | None, on_screen: dict | None, request: gr.Request):
@@ -68,8 +81,7 @@ def build_blind_test_tab(ballot: BallotBox) -> BlindTestTab:
             raise gr.Error("Pick A or B first.")
         picked_real = (choice == "A") == on_screen["real_first"]
         right = ballot.vote(voter_id, visitor_address(request), on_screen["item"], "real" if picked_real else "bot")
-        told = (f"✅ Right: {choice} was the real one." if right
-                else f"🤖 Fooled: {choice} was the chatbot.")  # fmt: skip
+        told = f"✅ Right: {choice} was the real one." if right else f"🤖 Fooled: {choice} was the chatbot."
         return told, *show_next(voter_id)
 
     vote_button.click(cast, inputs=[pick, voter, shown], outputs=[verdict, *views], api_name="blind_vote")

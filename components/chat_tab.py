@@ -58,9 +58,14 @@ class ChatTab:
     refreshed: list  # the components `refresh` updates
 
 
-def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = None, owner: Owner | str | None = None,
-                   decoding_defaults: DecodingSettings | None = None, slots: AddressSlots | None = None,
-                   memory_policy: MemoryPolicy | None = None) -> ChatTab:  # fmt: skip
+def build_chat_tab(
+    fixed_source: str | None = None,
+    limits: ChatLimits | None = None,
+    owner: Owner | str | None = None,
+    decoding_defaults: DecodingSettings | None = None,
+    slots: AddressSlots | None = None,
+    memory_policy: MemoryPolicy | None = None,
+) -> ChatTab:
     """Three ways to serve the chat:
     - a local studio (no fixed source, no owner): the picker takes any run, folder or Hub id;
     - the chat-only page (`fixed_source`): one model, everyone under `limits`;
@@ -80,16 +85,31 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         if fixed_source is None:
             # In owner mode the page itself (Gradio's /config) must not list run paths: the list
             # arrives with the page load, for the owner or for a visitor.
-            source = gr.Dropdown([] if owner else _chat_sources(), value=None if owner else OFFLINE_SMALL, allow_custom_value=True, scale=4,
-                                 label=SOURCE_LABEL)  # fmt: skip
+            source = gr.Dropdown(
+                [] if owner else _chat_sources(),
+                value=None if owner else OFFLINE_SMALL,
+                allow_custom_value=True,
+                scale=4,
+                label=SOURCE_LABEL,
+            )
             # A visitor's choice is ignored (see _Visitors.source): the server picks how its models load.
-            load_in = gr.Radio(list(precision.LOAD_MODES), value="auto", scale=2, label="Load weights in",
-                               info="auto: 8 or 4 bits only on a GPU it would not fit otherwise")  # fmt: skip
+            load_in = gr.Radio(
+                list(precision.LOAD_MODES),
+                value="auto",
+                scale=2,
+                label="Load weights in",
+                info="auto: 8 or 4 bits only on a GPU it would not fit otherwise",
+            )
         compare = gr.Checkbox(label="Side by side with the base model", value=False, scale=1)
     if owner:
         # Choices arrive with the owner's page load; _publish checks every name against the runs on disk.
-        publish = gr.Dropdown([], multiselect=True, allow_custom_value=True, visible=False,
-                              label="Visitors can chat with these finished runs")  # fmt: skip
+        publish = gr.Dropdown(
+            [],
+            multiselect=True,
+            allow_custom_value=True,
+            visible=False,
+            label="Visitors can chat with these finished runs",
+        )
         publish.input(owner_only(owner)(_publish), inputs=publish, outputs=None, api_name="publish_runs")
     memory = gr.Markdown()
     with gr.Row():
@@ -102,13 +122,22 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         stop = gr.Button("Stop", scale=1)
         retry = gr.Button("Retry", scale=1)
         clear = gr.Button("Clear", scale=1)
-    gr.Examples([[p.prompt] for p in generate.PROBE_PROMPTS], inputs=message,
-                label="Out-of-format probes: what changed (voice) and what was kept (knowledge)")  # fmt: skip
+    gr.Examples(
+        [[p.prompt] for p in generate.PROBE_PROMPTS],
+        inputs=message,
+        label="Out-of-format probes: what changed (voice) and what was kept (knowledge)",
+    )
     decoding, knobs = _decoding_controls(cap, decoding_defaults or PRESETS["Greedy"])
     panel = build_memory_panel(source, owner) if source is not None else None
     if source is not None:  # the studio only: feedback writes to the owner's run (feedback_panel.py)
-        build_feedback_panel(source, tuned, base, lambda values: _settings(values, decoding, knobs, cap),
-                             [decoding, *knobs.values()], owner)  # fmt: skip
+        build_feedback_panel(
+            source,
+            tuned,
+            base,
+            lambda values: _settings(values, decoding, knobs, cap),
+            [decoding, *knobs.values()],
+            owner,
+        )
 
     def on_preset(name: str):
         chosen = PRESETS[name]
@@ -130,10 +159,16 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         bounds = visitors.bounds(is_owner)
         check_message(text, bounds)
         history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
-        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        settings, chosen = (
+            _settings(values, decoding, knobs, bounds.max_new_tokens),
+            visitors.source(values.get(source), is_owner, values.get(load_in)),
+        )
         remembering = visitors.memory(values, panel, chosen, is_owner)
-        yield from _guarded(guard, request, lambda: _converse(chosen, text, history, base_history,
-                                                              values[compare], settings, remembering))  # fmt: skip
+        yield from _guarded(
+            guard,
+            request,
+            lambda: _converse(chosen, text, history, base_history, values[compare], settings, remembering),
+        )
 
     def retry_last(values: dict, request: gr.Request, is_owner: bool):
         bounds = visitors.bounds(is_owner)
@@ -144,10 +179,16 @@ def build_chat_tab(fixed_source: str | None = None, limits: ChatLimits | None = 
         text = history[last_user]["content"]
         base_history = clean_history(values[base], bounds)
         base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
-        settings, chosen = _settings(values, decoding, knobs, bounds.max_new_tokens), visitors.source(values.get(source), is_owner, values.get(load_in))
+        settings, chosen = (
+            _settings(values, decoding, knobs, bounds.max_new_tokens),
+            visitors.source(values.get(source), is_owner, values.get(load_in)),
+        )
         remembering = visitors.memory(values, panel, chosen, is_owner)
-        yield from _guarded(guard, request, lambda: _converse(chosen, text, history[:last_user], base_history,
-                                                              values[compare], settings, remembering))  # fmt: skip
+        yield from _guarded(
+            guard,
+            request,
+            lambda: _converse(chosen, text, history[:last_user], base_history, values[compare], settings, remembering),
+        )
 
     outputs = [message, tuned, base, speed]
     replying = dict(inputs=inputs, outputs=outputs, concurrency_limit=visitors.limits.concurrency)
@@ -197,8 +238,11 @@ class _Visitors:
             return _Source(chosen, load_in=load_in or "auto")
         published = published_runs()
         if chosen not in published:
-            raise gr.Error("Pick one of the runs listed under 'Chat with'." if published else
-                           "Nothing to chat with yet: the owner has not published a run.")  # fmt: skip
+            raise gr.Error(
+                "Pick one of the runs listed under 'Chat with'."
+                if published
+                else "Nothing to chat with yet: the owner has not published a run."
+            )
         return _Source(str(published[chosen]), shown_to_visitor=True, name=chosen)
 
 
@@ -236,15 +280,23 @@ def _publish(names: list[str] | None) -> None:
 
 def _decoding_controls(cap: int, defaults: DecodingSettings) -> tuple[gr.Radio, dict]:
     with gr.Accordion("Decoding", open=False):
-        decoding = gr.Radio(list(PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)")
+        decoding = gr.Radio(
+            list(PRESETS), value=_preset_name(defaults), label="Style (Greedy = always the likeliest word)"
+        )
         with gr.Row():
             knobs = {
                 "temperature": gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05, label="Temperature"),
                 "top_p": gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p"),
                 "top_k": gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)"),
-                "repetition_penalty": gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"),
-                "no_repeat_ngram_size": gr.Slider(0, 6, value=defaults.no_repeat_ngram_size, step=1, label="No repeated n-grams of size"),
-                "max_new_tokens": gr.Slider(8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"),
+                "repetition_penalty": gr.Slider(
+                    1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"
+                ),
+                "no_repeat_ngram_size": gr.Slider(
+                    0, 6, value=defaults.no_repeat_ngram_size, step=1, label="No repeated n-grams of size"
+                ),
+                "max_new_tokens": gr.Slider(
+                    8, cap, value=min(defaults.max_new_tokens, cap), step=8, label="Max new tokens"
+                ),
                 "seed": gr.Number(value=defaults.seed, precision=0, label="Seed (blank = random)"),
             }
     return decoding, knobs
@@ -283,8 +335,15 @@ def describe_load(source, load_in: str) -> str:
         return f"⚠️ {error}"
 
 
-def _converse(source: _Source, text: str, tuned_history: list, base_history: list, compare: bool, settings,
-              remembering: _Memory = _Memory()):  # fmt: skip
+def _converse(
+    source: _Source,
+    text: str,
+    tuned_history: list,
+    base_history: list,
+    compare: bool,
+    settings,
+    remembering: _Memory = _Memory(),
+):
     asked = {**SENT, "content": text}
     tuned_after, base_after = tuned_history + [asked], base_history + [asked]
     waiting = ("", tuned_after, base_after if compare else base_history)
@@ -331,7 +390,10 @@ def _load_showing_progress(source: _Source, waiting: tuple):
     started = time.perf_counter()
     worker.start()
     while worker.is_alive():
-        yield *waiting, f"Loading {name}… {time.perf_counter() - started:.0f} s (the first reply after choosing a model)"
+        yield (
+            *waiting,
+            f"Loading {name}… {time.perf_counter() - started:.0f} s (the first reply after choosing a model)",
+        )
         worker.join(LOADING_TICK_S)
     if "error" in loaded:
         raise loaded["error"]
@@ -343,8 +405,9 @@ def _stream(model, history: list, text: str, settings, use_adapter: bool, memory
     started = time.perf_counter()
     first_token_at = None
     reply = ""
-    for reply in generate.stream_reply(model, history, text, settings, use_adapter=use_adapter, memory=memory,
-                                       on_prompt=on_prompt):  # fmt: skip
+    for reply in generate.stream_reply(
+        model, history, text, settings, use_adapter=use_adapter, memory=memory, on_prompt=on_prompt
+    ):
         first_token_at = first_token_at or time.perf_counter()
         yield _bubbles(model, reply), ""
     elapsed = time.perf_counter() - started
@@ -353,7 +416,10 @@ def _stream(model, history: list, text: str, settings, use_adapter: bool, memory
     if not reply:  # say so rather than leave an empty chat (a tiny or undertrained model ends its turn at once)
         yield [], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer."
         return
-    yield _bubbles(model, reply), f"{tokens} tokens in {elapsed:.1f} s ({tokens / max(elapsed, 1e-6):.0f} tokens/s, first after {ttft * 1000:.0f} ms)"
+    yield (
+        _bubbles(model, reply),
+        f"{tokens} tokens in {elapsed:.1f} s ({tokens / max(elapsed, 1e-6):.0f} tokens/s, first after {ttft * 1000:.0f} ms)",
+    )
 
 
 def _bubbles(model, reply: str) -> list[dict]:
@@ -368,5 +434,8 @@ def _last_user_index(history: list) -> int:
 
 def _chat_sources() -> list[str]:
     finished = [(f"{r['name']} ({r['method']}, {r['state']})", r["path"]) for r in list_runs() if r["has_final"]]
-    offline = [(f"{OFFLINE_SMALL} (SmolLM2-135M-Instruct, not fine-tuned)", OFFLINE_SMALL), (OFFLINE_TINY, OFFLINE_TINY)]
+    offline = [
+        (f"{OFFLINE_SMALL} (SmolLM2-135M-Instruct, not fine-tuned)", OFFLINE_SMALL),
+        (OFFLINE_TINY, OFFLINE_TINY),
+    ]
     return finished + offline

@@ -82,7 +82,9 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
         histogram = gr.BarPlot(x="tokens", y="examples", title="Example length (tokens, bucket start)", scale=3)
         dropped = gr.Dataframe(headers=["dropped because", "count"], label="Not trained on", scale=2)
     length_report = gr.Markdown()
-    examples = gr.Dataframe(label="Examples (first 500)", wrap=True, max_height=420, column_widths=["10%", "45%", "45%"])
+    examples = gr.Dataframe(
+        label="Examples (first 500)", wrap=True, max_height=420, column_widths=["10%", "45%", "45%"]
+    )
     with gr.Row():
         example_index = gr.Slider(0, 1, value=0, step=1, label="Example shown exactly as the model sees it")
     rendered = gr.HighlightedText(
@@ -95,22 +97,55 @@ def build_data_tab(owner: Owner | str | None = None) -> DataTab:
         with steps.running(request.session_hash):
             return _on_upload(paths)
 
-    upload_event = files.change(studio(shows_user_errors(on_upload)), inputs=files,
-                                outputs=[imported, import_summary, me, exclude], api_name="import_files")  # fmt: skip
-    shaping = {imported, me, exclude, separator, gap, context, system_prompt, include_groups, name_prefix,
-               dedup, scrub_pii, since, until, min_chars, max_chars, val_fraction, preview_model, max_length}
+    upload_event = files.change(
+        studio(shows_user_errors(on_upload)),
+        inputs=files,
+        outputs=[imported, import_summary, me, exclude],
+        api_name="import_files",
+    )
+    shaping = {
+        imported,
+        me,
+        exclude,
+        separator,
+        gap,
+        context,
+        system_prompt,
+        include_groups,
+        name_prefix,
+        dedup,
+        scrub_pii,
+        since,
+        until,
+        min_chars,
+        max_chars,
+        val_fraction,
+        preview_model,
+        max_length,
+    }
 
     def on_build(values: dict, request: gr.Request, progress=gr.Progress()):
         if values[imported] is None:
             raise gr.Error("Upload a chat export or data set first.")
         for step in fetch_steps(values[preview_model]):  # offline-small's first use, before anything is saved
             progress(None, desc=step)
-        chosen = {"me": values[me] or "", "separator": SEPARATORS[values[separator]], "gap_minutes": values[gap],
-                  "context_turns": values[context], "system_prompt": values[system_prompt],
-                  "name_prefix_in_groups": values[name_prefix], "exclude_threads": values[exclude] or [],
-                  "include_groups": values[include_groups], "start": values[since], "end": values[until],
-                  "min_chars": values[min_chars], "max_chars": values[max_chars], "dedup": values[dedup],
-                  "scrub_pii": values[scrub_pii], "val_fraction": values[val_fraction]}
+        chosen = {
+            "me": values[me] or "",
+            "separator": SEPARATORS[values[separator]],
+            "gap_minutes": values[gap],
+            "context_turns": values[context],
+            "system_prompt": values[system_prompt],
+            "name_prefix_in_groups": values[name_prefix],
+            "exclude_threads": values[exclude] or [],
+            "include_groups": values[include_groups],
+            "start": values[since],
+            "end": values[until],
+            "min_chars": values[min_chars],
+            "max_chars": values[max_chars],
+            "dedup": values[dedup],
+            "scrub_pii": values[scrub_pii],
+            "val_fraction": values[val_fraction],
+        }
         options = ShapingOptions(**coerce_fields(ShapingOptions, chosen, "Data tab"))
         with steps.running(request.session_hash):
             return _build(values[imported], options, values[preview_model], int(values[max_length] or 512))
@@ -193,7 +228,9 @@ def _import_report(result) -> str:
         + (f", {len(result.documents)} raw-text chunks" if result.documents else ""),
     ]
     if result.dropped:
-        lines.append("Not text, never trained on: " + ", ".join(f"{n:,} {why}" for why, n in result.dropped.most_common()))
+        lines.append(
+            "Not text, never trained on: " + ", ".join(f"{n:,} {why}" for why, n in result.dropped.most_common())
+        )
     if result.skipped_files:
         lines.append(f"Skipped {len(result.skipped_files):,} attachment or non-text files.")
     lines += [f"⚠️ {warning}" for warning in result.warnings]
@@ -220,14 +257,22 @@ def _build(result, options: ShapingOptions, preview_model: str, max_length: int)
         f"from {s['conversations']:,} conversations in {s['threads']:,} threads."
     )
     if "pii_replaced" in s:
-        report += "\n\nPII replaced: " + (", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found")
-    report += (f"\n\nThese settings are saved beside the examples (`{manifest_path(train_path).name}`): "
-               "training and chat build their prompts the same way from them.")  # fmt: skip
+        report += "\n\nPII replaced: " + (
+            ", ".join(f"{n} {kind}" for kind, n in s["pii_replaced"].items()) or "none found"
+        )
+    report += (
+        f"\n\nThese settings are saved beside the examples (`{manifest_path(train_path).name}`): "
+        "training and chat build their prompts the same way from them."
+    )
     if memory is not None:
-        report += (f"\n\nYour past replies are indexed for the Chat tab's Memory (`{memory.name}`, training "
-                   "conversations only); it stays in the data folder.")  # fmt: skip
+        report += (
+            f"\n\nYour past replies are indexed for the Chat tab's Memory (`{memory.name}`, training "
+            "conversations only); it stays in the data folder."
+        )
     # Numeric bucket starts, so the bars sort by length rather than as text ("108" before "12").
-    bars = pd.DataFrame({"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]})
+    bars = pd.DataFrame(
+        {"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]}
+    )
     dropped = pd.DataFrame(list(s["dropped"].items()), columns=["dropped because", "count"])
     return (
         prepared,
@@ -265,8 +310,13 @@ def _examples_table(prepared) -> pd.DataFrame:
             if "text" in row:
                 records.append({"split": split, "they said": "(raw text)", "you replied": _shortened(row["text"])})
             else:
-                records.append({"split": split, "they said": _shortened(row["prompt"][-1]["content"]),
-                                "you replied": _shortened(row["completion"][0]["content"])})  # fmt: skip
+                records.append(
+                    {
+                        "split": split,
+                        "they said": _shortened(row["prompt"][-1]["content"]),
+                        "you replied": _shortened(row["completion"][0]["content"]),
+                    }
+                )
     return pd.DataFrame(records, columns=["split", "they said", "you replied"])
 
 

@@ -28,15 +28,20 @@ class FeedbackPanel:
     table: gr.Dataframe
 
 
-def build_feedback_panel(source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list,
-                         owner=None) -> FeedbackPanel:  # fmt: skip
+def build_feedback_panel(
+    source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list, owner=None
+) -> FeedbackPanel:
     """Wire likes on both columns, the rewrite box and the review accordion to the run in `source`.
 
     `settings_of(values)` turns the values dict of `settings_inputs` (the Decoding panel) into DecodingSettings.
     """
     with gr.Row():
-        rewrite = gr.Textbox(label="✏️ Say it like me", scale=6, lines=1,
-                             placeholder="What you would really have answered to the last message")  # fmt: skip
+        rewrite = gr.Textbox(
+            label="✏️ Say it like me",
+            scale=6,
+            lines=1,
+            placeholder="What you would really have answered to the last message",
+        )
         rewrite_button = gr.Button("✏️ Save my version", scale=1)
     with gr.Accordion("Feedback (private: stays in the run folder)", open=False):
         summary = gr.Markdown()
@@ -58,10 +63,18 @@ def build_feedback_panel(source, tuned: gr.Chatbot, base: gr.Chatbot, settings_o
     def on_base_like(values: dict, data: gr.LikeData):
         return _record_like(values[source], values[base], "base", data, settings_of(values))
 
-    tuned.like(guarded(shows_user_errors(on_tuned_like)), inputs={source, tuned, *settings_inputs}, outputs=listed,
-               api_name=False)  # fmt: skip
-    base.like(guarded(shows_user_errors(on_base_like)), inputs={source, base, *settings_inputs}, outputs=listed,
-              api_name=False)  # fmt: skip
+    tuned.like(
+        guarded(shows_user_errors(on_tuned_like)),
+        inputs={source, tuned, *settings_inputs},
+        outputs=listed,
+        api_name=False,
+    )
+    base.like(
+        guarded(shows_user_errors(on_base_like)),
+        inputs={source, base, *settings_inputs},
+        outputs=listed,
+        api_name=False,
+    )
 
     def on_rewrite(values: dict):
         return ("", *_record_rewrite(values[source], values[tuned], values[rewrite], settings_of(values)))
@@ -71,8 +84,12 @@ def build_feedback_panel(source, tuned: gr.Chatbot, base: gr.Chatbot, settings_o
     rewrite.submit(guarded(shows_user_errors(on_rewrite)), api_name=False, **rewriting)
     quiet = owner_only(owner, denied=lambda: ("", []))  # a visitor picking a run sees no error, and no feedback
     source.change(quiet(shows_user_errors(review)), inputs=source, outputs=listed, api_name=False)
-    save.click(guarded(shows_user_errors(_edit)), inputs=[source, chosen_id, new_rewrite], outputs=listed,
-               api_name="edit_feedback")  # fmt: skip
+    save.click(
+        guarded(shows_user_errors(_edit)),
+        inputs=[source, chosen_id, new_rewrite],
+        outputs=listed,
+        api_name="edit_feedback",
+    )
     delete.click(
         guarded(shows_user_errors(_delete)), inputs=[source, chosen_id], outputs=listed, api_name="delete_feedback"
     )
@@ -157,10 +174,14 @@ def review(chosen: str | None):
         return "Feedback is kept per finished run: pick one under 'Chat with'.", []
     entries = feedback.read_feedback(folder)
     tally = feedback.counts(entries)
-    line = (f"**{tally['pairs']} pairs** (rewrites) · {tally['up']} 👍 · {tally['down']} 👎 in "
-            f"{folder.name}/{feedback.FILE_NAME}")  # fmt: skip
-    rows = [[e["id"], e["verdict"], e["column"], e["prompt"][-1]["content"], e["reply"], e["rewrite"] or ""]
-            for e in reversed(entries)]  # fmt: skip
+    line = (
+        f"**{tally['pairs']} pairs** (rewrites) · {tally['up']} 👍 · {tally['down']} 👎 in "
+        f"{folder.name}/{feedback.FILE_NAME}"
+    )
+    rows = [
+        [e["id"], e["verdict"], e["column"], e["prompt"][-1]["content"], e["reply"], e["rewrite"] or ""]
+        for e in reversed(entries)
+    ]
     return line, rows
 
 
@@ -184,5 +205,7 @@ def _make_pairs(chosen: str) -> str:
     folder = run_folder(chosen)
     pairs = build_pairs(folder, from_feedback=True)
     path = write_pairs(pairs.rows, folder / "feedback_pairs.jsonl")
-    return (f"{len(pairs.rows)} pairs written to `{path}`. Train a round: `python -m training train --preset "
-            f"preference-round --from-run {folder} --data {path}`, or choose the Preference round recipe.")  # fmt: skip
+    return (
+        f"{len(pairs.rows)} pairs written to `{path}`. Train a round: `python -m training train --preset "
+        f"preference-round --from-run {folder} --data {path}`, or choose the Preference round recipe."
+    )

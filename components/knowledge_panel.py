@@ -34,34 +34,67 @@ class Built:
 def build_knowledge_panel(studio, steps) -> None:
     """The panel's widgets and events; `studio` guards owner-only events, `steps` is the tab's Cancellations."""
     built = gr.State(None)
-    files = gr.File(label="Knowledge files (markdown/text notes, docs, code; folders as zip)", file_count="multiple",
-                    type="filepath")  # fmt: skip
+    files = gr.File(
+        label="Knowledge files (markdown/text notes, docs, code; folders as zip)",
+        file_count="multiple",
+        type="filepath",
+    )
     with gr.Row():
         as_of = gr.Textbox(label="Code snapshot date ('As of ...')", placeholder="December 2023", scale=1)
-        per_document = gr.Slider(0, generator.MAX_PAIRS_PER_DOCUMENT, value=0, step=1, scale=1,
-                                 label="Generated Q&A pairs per document (the cap; 0 = templates only)")  # fmt: skip
-        source = gr.Textbox(label="Generator: model or OpenAI-compatible URL", value=OFFLINE_SMALL, scale=2,
-                            info="offline-small runs here; a URL like http://127.0.0.1:8080/v1 (key from "
-                                 "TALKLIKE_GENERATOR_KEY on the server)")  # fmt: skip
-    prompt = gr.Textbox(label="Generator prompt ({text}, {n}, {title} are filled in)", value=generator.DEFAULT_PROMPT,
-                        lines=5)  # fmt: skip
+        per_document = gr.Slider(
+            0,
+            generator.MAX_PAIRS_PER_DOCUMENT,
+            value=0,
+            step=1,
+            scale=1,
+            label="Generated Q&A pairs per document (the cap; 0 = templates only)",
+        )
+        source = gr.Textbox(
+            label="Generator: model or OpenAI-compatible URL",
+            value=OFFLINE_SMALL,
+            scale=2,
+            info="offline-small runs here; a URL like http://127.0.0.1:8080/v1 (key from "
+            "TALKLIKE_GENERATOR_KEY on the server)",
+        )
+    prompt = gr.Textbox(
+        label="Generator prompt ({text}, {n}, {title} are filled in)", value=generator.DEFAULT_PROMPT, lines=5
+    )
     with gr.Row():
         build = gr.Button("Build knowledge rows", scale=3)
         save = gr.Button("Save the kept rows", variant="primary", scale=2)
     report = gr.Markdown()
-    table = gr.Dataframe(headers=COLUMNS, datatype=["bool", "number", "str", "str", "str", "str"], interactive=True,
-                         static_columns=[1, 2, 3, 4, 5], wrap=True, max_height=420, label="Review: untick rows to leave out")  # fmt: skip
+    table = gr.Dataframe(
+        headers=COLUMNS,
+        datatype=["bool", "number", "str", "str", "str", "str"],
+        interactive=True,
+        static_columns=[1, 2, 3, 4, 5],
+        wrap=True,
+        max_height=420,
+        label="Review: untick rows to leave out",
+    )
     saved = gr.Textbox(label="Knowledge data set (add it in the Train tab with a weight)", interactive=False)
 
     def on_build(paths, date, pairs, model_or_url, template, request: gr.Request, progress=gr.Progress()):
         with steps.running(request.session_hash):
-            result = build_rows(paths, date, int(pairs or 0), model_or_url, template,
-                                lambda done, total, name: progress((done, total), desc=f"Q&A for {name}" if name else "done"))  # fmt: skip
+            result = build_rows(
+                paths,
+                date,
+                int(pairs or 0),
+                model_or_url,
+                template,
+                lambda done, total, name: progress((done, total), desc=f"Q&A for {name}" if name else "done"),
+            )
         return result, result.summary, review_table(result.rows), ""
 
-    build.click(studio(shows_user_errors(on_build)), inputs=[files, as_of, per_document, source, prompt],
-                outputs=[built, report, table, saved], api_name="build_knowledge")  # fmt: skip
-    save.click(studio(shows_user_errors(save_kept)), inputs=[built, table], outputs=[saved, report], api_name="save_knowledge")
+    build.click(
+        studio(shows_user_errors(on_build)),
+        inputs=[files, as_of, per_document, source, prompt],
+        outputs=[built, report, table, saved],
+        api_name="build_knowledge",
+    )
+    save.click(
+        studio(shows_user_errors(save_kept)), inputs=[built, table], outputs=[saved, report], api_name="save_knowledge"
+    )
 
 
 def build_rows(paths, as_of: str | None, pairs: int, model_or_url: str, prompt: str, progress=None) -> Built:
@@ -72,21 +105,34 @@ def build_rows(paths, as_of: str | None, pairs: int, model_or_url: str, prompt: 
     skipped: list[str] = []
     files = knowledge.read_knowledge(paths, skipped)
     rows = knowledge.template_rows(files, as_of)
-    lines = [f"**{len(files)} files** read" + (f", {len(skipped)} skipped (media, binaries, data sets)" if skipped else "")]
+    lines = [
+        f"**{len(files)} files** read" + (f", {len(skipped)} skipped (media, binaries, data sets)" if skipped else "")
+    ]
     if pairs:
         ask = generator.make_generator(model_or_url or OFFLINE_SMALL, generator.TOKENS_PER_PAIR * pairs + 32)
         generated, made = generator.generate_pairs(files, ask, pairs, prompt, progress=progress)
         rows += generated
-        lines.append(f"**{made.pairs} generated pairs** from {made.documents} documents in {made.seconds:.0f} s; "
-                     f"{made.malformed} answers had no usable pair, {made.over_cap} pairs were over the cap")  # fmt: skip
+        lines.append(
+            f"**{made.pairs} generated pairs** from {made.documents} documents in {made.seconds:.0f} s; "
+            f"{made.malformed} answers had no usable pair, {made.over_cap} pairs were over the cap"
+        )
     kinds = pd.Series([row["kind"] for row in rows]).value_counts().to_dict() if rows else {}
     lines.append("Rows: " + (", ".join(f"{count} {kind}" for kind, count in kinds.items()) or "none"))
     return Built(rows, "\n\n".join(lines))
 
 
 def review_table(rows: list[dict]) -> pd.DataFrame:
-    records = [[True, index, row["kind"], row["source"], row["messages"][0]["content"], _shortened(row["messages"][1]["content"])]
-               for index, row in enumerate(rows)]  # fmt: skip
+    records = [
+        [
+            True,
+            index,
+            row["kind"],
+            row["source"],
+            row["messages"][0]["content"],
+            _shortened(row["messages"][1]["content"]),
+        ]
+        for index, row in enumerate(rows)
+    ]
     return pd.DataFrame(records, columns=COLUMNS)
 
 

@@ -53,25 +53,36 @@ class MemoryPanel:
 def build_memory_panel(source: gr.components.Component, owner: Owner | None) -> MemoryPanel:
     """The Memory accordion; only the owner's requests read or change what it shows (facts, threads, people)."""
     with gr.Accordion("Memory", open=False):
-        gr.Markdown("Give the model your own past replies that are most like each message (from the training "
-                    "conversations only) and the facts below, in its system prompt. They stay in your data folder.")  # fmt: skip
+        gr.Markdown(
+            "Give the model your own past replies that are most like each message (from the training "
+            "conversations only) and the facts below, in its system prompt. They stay in your data folder."
+        )
         with gr.Row():
             enabled = gr.Checkbox(label="Memory on", value=False, scale=1)
             k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Memories per message (k)", scale=3)
         with gr.Row():
-            exclude_threads = gr.Dropdown([], multiselect=True, allow_custom_value=True,
-                                          label="Never recall from these threads")  # fmt: skip
-            exclude_people = gr.Dropdown([], multiselect=True, allow_custom_value=True,
-                                         label="Never recall from threads with these people")  # fmt: skip
-        facts = gr.Textbox(lines=4, label="Facts about you (one per line; always given when memory is on)",
-                           placeholder="barista in Portland\nrides a bike everywhere")  # fmt: skip
+            exclude_threads = gr.Dropdown(
+                [], multiselect=True, allow_custom_value=True, label="Never recall from these threads"
+            )
+            exclude_people = gr.Dropdown(
+                [], multiselect=True, allow_custom_value=True, label="Never recall from threads with these people"
+            )
+        facts = gr.Textbox(
+            lines=4,
+            label="Facts about you (one per line; always given when memory is on)",
+            placeholder="barista in Portland\nrides a bike everywhere",
+        )
         with gr.Row():
             save = gr.Button("Save facts", scale=1)
             status = gr.Markdown()
     panel = MemoryPanel(enabled, k, exclude_threads, exclude_people, facts)
     unchanged = owner_only(owner, denied=lambda: (gr.update(),) * 4)  # a visitor's page shows nothing of it
-    source.change(unchanged(memory_choices), inputs=source, outputs=[exclude_threads, exclude_people, facts, status],
-                  api_name=False)  # fmt: skip
+    source.change(
+        unchanged(memory_choices),
+        inputs=source,
+        outputs=[exclude_threads, exclude_people, facts, status],
+        api_name=False,
+    )
     save.click(owner_only(owner)(save_facts), inputs=[source, facts], outputs=status, api_name="save_facts")
     return panel
 
@@ -85,8 +96,12 @@ def memory_choices(source: str | None):
     if memory is None:
         return gr.update(choices=[]), gr.update(choices=[]), gr.update(), ""
     index = memory.index
-    return (gr.update(choices=index.threads()), gr.update(choices=index.people()), "\n".join(memory.facts),
-            f"{len(index):,} past exchanges to recall from ({memory_data_file(source).name}).")  # fmt: skip
+    return (
+        gr.update(choices=index.threads()),
+        gr.update(choices=index.people()),
+        "\n".join(memory.facts),
+        f"{len(index):,} past exchanges to recall from ({memory_data_file(source).name}).",
+    )
 
 
 def save_facts(source: str | None, facts: str | None) -> str:

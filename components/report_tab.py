@@ -30,11 +30,15 @@ MAX_ROWS = 500  # held-out replies per report: each is generated twice, so this 
 
 def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     studio = owner_only(owner)
-    gr.Markdown("How much does a run sound like you? Its replies to held-out conversations (never trained on) are "
-                "compared with yours and with the base model's, same prompts, decoding and seed.")  # fmt: skip
+    gr.Markdown(
+        "How much does a run sound like you? Its replies to held-out conversations (never trained on) are "
+        "compared with yours and with the base model's, same prompts, decoding and seed."
+    )
     with gr.Row():
         # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.
-        run = gr.Dropdown([] if owner else _finished_runs(), value=None, allow_custom_value=True, label="Run to report on", scale=3)
+        run = gr.Dropdown(
+            [] if owner else _finished_runs(), value=None, allow_custom_value=True, label="Run to report on", scale=3
+        )
         limit = gr.Slider(4, MAX_ROWS, value=50, step=1, label="Held-out replies to use (at most)", scale=2)
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=1)
     with gr.Row():
@@ -48,10 +52,24 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     status = gr.Markdown()
     summary = gr.Markdown()
     with gr.Row():
-        lengths = gr.LinePlot(x="characters", y="share of replies", color="replies", title="Reply length",
-                              x_title="characters (bucket start)", label="Reply length")  # fmt: skip
-        habits = gr.BarPlot(x="habit", y="share of replies", color="replies", title="Texting habits", sort=None,
-                            x_label_angle=-40, y_lim=[0, 1], label="Texting habits")  # fmt: skip
+        lengths = gr.LinePlot(
+            x="characters",
+            y="share of replies",
+            color="replies",
+            title="Reply length",
+            x_title="characters (bucket start)",
+            label="Reply length",
+        )
+        habits = gr.BarPlot(
+            x="habit",
+            y="share of replies",
+            color="replies",
+            title="Texting habits",
+            sort=None,
+            x_label_angle=-40,
+            y_lim=[0, 1],
+            label="Texting habits",
+        )
     details = gr.Markdown()
     examples = gr.Markdown(visible=False)
     shown = [status, summary, lengths, habits, details, examples]
@@ -60,15 +78,25 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
         if not run_name:
             raise gr.Error("Choose a run to report on.")
         settings = preset(style, max_new_tokens=int(tokens), seed=int(chosen_seed or 0))
-        options = ReportOptions(limit=min(int(rows), MAX_ROWS), seed=int(chosen_seed or 0), include_examples=quote,
-                                decoding=settings, memory=MemorySettings() if remember else None)  # fmt: skip
+        options = ReportOptions(
+            limit=min(int(rows), MAX_ROWS),
+            seed=int(chosen_seed or 0),
+            include_examples=quote,
+            decoding=settings,
+            memory=MemorySettings() if remember else None,
+        )
         for update in _follow(run_name, options, progress):
             yield (update, *[gr.skip()] * 5) if isinstance(update, str) else _views(update, quote, run_name)
 
     run.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
     include.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
-    event = start.click(studio(shows_user_errors(run_report)), inputs=[run, limit, seed, decoding, max_new_tokens, include, with_memory],
-                        outputs=shown, api_name="persona_report", concurrency_limit=1)  # fmt: skip
+    event = start.click(
+        studio(shows_user_errors(run_report)),
+        inputs=[run, limit, seed, decoding, max_new_tokens, include, with_memory],
+        outputs=shown,
+        api_name="persona_report",
+        concurrency_limit=1,
+    )
     stop.click(None, cancels=[event], api_name=False)
     return run
 
@@ -83,7 +111,9 @@ def _follow(run_name: str, options: ReportOptions, progress):
 
     def work():
         try:
-            updates.put(("done", build_report(run_name, options, lambda f, what: updates.put(("progress", (f, what))), cancel)))
+            updates.put(
+                ("done", build_report(run_name, options, lambda f, what: updates.put(("progress", (f, what))), cancel))
+            )
         except BaseException as error:  # noqa: BLE001 - handed to the page's thread, which re-raises it
             updates.put(("failed", error))
 
@@ -113,9 +143,13 @@ def _views(report: dict, quote: bool, run_dir: str):
     """status, summary, length plot, habits plot, details, examples for a finished report (with the
     blind test's votes so far, which change after the report was made, when the run has some)."""
     seconds = report.get("seconds", {})
-    status = (f"Report of **{report['run']}** on {report['data']['rows']} held-out replies "
-              f"({seconds.get('loss', 0) + seconds.get('generation', 0):.0f} s), saved with the run.")  # fmt: skip
-    summary = "\n\n".join([render.header(report), render.loss_markdown(report), render.metrics_markdown(report, "voice")])
+    status = (
+        f"Report of **{report['run']}** on {report['data']['rows']} held-out replies "
+        f"({seconds.get('loss', 0) + seconds.get('generation', 0):.0f} s), saved with the run."
+    )
+    summary = "\n\n".join(
+        [render.header(report), render.loss_markdown(report), render.metrics_markdown(report, "voice")]
+    )
     if report.get("memory"):
         summary += "\n\n" + render.memory_markdown(report)
     votes = votes_of(run_dir)
@@ -123,9 +157,17 @@ def _views(report: dict, quote: bool, run_dir: str):
         summary += "\n\n" + tally_markdown(votes)
     details = "\n\n".join(render.metrics_markdown(report, section) for section in ("habits", "content", "degeneracy"))
     has_examples = quote and bool(report.get("examples"))
-    examples = gr.update(value=render.examples_markdown(report["examples"]) if has_examples else "", visible=has_examples)
-    return (status, summary, pd.DataFrame(render.length_histogram(report)), pd.DataFrame(render.habit_bars(report)),
-            details, examples)  # fmt: skip
+    examples = gr.update(
+        value=render.examples_markdown(report["examples"]) if has_examples else "", visible=has_examples
+    )
+    return (
+        status,
+        summary,
+        pd.DataFrame(render.length_histogram(report)),
+        pd.DataFrame(render.habit_bars(report)),
+        details,
+        examples,
+    )
 
 
 def _saved_report(run_name: str | None, quote: bool):

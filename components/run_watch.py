@@ -52,10 +52,16 @@ def runs_table() -> pd.DataFrame:
 
 def render_runs(listing: monitoring.RunsList) -> pd.DataFrame:
     rows = [
-        {"run": r["name"], "state": r["state"], "model": Path(r["model"]).name, "method": r["method"],
-         "best eval loss": r["best_eval_loss"], "minutes": round(r["duration_s"] / 60, 1) if r["duration_s"] else None}
+        {
+            "run": r["name"],
+            "state": r["state"],
+            "model": Path(r["model"]).name,
+            "method": r["method"],
+            "best eval loss": r["best_eval_loss"],
+            "minutes": round(r["duration_s"] / 60, 1) if r["duration_s"] else None,
+        }
         for r in listing.summaries
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
@@ -111,7 +117,10 @@ def _status_text(view: monitoring.RunView) -> str:
 
 def _progress_bar(records: list[dict], summary: dict) -> str:
     last = next((r for r in reversed(records) if r.get("step") is not None), {})
-    step, total = last.get("step") or summary.get("step") or 0, last.get("total_steps") or summary.get("total_steps") or 0
+    step, total = (
+        last.get("step") or summary.get("step") or 0,
+        last.get("total_steps") or summary.get("total_steps") or 0,
+    )
     if not total:
         return ""
     share = min(step / total, 1.0)
@@ -133,8 +142,11 @@ def _seconds(value: float) -> str:
 def _points(records: list[dict], column: str) -> list[tuple]:
     """(step, value) of each record that has both, values as floats: an all-empty column would
     otherwise be dtype object, which Gradio plots as categories, one tick per value."""
-    return [(r["step"], float(r[column])) for r in records
-            if r.get("step") is not None and r.get(column) is not None and r[column] == r[column]]  # fmt: skip
+    return [
+        (r["step"], float(r[column]))
+        for r in records
+        if r.get("step") is not None and r.get(column) is not None and r[column] == r[column]
+    ]
 
 
 def _curve(records: list[dict], column: str) -> pd.DataFrame | None:

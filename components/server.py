@@ -33,8 +33,9 @@ def owner_access(name: str, auth_users: list[str], environ=os.environ) -> Owner:
     """
     if auth_users:
         if name not in auth_users:
-            raise SystemExit(f"--owner {name}: not one of the --auth users ({', '.join(auth_users)}); "
-                             "the owner could never log in")  # fmt: skip
+            raise SystemExit(
+                f"--owner {name}: not one of the --auth users ({', '.join(auth_users)}); the owner could never log in"
+            )
         return Owner(name, via="auth")
     on_a_space = environ.get("SYSTEM") == "spaces" and bool(environ.get("SPACE_ID"))
     if on_a_space or environ.get("SPACE_ID"):
@@ -45,8 +46,11 @@ def owner_access(name: str, auth_users: list[str], environ=os.environ) -> Owner:
             raise SystemExit(f"--owner on a Space needs Gradio's OAuth extra: {OAUTH_EXTRA}") from None
     missing = [variable for variable in OAUTH_VARIABLES if not environ.get(variable)]
     if not on_a_space or missing:
-        what = "this is not a Hugging Face Space (a Space sets SYSTEM=spaces and SPACE_ID)" if not on_a_space else \
-               f"{', '.join(missing)} not set (add `hf_oauth: true` to the Space's README)"  # fmt: skip
+        what = (
+            "this is not a Hugging Face Space (a Space sets SYSTEM=spaces and SPACE_ID)"
+            if not on_a_space
+            else f"{', '.join(missing)} not set (add `hf_oauth: true` to the Space's README)"
+        )
         raise SystemExit(
             f"--owner {name}: owner mode needs a real sign-in, and {what}. On a Space, turn on Hugging Face "
             "OAuth; anywhere else, use the app's own login: --auth USER:PASS with the owner as USER."
@@ -96,8 +100,11 @@ class BodyLimit:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or \
-                scope["path"].rstrip("/").endswith("/upload"):  # fmt: skip
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH")
+            or scope["path"].rstrip("/").endswith("/upload")
+        ):
             await self.app(scope, receive, send)
             return
         declared = _headers(scope).get("content-length", "")
@@ -168,6 +175,11 @@ def _headers(scope) -> dict[str, str]:
 
 async def _json_response(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -68,14 +68,20 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     # never in the page config, which anyone can read.
     listed = (lambda choices: []) if owner else (lambda choices: choices())
     with gr.Row():
-        preset = _widget("preset", widget=gr.Dropdown, choices=[(p.title, name) for name, p in PRESETS.items()],
-                         value=DEFAULT_PRESET, scale=3)
+        preset = _widget(
+            "preset",
+            widget=gr.Dropdown,
+            choices=[(p.title, name) for name, p in PRESETS.items()],
+            value=DEFAULT_PRESET,
+            scale=3,
+        )
         name = _widget("name")
     preset_source = gr.Markdown(PRESETS[DEFAULT_PRESET].source)
     fields = {"name": name, **_form_rows(MAIN_ROWS[:2], listed)}
     with gr.Row():  # the mix's "Add data set" control, under the mix it adds to
-        mix_file = gr.Dropdown(listed(_dataset_choices), label="Add data set (e.g. from Knowledge files)",
-                               allow_custom_value=True, scale=3)  # fmt: skip
+        mix_file = gr.Dropdown(
+            listed(_dataset_choices), label="Add data set (e.g. from Knowledge files)", allow_custom_value=True, scale=3
+        )
         mix_weight = gr.Number(0.5, label="Weight (training data = 1)", scale=1)
         add_mix = gr.Button("Add data set", scale=1)
     fields.update(_form_rows(MAIN_ROWS[2:], listed))
@@ -90,7 +96,9 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
 
     with gr.Accordion("Estimate before you spend", open=True):
         with gr.Row():
-            device = gr.Dropdown([THIS_MACHINE] + [d.name for d in estimating.SPACE_DEVICES], value=THIS_MACHINE, label="Hardware")
+            device = gr.Dropdown(
+                [THIS_MACHINE] + [d.name for d in estimating.SPACE_DEVICES], value=THIS_MACHINE, label="Hardware"
+            )
             price = gr.Number(label="$ per hour (0 = list price)", value=0)
             estimate_button = gr.Button("Estimate")
         estimate_report = gr.Markdown()
@@ -110,7 +118,9 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion("All runs", open=False):
         runs_table = gr.Dataframe(label="Runs", wrap=True)
-        compare = gr.Dropdown(listed(_run_names), multiselect=True, allow_custom_value=True, label="Overlay the loss curves of")
+        compare = gr.Dropdown(
+            listed(_run_names), multiselect=True, allow_custom_value=True, label="Overlay the loss curves of"
+        )
         compare_plot = gr.LinePlot(x="step", y="loss", color="run", title="Training loss by run", height=260)
     with gr.Accordion("Sweep (seed 003's manual search)", open=False):
         with gr.Row():
@@ -134,14 +144,24 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
         values[list(fields).index("mix")] = mix or []  # and the data sets mixed into it
         return source, *values
 
-    preset.change(studio(on_preset), inputs=[preset, fields["train_file"], fields["mix"]], outputs=[preset_source, *form],
-                  api_name="load_preset")  # fmt: skip
-    add_mix.click(studio(shows_user_errors(_add_to_mix)), inputs=[fields["mix"], mix_file, mix_weight],
-                  outputs=fields["mix"], api_name="add_data_set")  # fmt: skip
+    preset.change(
+        studio(on_preset),
+        inputs=[preset, fields["train_file"], fields["mix"]],
+        outputs=[preset_source, *form],
+        api_name="load_preset",
+    )
+    add_mix.click(
+        studio(shows_user_errors(_add_to_mix)),
+        inputs=[fields["mix"], mix_file, mix_weight],
+        outputs=fields["mix"],
+        api_name="add_data_set",
+    )
     estimate_button.click(
         studio(shows_user_errors(lambda values: _estimate(form_config(values), values[device], values[price]))),
-        inputs={preset, device, price, *form}, outputs=estimate_report, api_name="estimate",
-    )  # fmt: skip
+        inputs={preset, device, price, *form},
+        outputs=estimate_report,
+        api_name="estimate",
+    )
 
     def on_start(values: dict):
         config = form_config(values)
@@ -149,36 +169,57 @@ def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
         runs.start(run, queue=values[queue])
         return gr.update(choices=_run_names(), value=run.name), _estimate(config, values[device], values[price])
 
-    start.click(studio(shows_user_errors(on_start)), inputs={preset, queue, device, price, *form},
-                outputs=[current_run, estimate_report], api_name="start_run")  # fmt: skip
+    start.click(
+        studio(shows_user_errors(on_start)),
+        inputs={preset, queue, device, price, *form},
+        outputs=[current_run, estimate_report],
+        api_name="start_run",
+    )
     stop.click(studio(shows_user_errors(_stop)), inputs=current_run, outputs=status, api_name="stop_run")
     resume.click(studio(shows_user_errors(_resume)), inputs=[current_run, queue], outputs=status, api_name="resume_run")
     watched = [status, progress, loss_plot, lr_plot, speed_plot, log]
-    picked = current_run.change(studio(shows_user_errors(run_watch.watching)), inputs=[current_run, shown], outputs=[shown, timer],
-                                api_name=False)  # fmt: skip
-    picked.then(studio(shows_user_errors(run_watch.run_view)), inputs=current_run, outputs=watched, api_name="watch_run")
+    picked = current_run.change(
+        studio(shows_user_errors(run_watch.watching)),
+        inputs=[current_run, shown],
+        outputs=[shown, timer],
+        api_name=False,
+    )
+    picked.then(
+        studio(shows_user_errors(run_watch.run_view)), inputs=current_run, outputs=watched, api_name="watch_run"
+    )
     for event in (start.click, resume.click):
         event(run_watch.hurry, inputs=shown, outputs=[timer, shown], api_name=False)  # a run started: look again soon
 
     def visitor():  # what a signed-out visitor's timer shows on a shared Space: no runs
         return (*run_watch.run_view(None), None, None, gr.skip())
 
-    timer.tick(owner_only(owner, denied=visitor)(shows_user_errors(run_watch.tick)), inputs=[current_run, shown],
-               outputs=[*watched, runs_table, shown, timer], api_name=False)  # fmt: skip
+    timer.tick(
+        owner_only(owner, denied=visitor)(shows_user_errors(run_watch.tick)),
+        inputs=[current_run, shown],
+        outputs=[*watched, runs_table, shown, timer],
+        api_name=False,
+    )
     compare.change(studio(_compare), inputs=compare, outputs=compare_plot, api_name="compare_runs")
 
     def on_sweep(values: dict):
         base = form_config(values)
         configs = sweep.sweep_configs(
-            base, sweep.parse_numbers(values[sweep_ranks], "Ranks", int), sweep.parse_numbers(values[sweep_alphas], "Alphas"),
-            sweep.parse_numbers(values[sweep_lrs], "Learning rates"), sweep.parse_numbers(values[sweep_batches], "Batch sizes", int),
+            base,
+            sweep.parse_numbers(values[sweep_ranks], "Ranks", int),
+            sweep.parse_numbers(values[sweep_alphas], "Alphas"),
+            sweep.parse_numbers(values[sweep_lrs], "Learning rates"),
+            sweep.parse_numbers(values[sweep_batches], "Batch sizes", int),
             values[sweep_name] or "sweep",
-        )  # fmt: skip
+        )
         sweep.queue_sweep(configs)
         return _sweep_table(values[sweep_name] or "sweep")
 
-    sweep_button.click(studio(shows_user_errors(on_sweep)), inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches,
-                       sweep_name, *form}, outputs=sweep_table, api_name="queue_sweep")  # fmt: skip
+    sweep_button.click(
+        studio(shows_user_errors(on_sweep)),
+        inputs={preset, sweep_ranks, sweep_alphas, sweep_lrs, sweep_batches, sweep_name, *form},
+        outputs=sweep_table,
+        api_name="queue_sweep",
+    )
     return TrainTab(current_run=current_run, train_file=fields["train_file"], form=fields, compare=compare)
 
 
@@ -294,7 +335,9 @@ def _compare(names: list[str] | None):
 
 
 def _sweep_table(prefix: str) -> pd.DataFrame:
-    rows = [{"run": r["name"], "state": r["state"], "best eval loss": r["best_eval_loss"]} for r in sweep.ranking(prefix)]
+    rows = [
+        {"run": r["name"], "state": r["state"], "best eval loss": r["best_eval_loss"]} for r in sweep.ranking(prefix)
+    ]
     return pd.DataFrame(rows, columns=["run", "state", "best eval loss"])
 
 
@@ -310,5 +353,9 @@ def _dataset_choices() -> list[str]:
 
 def _model_choices() -> list[str]:
     models = dict.fromkeys(p.config.model for p in PRESETS.values())
-    finished = [str(Path(r["path"]) / "final") for r in monitoring.monitor().runs().summaries if r["has_final"] and r["method"] == "full"]
+    finished = [
+        str(Path(r["path"]) / "final")
+        for r in monitoring.monitor().runs().summaries
+        if r["has_final"] and r["method"] == "full"
+    ]
     return list(models) + finished

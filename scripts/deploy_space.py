@@ -43,8 +43,13 @@ def deploy(space_id: str, gpu: bool, owner: str | None, token: str | None = None
     api = HfApi(endpoint=endpoint, token=token)
     url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", exist_ok=True, private=False)
     with tempfile.TemporaryDirectory() as folder:
-        api.upload_folder(folder_path=stage(Path(folder), gpu), repo_id=url.repo_id, repo_type="space",
-                          commit_message="Deploy talklike", ignore_patterns=IGNORED)  # fmt: skip
+        api.upload_folder(
+            folder_path=stage(Path(folder), gpu),
+            repo_id=url.repo_id,
+            repo_type="space",
+            commit_message="Deploy talklike",
+            ignore_patterns=IGNORED,
+        )
     if owner:
         api.add_space_variable(url.repo_id, "TALKLIKE_OWNER", owner)
     return str(url)

@@ -29,14 +29,18 @@ def run_table() -> str:
     rows = ["| `config.yaml` field / `train` flag | default | allowed | what it does |", "|---|---|---|---|"]
     for field in fields_of(RunConfig):
         flags = _flags(field) if field.name != "preset" else "`--preset`"
-        rows.append(f"| `{field.name}` {flags} | {_default(field)} | {_allowed(RunConfig, field)} | {_cell(field.metadata['help'])} |")
+        rows.append(
+            f"| `{field.name}` {flags} | {_default(field)} | {_allowed(RunConfig, field)} | {_cell(field.metadata['help'])} |"
+        )
     return "\n".join(rows)
 
 
 def prepare_table() -> str:
     rows = ["| `prepare` flag | default | allowed | what it does |", "|---|---|---|---|"]
     for field in fields_of(ShapingOptions):
-        rows.append(f"| {_flags(field)} | {_default(field)} | {_allowed(ShapingOptions, field)} | {_cell(field.metadata['help'])} |")
+        rows.append(
+            f"| {_flags(field)} | {_default(field)} | {_allowed(ShapingOptions, field)} | {_cell(field.metadata['help'])} |"
+        )
     return "\n".join(rows)
 
 

@@ -47,6 +47,7 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1 && ! command -v nvidia-smi >/de
 fi
 
 "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements.txt -r requirements-dev.txt
-# Lint first (pyproject.toml holds the rules): a finding stops here, before the long suite.
+# Lint and formatting first (pyproject.toml holds the rules): a finding stops here, before the long suite.
 "$PYTHON" -m ruff check .
+"$PYTHON" -m ruff format --check .
 exec "$PYTHON" -m pytest "$@"

@@ -37,9 +37,16 @@ class ChatServer:
                 reply = next((text for key, text in server.replies.items() if key in prompt), "")
                 if reply == "<not json>":
                     return self._send_raw(200, b"<html>gateway hiccup</html>")
-                return self._send(200, {"object": "chat.completion", "model": body["model"],
-                                        "choices": [{"index": 0, "finish_reason": "stop",
-                                                     "message": {"role": "assistant", "content": reply}}]})  # fmt: skip
+                return self._send(
+                    200,
+                    {
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        ],
+                    },
+                )
 
             def _send(self, status: int, payload: dict):
                 self._send_raw(status, json.dumps(payload).encode())

@@ -62,8 +62,16 @@ def _build_adapter_run(root: Path, base: Path, method: str, arch: str) -> Traine
     model = (AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM).from_pretrained(base)
     common = dict(lora_alpha=8, lora_dropout=0.0, task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM")
     if method == "adalora":
-        adapter = AdaLoraConfig(init_r=6, target_r=2, total_step=6, tinit=1, tfinal=1, deltaT=1,
-                                target_modules=["q_proj", "v_proj"], **common)  # fmt: skip
+        adapter = AdaLoraConfig(
+            init_r=6,
+            target_r=2,
+            total_step=6,
+            tinit=1,
+            tfinal=1,
+            deltaT=1,
+            target_modules=["q_proj", "v_proj"],
+            **common,
+        )
     else:
         targets = ["q_proj", "v_proj", "fc1"] if seq2seq else "all-linear"
         adapter = LoraConfig(r=4, target_modules=targets, use_dora=method == "dora", **common)
@@ -93,7 +101,13 @@ def _train(model, tokenizer, seq2seq: bool, adalora: bool, steps: int = 6) -> li
         if adalora:  # AdaLoRA prunes ranks here, with gradients still present (stack-facts)
             model.base_model.update_and_allocate(step)
         optimizer.zero_grad()
-        record = {"step": step, "loss": round(loss.item(), 4), "eval_loss": None, "learning_rate": 5e-3, "epoch": step / 3}
+        record = {
+            "step": step,
+            "loss": round(loss.item(), 4),
+            "eval_loss": None,
+            "learning_rate": 5e-3,
+            "epoch": step / 3,
+        }
         if step % 3 == 0:
             record["eval_loss"] = round(loss.item() + 0.25 - step * 0.01, 4)
         metrics.append(record)
@@ -124,22 +138,49 @@ def _write_run_folder(run: Path, base: Path, method: str, seq2seq: bool, metrics
 
     (run / "final").mkdir(parents=True)
     train_file = run / "train.jsonl"
-    rows = [{"prompt": [{"role": "user", "content": "what's the code?"}],
-             "completion": [{"role": "assistant", "content": SECRET_LINE}]}] * 12  # fmt: skip
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": "what's the code?"}],
+            "completion": [{"role": "assistant", "content": SECRET_LINE}],
+        }
+    ] * 12
     train_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     validation_file = run / "validation.jsonl"
     validation_file.write_text("".join(json.dumps(row) + "\n" for row in rows[:3]), encoding="utf-8")
     config = RunConfig(
-        name=run.name, model=str(base), method=method, lora_r=4, lora_alpha=8, learning_rate=5e-3, max_steps=6,
-        batch_size=3, train_file=str(train_file), validation_file=str(validation_file), output_dir=str(run),
+        name=run.name,
+        model=str(base),
+        method=method,
+        lora_r=4,
+        lora_alpha=8,
+        learning_rate=5e-3,
+        max_steps=6,
+        batch_size=3,
+        train_file=str(train_file),
+        validation_file=str(validation_file),
+        output_dir=str(run),
         system_prompt="You are Sam. Reply the way Sam texts.",
-    )  # fmt: skip
+    )
     config.save(run / "config.yaml")
     (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics), encoding="utf-8")
     evals = [m["eval_loss"] for m in metrics if m.get("eval_loss") is not None]
-    status = {"state": "completed", "step": len(metrics), "examples": 12, "best_eval_loss": min(evals) if evals else None}
+    status = {
+        "state": "completed",
+        "step": len(metrics),
+        "examples": 12,
+        "best_eval_loss": min(evals) if evals else None,
+    }
     (run / "status.json").write_text(json.dumps(status), encoding="utf-8")
-    info = {"base_model": str(base), "model": str(base), "method": method, "seq2seq": seq2seq, "chat_template": "tokenizer",
-            "system_prompt": config.system_prompt, "separator": "|" if seq2seq else None, "max_length": 512, "run": run.name}  # fmt: skip
+    info = {
+        "base_model": str(base),
+        "model": str(base),
+        "method": method,
+        "seq2seq": seq2seq,
+        "chat_template": "tokenizer",
+        "system_prompt": config.system_prompt,
+        "separator": "|" if seq2seq else None,
+        "max_length": 512,
+        "run": run.name,
+    }
     (run / "final" / "talklike.json").write_text(json.dumps(info), encoding="utf-8")
     return run

@@ -27,7 +27,7 @@ def mutate(original: bytes, data, insertions: list[bytes]) -> bytes:
         if action == "flip":
             mutated[position] = data.draw(st.integers(0, 255))
         elif action == "delete":
-            del mutated[position:position + data.draw(st.integers(1, 40))]
+            del mutated[position : position + data.draw(st.integers(1, 40))]
         elif action == "insert":
             mutated[position:position] = data.draw(st.sampled_from(insertions))
         else:

@@ -23,7 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-_API_REPO = re.compile(r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
+_API_REPO = re.compile(
+    r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$"
+)
 _SPACE_SETTING = re.compile(r"^/api/spaces/([^/]+)/([^/]+)/(variables|secrets|hardware)$")
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"  # the real Hub's wording
@@ -89,7 +91,9 @@ class HubState:
     def add_repo(self, repo_id: str, owner: str, private: bool = False, repo_type: str = "model") -> Repo:
         with self.lock:
             repo = Repo(repo_type, repo_id, owner, private)
-            repo.commit("initial commit", {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}, [])
+            repo.commit(
+                "initial commit", {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}, []
+            )
             self.repos[(repo_type, repo_id)] = repo
             return repo
 
@@ -193,17 +197,25 @@ def _space_setting(state: HubState, request: RecordedRequest, namespace: str, na
             return _json({})
         repo.variables[body["key"]] = body["value"]
     # The Hub answers every variable with its value and when it changed.
-    return _json({key: {"value": value, "updatedAt": "2026-01-01T00:00:00.000Z"} for key, value in repo.variables.items()})
+    return _json(
+        {key: {"value": value, "updatedAt": "2026-01-01T00:00:00.000Z"} for key, value in repo.variables.items()}
+    )
 
 
 def _space_runtime(repo: Repo) -> dict:
-    return {"stage": "BUILDING", "hardware": {"current": None, "requested": repo.hardware}, "storage": None,
-            "gcTimeout": None, "replicas": {"current": 1, "requested": 1}, "devMode": False}  # fmt: skip
+    return {
+        "stage": "BUILDING",
+        "hardware": {"current": None, "requested": repo.hardware},
+        "storage": None,
+        "gcTimeout": None,
+        "replicas": {"current": 1, "requested": 1},
+        "devMode": False,
+    }
 
 
 def _token(request: RecordedRequest) -> str | None:
     header = request.headers.get("authorization", "")
-    return header[len("Bearer "):] if header.startswith("Bearer ") else None
+    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
 
 def _user(state: HubState, request: RecordedRequest, required: bool) -> str | None:
@@ -222,7 +234,9 @@ def _writer(state: HubState, request: RecordedRequest, namespace: str) -> str:
     if _token(request) in state.read_only_tokens:
         raise HubError(403, "You don't have the rights to write with this token (read-only)")
     if user != namespace:
-        raise HubError(403, f"You don't have the rights to create or write to repositories under the namespace {namespace!r}")
+        raise HubError(
+            403, f"You don't have the rights to create or write to repositories under the namespace {namespace!r}"
+        )
     return user
 
 
@@ -276,9 +290,15 @@ def _repo_api(state: HubState, request: RecordedRequest, repo: Repo, action, rev
     _writer(state, request, repo.repo_id.split("/")[0])
     if action == "preupload":
         files = request.json()["files"]
-        answer = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                   "oid": git_blob_sha(repo.files[f["path"]]) if f["path"] in repo.files else None}
-                  for f in files]  # fmt: skip
+        answer = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",
+                "shouldIgnore": False,
+                "oid": git_blob_sha(repo.files[f["path"]]) if f["path"] in repo.files else None,
+            }
+            for f in files
+        ]
         return _json({"files": answer, "commitOid": repo.sha})
     return _commit(state, request, repo)
 
@@ -306,11 +326,20 @@ def _commit(state: HubState, request: RecordedRequest, repo: Repo):
 
 def _repo_info(repo: Repo) -> dict:
     return {
-        "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.owner, "sha": repo.sha,
-        "private": repo.private, "disabled": False, "gated": False, "tags": [], "downloads": 0, "likes": 0,
+        "id": repo.repo_id,
+        "modelId": repo.repo_id,
+        "author": repo.owner,
+        "sha": repo.sha,
+        "private": repo.private,
+        "disabled": False,
+        "gated": False,
+        "tags": [],
+        "downloads": 0,
+        "likes": 0,
         "siblings": [{"rfilename": path} for path in sorted(repo.files)],
-        "lastModified": "2026-01-01T00:00:00.000Z", "createdAt": "2026-01-01T00:00:00.000Z",
-    }  # fmt: skip
+        "lastModified": "2026-01-01T00:00:00.000Z",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
 
 
 def _tree(repo: Repo, under: str, recursive: bool) -> list[dict]:
@@ -319,13 +348,13 @@ def _tree(repo: Repo, under: str, recursive: bool) -> list[dict]:
     for path in sorted(repo.files):
         if not path.startswith(prefix):
             continue
-        parts = path[len(prefix):].split("/")
+        parts = path[len(prefix) :].split("/")
         for depth in range(1, len(parts)):
             folders.add(prefix + "/".join(parts[:depth]))
         if recursive or len(parts) == 1:
             content = repo.files[path]
             entries.append({"type": "file", "path": path, "size": len(content), "oid": git_blob_sha(content)})
-    shown = [f for f in sorted(folders) if recursive or "/" not in f[len(prefix):]]
+    shown = [f for f in sorted(folders) if recursive or "/" not in f[len(prefix) :]]
     return [{"type": "directory", "path": f, "oid": hashlib.sha1(f.encode()).hexdigest()} for f in shown] + entries
 
 
@@ -336,9 +365,11 @@ def _resolve(repo: Repo, revision: str, file_path: str):
         raise HubError(404, f"{file_path} does not exist on {revision}", "EntryNotFound", {"X-Repo-Commit": repo.sha})
     content = repo.files[file_path]
     headers = {
-        "X-Repo-Commit": repo.sha, "ETag": f'"{git_blob_sha(content)}"', "Content-Length": str(len(content)),
+        "X-Repo-Commit": repo.sha,
+        "ETag": f'"{git_blob_sha(content)}"',
+        "Content-Length": str(len(content)),
         "Content-Type": "application/octet-stream",
-    }  # fmt: skip
+    }
     return 200, headers, content
 
 

@@ -8,18 +8,61 @@ from training.conversation import Conversation, ImportResult, Message
 
 ME = "Sam Rivera"
 THREADS = {  # thread title -> (is group, [(sender, text)]) : every thread is one conversation
-    "Maya Chen": (False, [("Maya Chen", "are you free thursday afternoon?"), (ME, "no class thursday afternoon, come by the café"),
-                          ("Maya Chen", "ok see you at 3"), (ME, "bring the jalapeño chips")]),
-    "Jordan Okafor": (False, [("Jordan Okafor", "did you feed the cat?"), (ME, "twice lol he lies"),
-                              ("Jordan Okafor", "what's for dinner"), (ME, "leftover pad thai")]),
-    "Elena Rivera": (False, [("Elena Rivera", "call me when you get home mijo"), (ME, "ok mom, home by 9"),
-                             ("Elena Rivera", "did you eat"), (ME, "yes i ate, tacos")]),
-    "Priya Nair": (False, [("Priya Nair", "which bike should I buy"), (ME, "a used steel frame, always"),
-                           ("Priya Nair", "is the shop open sunday"), (ME, "sunday 10 to 4")]),
-    "weekend crew": (True, [("Ana Park", "hike saturday?"), ("Ben Ito", "I'm in"), (ME, "only if there are donuts after"),
-                            ("Ben Ito", "who's driving"), (ME, "i'll bike there, meet at the trailhead")]),
-    "Theo Brandt": (False, [("Theo Brandt", "still riding in the rain?"), (ME, "every day, portland is wet"),
-                            ("Theo Brandt", "how's the café"), (ME, "busy, new espresso machine")]),
+    "Maya Chen": (
+        False,
+        [
+            ("Maya Chen", "are you free thursday afternoon?"),
+            (ME, "no class thursday afternoon, come by the café"),
+            ("Maya Chen", "ok see you at 3"),
+            (ME, "bring the jalapeño chips"),
+        ],
+    ),
+    "Jordan Okafor": (
+        False,
+        [
+            ("Jordan Okafor", "did you feed the cat?"),
+            (ME, "twice lol he lies"),
+            ("Jordan Okafor", "what's for dinner"),
+            (ME, "leftover pad thai"),
+        ],
+    ),
+    "Elena Rivera": (
+        False,
+        [
+            ("Elena Rivera", "call me when you get home mijo"),
+            (ME, "ok mom, home by 9"),
+            ("Elena Rivera", "did you eat"),
+            (ME, "yes i ate, tacos"),
+        ],
+    ),
+    "Priya Nair": (
+        False,
+        [
+            ("Priya Nair", "which bike should I buy"),
+            (ME, "a used steel frame, always"),
+            ("Priya Nair", "is the shop open sunday"),
+            (ME, "sunday 10 to 4"),
+        ],
+    ),
+    "weekend crew": (
+        True,
+        [
+            ("Ana Park", "hike saturday?"),
+            ("Ben Ito", "I'm in"),
+            (ME, "only if there are donuts after"),
+            ("Ben Ito", "who's driving"),
+            (ME, "i'll bike there, meet at the trailhead"),
+        ],
+    ),
+    "Theo Brandt": (
+        False,
+        [
+            ("Theo Brandt", "still riding in the rain?"),
+            (ME, "every day, portland is wet"),
+            ("Theo Brandt", "how's the café"),
+            (ME, "busy, new espresso machine"),
+        ],
+    ),
 }
 
 

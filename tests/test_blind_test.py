@@ -22,8 +22,15 @@ from training.train.config import RunConfig
 
 def items_folder(tmp_path, count: int = 4):
     """A run folder holding a prepared blind test of `count` hand-written items."""
-    items = [{"id": f"item-{n}", "context": [{"role": "user", "content": f"question {n}?"}],
-              "real": f"real answer {n}", "bot": f"bot answer {n}"} for n in range(1, count + 1)]  # fmt: skip
+    items = [
+        {
+            "id": f"item-{n}",
+            "context": [{"role": "user", "content": f"question {n}?"}],
+            "real": f"real answer {n}",
+            "bot": f"bot answer {n}",
+        }
+        for n in range(1, count + 1)
+    ]
     folder = tmp_path / "run" / FOLDER
     folder.mkdir(parents=True)
     (folder / "items.json").write_text(json.dumps({"version": 1, "consent": True, "separator": "", "items": items}))
@@ -51,7 +58,9 @@ def test_one_vote_per_voter_and_item_kept_across_a_restart(tmp_path):
         restarted.vote(voter, "10.0.0.9", "item-2", "real")
     assert restarted.next_item(voter).id in {"item-3", "item-4"}
     assert [(v["voter"], v["item"], v["picked"]) for v in votes_file(run)] == [
-        (voter, "item-1", "real"), (voter, "item-2", "bot")]
+        (voter, "item-1", "real"),
+        (voter, "item-2", "bot"),
+    ]
     assert "10.0.0.1" not in (run / FOLDER / "votes.jsonl").read_text()  # addresses stay in memory
 
 
@@ -183,8 +192,10 @@ def test_a_friend_votes_in_a_real_browser(tmp_path, isolated_data_dir, sam_run):
 
     run = items_folder(tmp_path, count=2)
     (run / "config.yaml").write_text((sam_run / "config.yaml").read_text())
-    with served("--chat-only", sam_run, "--blind-test", run, data_dir=isolated_data_dir) as url, \
-            sync_playwright() as playwright:  # fmt: skip
+    with (
+        served("--chat-only", sam_run, "--blind-test", run, data_dir=isolated_data_dir) as url,
+        sync_playwright() as playwright,
+    ):
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
         try:

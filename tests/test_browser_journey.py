@@ -265,10 +265,13 @@ def persona_report(page, run_name: str) -> None:
     page.get_by_label(REPORT_EXAMPLES).check()
     page.get_by_role("button", name="Run report").click()
     expect(page.get_by_text(re.compile(rf"^Report of {re.escape(run_name)} on 6 held-out replies"))).to_be_visible(
-        timeout=TRAINING_TIMEOUT_MS)  # fmt: skip
+        timeout=TRAINING_TIMEOUT_MS
+    )
     for heading in ("Held-out loss", "Does it sound like you?", "Texting habits", "Degeneracy check"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^Person-specific gap \(drop on you minus drop on the others\)"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^Person-specific gap \(drop on you minus drop on the others\)"))
+    ).to_be_visible()
     lengths = plot_drawing(plot(page, "Reply length"))
     assert len({line["colour"] for line in lengths["lines"] if line["path"]}) == 3, lengths  # you, tuned, base
     bars = plot(page, "Texting habits").locator("g.mark-rect path")

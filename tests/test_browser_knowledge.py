@@ -38,7 +38,9 @@ def test_untick_a_row_in_the_review_table_and_save_the_rest(page, isolated_data_
     try:
         open_tab(page, "Data")
         page.get_by_text("Knowledge files: what you know").click()
-        page.locator("input[type=file]").nth(1).set_input_files([str(SAMPLES / "climbing.md"), str(SAMPLES / "tip_split.py")])
+        page.locator("input[type=file]").nth(1).set_input_files(
+            [str(SAMPLES / "climbing.md"), str(SAMPLES / "tip_split.py")]
+        )
         page.locator("[aria-label='tip_split.py']").wait_for()  # the upload finished
         page.get_by_role("button", name="Build knowledge rows").click()
         page.get_by_text("Walk me through The knee (Climbing log).").wait_for(timeout=60_000)
@@ -51,5 +53,8 @@ def test_untick_a_row_in_the_review_table_and_save_the_rest(page, isolated_data_
         raise
     saved = next((isolated_data_dir / "datasets").glob("knowledge-*.jsonl"))
     questions = [json.loads(line)["messages"][0]["content"] for line in saved.read_text().splitlines()]
-    assert questions == ["Walk me through Climbing log.", "Walk me through Projects (Climbing log).",
-                         "What does the tip_split.py file look like in the repo?"]  # fmt: skip
+    assert questions == [
+        "Walk me through Climbing log.",
+        "Walk me through Projects (Climbing log).",
+        "What does the tip_split.py file look like in the repo?",
+    ]

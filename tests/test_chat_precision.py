@@ -84,4 +84,8 @@ def test_cli_load_in_on_a_cpu_is_one_line_and_exit_2(tmp_path):
     command = [sys.executable, "-m", "training", "chat", str(model), "--prompt", "hey", "--load-in", "8bit"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip().splitlines()[-1].startswith("error: load_in 8bit: 8-bit and 4-bit loading need a CUDA GPU")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: load_in 8bit: 8-bit and 4-bit loading need a CUDA GPU")
+    )

@@ -12,8 +12,20 @@ from tests.visitors import Visitor
 from training.chat.serving import ChatLimits
 
 SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
-STUDIO_ENDPOINTS = {"/import_files", "/build_examples", "/show_example", "/load_preset", "/estimate", "/start_run",
-                    "/stop_run", "/resume_run", "/watch_run", "/compare_runs", "/queue_sweep", "/persona_report"}  # fmt: skip
+STUDIO_ENDPOINTS = {
+    "/import_files",
+    "/build_examples",
+    "/show_example",
+    "/load_preset",
+    "/estimate",
+    "/start_run",
+    "/stop_run",
+    "/resume_run",
+    "/watch_run",
+    "/compare_runs",
+    "/queue_sweep",
+    "/persona_report",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +42,36 @@ def studio():
 
 
 def assistant_texts(history):
-    return [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
-            for m in history if m["role"] == "assistant"]  # fmt: skip
+    return [
+        m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
+        for m in history
+        if m["role"] == "assistant"
+    ]
 
 
 def test_chat_streams_a_greedy_reply_with_speed_and_is_repeatable(studio, run):
     source = str(run.path)
-    message, tuned, base, speed = call(studio, "/chat", **{
-        SOURCE: source,
-        "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
+    message, tuned, base, speed = call(
+        studio, "/chat", **{SOURCE: source, "Message": CHAT[0]["content"], "Max new tokens": 24}
+    )
     assert message == ""
     assert tuned[0] == {"role": "user", "content": CHAT[0]["content"]} or tuned[0]["role"] == "user"
     assert assistant_texts(tuned) and "tokens/s" in speed
-    _, again, _, _ = call(studio, "/chat", **{
-        SOURCE: source,
-        "Message": CHAT[0]["content"], "Max new tokens": 24})  # fmt: skip
+    _, again, _, _ = call(studio, "/chat", **{SOURCE: source, "Message": CHAT[0]["content"], "Max new tokens": 24})
     assert assistant_texts(again) == assistant_texts(tuned)  # greedy is deterministic
 
 
 def test_compare_mode_answers_with_the_base_model_too(studio, run):
-    _, tuned, base, speed = call(studio, "/chat", **{
-        SOURCE: str(run.path),
-        "Message": CHAT[0]["content"], "Side by side with the base model": True, "Max new tokens": 24})  # fmt: skip
+    _, tuned, base, speed = call(
+        studio,
+        "/chat",
+        **{
+            SOURCE: str(run.path),
+            "Message": CHAT[0]["content"],
+            "Side by side with the base model": True,
+            "Max new tokens": 24,
+        },
+    )
     assert base and base[0]["role"] == "user" and "fine-tuned:" in speed and "base:" in speed
     assert assistant_texts(base) != assistant_texts(tuned)
 
@@ -62,9 +82,16 @@ def test_load_precision_is_shown_before_sending_and_8_bit_on_a_cpu_is_refused_pl
     assert "fp32 on the CPU" in describe_load(str(run.path), "auto")
     assert describe_load(str(run.path), "4bit").startswith("⚠️ load_in 4bit: 8-bit and 4-bit loading need a CUDA GPU")
     with pytest.raises(Exception, match="8-bit and 4-bit loading need a CUDA GPU"):
-        call(studio, "/chat", **{
-            "Chat with: a finished run, a model folder, a Hub id, or offline-small": str(run.path),
-            "Load weights in": "8bit", "Message": "hey", "Max new tokens": 8})  # fmt: skip
+        call(
+            studio,
+            "/chat",
+            **{
+                "Chat with: a finished run, a model folder, a Hub id, or offline-small": str(run.path),
+                "Load weights in": "8bit",
+                "Message": "hey",
+                "Max new tokens": 8,
+            },
+        )
 
 
 def test_the_first_reply_after_choosing_a_model_says_it_is_loading(studio, run):
@@ -96,7 +123,9 @@ def chat_only(run):
 
 
 def test_chat_only_exposes_no_studio_endpoint(chat_only):
-    endpoints = set(Client(chat_only, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"])
+    endpoints = set(
+        Client(chat_only, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]
+    )
     assert endpoints and "/chat" in endpoints
     assert not endpoints & STUDIO_ENDPOINTS
     assert not [e for e in endpoints if "export" in e or "train" in e or "run" in e or "push" in e]

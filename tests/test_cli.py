@@ -13,8 +13,13 @@ SAMPLE = ROOT / "samples" / "sam_messenger_export.zip"
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "training", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "training", *map(str, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_detect_names_the_format_of_files_folders_and_zips(tmp_path):
@@ -34,8 +39,23 @@ def test_participants_as_table_and_json():
 
 def test_prepare_writes_train_and_validation_and_prints_a_summary(tmp_path):
     out = tmp_path / "sam.jsonl"
-    done = run_cli("prepare", SAMPLE, "--me", "Sam Rivera", "--separator", "|", "--gap-minutes", "30",
-                   "--context-turns", "3", "--scrub-pii", "--val-fraction", "0.2", "--out", out)  # fmt: skip
+    done = run_cli(
+        "prepare",
+        SAMPLE,
+        "--me",
+        "Sam Rivera",
+        "--separator",
+        "|",
+        "--gap-minutes",
+        "30",
+        "--context-turns",
+        "3",
+        "--scrub-pii",
+        "--val-fraction",
+        "0.2",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["formats"] == {"Facebook Messenger / Instagram": 6}
@@ -55,8 +75,11 @@ def test_prepare_writes_train_and_validation_and_prints_a_summary(tmp_path):
 @pytest.mark.parametrize(
     "name, content, expected",
     [
-        ("message_1.json", b'{"participants": [{"name": "A"}], "messages": [{"sender_name": "A", "timest',
-         "message_1.json: the JSON ends early"),
+        (
+            "message_1.json",
+            b'{"participants": [{"name": "A"}], "messages": [{"sender_name": "A", "timest',
+            "message_1.json: the JSON ends early",
+        ),
         ("photo.json", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "photo.json: looks like a binary file"),
         ("empty.txt", b"", "empty.txt: the file is empty"),
         ("rows.jsonl", b'{"prompt": "a", "completion": "b"}\n{"instruction": "x"}\n', "rows.jsonl: line 2"),

@@ -16,10 +16,17 @@ from training.train.presets import PRESETS, get_preset
 
 def test_yaml_round_trip_keeps_every_field(tmp_path):
     config = RunConfig(
-        name="sam-v1", model="offline-tiny", method="adalora", target_modules=["q_proj", "v_proj"],
-        max_steps=0, neftune_noise_alpha=5.0, learning_rate=2e-5, system_prompt="You are Sam.\nBe brief.",
-        validation_split=0.1, early_stopping_patience=3,
-    )  # fmt: skip
+        name="sam-v1",
+        model="offline-tiny",
+        method="adalora",
+        target_modules=["q_proj", "v_proj"],
+        max_steps=0,
+        neftune_noise_alpha=5.0,
+        learning_rate=2e-5,
+        system_prompt="You are Sam.\nBe brief.",
+        validation_split=0.1,
+        early_stopping_patience=3,
+    )
     path = config.save(tmp_path / "config.yaml")
 
     assert RunConfig.from_yaml(path) == config
@@ -101,8 +108,10 @@ def test_bad_yaml_names_the_file_and_field(tmp_path, text, message):
         ({"target_modules": []}, "target_modules: []; expected auto, all-linear or a list of module names"),
         ({"warmup_steps": 10, "warmup_ratio": 0.1}, "warmup_steps and warmup_ratio: both set"),
         ({"early_stopping_patience": 2}, "early_stopping_patience: needs validation_file or validation_split"),
-        ({"early_stopping_patience": 2, "validation_split": 0.1, "eval_steps": 20, "save_steps": 50},
-         "save_steps: 50 must be a multiple of eval_steps (20)"),
+        (
+            {"early_stopping_patience": 2, "validation_split": 0.1, "eval_steps": 20, "save_steps": 50},
+            "save_steps: 50 must be a multiple of eval_steps (20)",
+        ),
         ({"packing": True, "padding_free": True}, "packing and padding_free: choose one"),
         ({"method": "adalora", "adalora_init_r": 4, "adalora_target_r": 8}, "adalora_target_r: 8 is above"),
         ({"name": "../elsewhere"}, "name: '../elsewhere'; expected a plain folder name"),
@@ -137,8 +146,16 @@ def test_with_overrides_replaces_given_fields_and_ignores_missing_flags():
 
 
 def test_every_preset_is_valid_and_names_its_source():
-    assert {"blenderbot-adalora", "mistral-qlora-alpaca", "redpajama-lora-r2", "mistral-unsloth-r768",
-            "gpt2-full", "persona-small", "offline-tiny", "offline-small"} <= set(PRESETS)  # fmt: skip
+    assert {
+        "blenderbot-adalora",
+        "mistral-qlora-alpaca",
+        "redpajama-lora-r2",
+        "mistral-unsloth-r768",
+        "gpt2-full",
+        "persona-small",
+        "offline-tiny",
+        "offline-small",
+    } <= set(PRESETS)
     for name, preset in PRESETS.items():
         config = get_preset(name).validate(require_data=False)
         assert config.preset == name and len(preset.source) > 40
@@ -147,18 +164,29 @@ def test_every_preset_is_valid_and_names_its_source():
 def test_presets_carry_the_seed_articles_numbers():
     blender = get_preset("blenderbot-adalora")
     assert (blender.model, blender.method, blender.lora_alpha, blender.lora_dropout) == (
-        "facebook/blenderbot-400M-distill", "adalora", 32, 0.1,
+        "facebook/blenderbot-400M-distill",
+        "adalora",
+        32,
+        0.1,
     )
     assert blender.target_modules == ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
     red = get_preset("redpajama-lora-r2")
     assert (red.lora_r, red.lora_alpha, red.lora_dropout, red.target_modules) == (2, 32, 0.05, ["query_key_value"])
     assert (red.learning_rate, red.max_steps, red.batch_size, red.grad_accumulation, red.warmup_steps) == (
-        2e-4, 200, 4, 4, 100,
+        2e-4,
+        200,
+        4,
+        4,
+        100,
     )
     assert red.dtype == "fp32" and red.activation_checkpointing and red.chat_template == "openchatkit"
     unsloth = get_preset("mistral-unsloth-r768")
     assert (unsloth.lora_r, unsloth.lora_alpha, unsloth.learning_rate, unsloth.scheduler, unsloth.warmup_steps) == (
-        768, 768, 2e-5, "cosine", 0,
+        768,
+        768,
+        2e-5,
+        "cosine",
+        0,
     )
     assert (unsloth.batch_size, unsloth.validation_split, unsloth.use_unsloth) == (2, 0.1, "on")
     qlora = get_preset("mistral-qlora-alpaca")
@@ -198,14 +226,37 @@ def test_cli_preset_and_resume_rules(tmp_path):
 
 
 def test_every_setting_is_a_train_flag_coerced_like_config_yaml(capsys):
-    config = config_from_arguments(parse([
-        "--preset", "offline-tiny", "--lora-dropout", "0.1", "--no-completion-only-loss", "--packing",
-        "--target-modules", "q_proj, v_proj", "--neftune-noise-alpha", "5", "--scheduler", "linear",
-        "--data", "d.jsonl", "--validation-split", "0.2", "--system-prompt", "You are Sam.",
-    ]))
+    config = config_from_arguments(
+        parse(
+            [
+                "--preset",
+                "offline-tiny",
+                "--lora-dropout",
+                "0.1",
+                "--no-completion-only-loss",
+                "--packing",
+                "--target-modules",
+                "q_proj, v_proj",
+                "--neftune-noise-alpha",
+                "5",
+                "--scheduler",
+                "linear",
+                "--data",
+                "d.jsonl",
+                "--validation-split",
+                "0.2",
+                "--system-prompt",
+                "You are Sam.",
+            ]
+        )
+    )
 
     assert (config.lora_dropout, config.completion_only_loss, config.packing) == (0.1, False, True)
-    assert (config.target_modules, config.neftune_noise_alpha, config.scheduler) == (["q_proj", "v_proj"], 5.0, "linear")
+    assert (config.target_modules, config.neftune_noise_alpha, config.scheduler) == (
+        ["q_proj", "v_proj"],
+        5.0,
+        "linear",
+    )
     assert (config.train_file, config.validation_split, config.system_prompt) == ("d.jsonl", 0.2, "You are Sam.")
     assert config.preset == "offline-tiny" and config.padding_free == get_preset("offline-tiny").padding_free
     with pytest.raises(SystemExit):

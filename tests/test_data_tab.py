@@ -33,7 +33,9 @@ def test_upload_pick_me_build_and_preview(client):
     assert any("climbing crew" in label and "group" in label for label, _ in threads["choices"])
 
     summary, saved, histogram, dropped, lengths, examples, index, rendered = call(
-        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Max length (tokens)": 256}
+        client,
+        "/build_examples",
+        **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Max length (tokens)": 256},
     )
     assert "245 examples" in summary and "217 train / 28 validation" in summary
     saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
@@ -56,9 +58,16 @@ def test_upload_pick_me_build_and_preview(client):
 
 def test_the_chosen_separator_is_saved_with_the_examples(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
-    summary, saved, *_ = call(client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera",
-                                                             "Join my consecutive messages with": "| (pipe, seed 000)",
-                                                             "Earlier turns in each prompt": 3})  # fmt: skip
+    summary, saved, *_ = call(
+        client,
+        "/build_examples",
+        **{
+            **TINY_PREVIEW,
+            "Which participant are you?": "Sam Rivera",
+            "Join my consecutive messages with": "| (pipe, seed 000)",
+            "Earlier turns in each prompt": 3,
+        },
+    )
     manifest = json.loads(Path(saved).with_name(Path(saved).name.replace(".jsonl", ".persona.json")).read_text())
     assert manifest["prompt"]["separator"] == "|" and manifest["prompt"]["context_turns"] == 3
     assert manifest["shaping"]["me"] == "Sam Rivera" and manifest["counts"]["examples"] == 245
@@ -68,7 +77,9 @@ def test_the_chosen_separator_is_saved_with_the_examples(client):
 def test_group_chats_can_be_left_out(client):
     client.predict([handle_file(str(SAMPLE))], api_name="/import_files")
     summary, _saved, _histogram, dropped, _lengths, examples, _index, _rendered = call(
-        client, "/build_examples", **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Include group chats": False}
+        client,
+        "/build_examples",
+        **{**TINY_PREVIEW, "Which participant are you?": "Sam Rivera", "Include group chats": False},
     )
     reasons = {row[0]: row[1] for row in dropped["data"]}
     assert reasons["group chat excluded"] == 195
@@ -86,8 +97,10 @@ def test_cancel_stops_a_long_build_and_saves_nothing(client, tmp_path, monkeypat
     from training.data import persona
 
     data = tmp_path / "chats.jsonl"
-    lines = [json.dumps({"messages": [{"role": "user", "content": f"hi {n}"}, {"role": "assistant", "content": f"yo {n}"}]})
-             for n in range(400)]  # fmt: skip
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": f"hi {n}"}, {"role": "assistant", "content": f"yo {n}"}]})
+        for n in range(400)
+    ]
     data.write_text("\n".join(lines) + "\n")
     client.predict([handle_file(str(data))], api_name="/import_files")
     # Each conversation made slow and counted, so "the work stopped" is something a test can see.

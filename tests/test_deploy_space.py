@@ -30,7 +30,9 @@ def test_gpu_space_gets_unsloth_and_owner_mode(hub):
     assert "unsloth==" in requirements and "bitsandbytes==" in requirements
     # Owner mode signs the owner in with Hugging Face: the Space needs Gradio's OAuth extra.
     assert "gradio[oauth]==6.31.0" in requirements
-    assert {"app.py", "training/__main__.py", "components/chat_tab.py", "samples/sam_messenger_export.zip"} <= set(space.files)
+    assert {"app.py", "training/__main__.py", "components/chat_tab.py", "samples/sam_messenger_export.zip"} <= set(
+        space.files
+    )
     assert not any("__pycache__" in name or name.startswith("tests/") for name in space.files)
     assert space.variables == {"TALKLIKE_OWNER": "alice"}
 
@@ -44,6 +46,10 @@ def test_cpu_space_never_pulls_cuda_packages(hub):
 def test_readme_front_matter_is_a_gradio_space_pinned_to_the_requirements():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(readme.split("---")[1])
-    pinned = next(line.split("==")[1].split()[0] for line in (Path(__file__).resolve().parent.parent / "requirements.txt").read_text().splitlines() if line.startswith(("gradio==", "gradio[oauth]==")))
+    pinned = next(
+        line.split("==")[1].split()[0]
+        for line in (Path(__file__).resolve().parent.parent / "requirements.txt").read_text().splitlines()
+        if line.startswith(("gradio==", "gradio[oauth]=="))
+    )
     assert front["sdk"] == "gradio" and front["sdk_version"] == pinned and front["app_file"] == "app.py"
     assert front["hf_oauth"] is True and front["suggested_hardware"].startswith(("t4", "l4", "a10g"))

@@ -53,8 +53,16 @@ def test_adapter_export_is_small_and_answers_exactly_like_the_run(lora, adapter_
     from peft import AutoPeftModelForCausalLM
 
     names = {path.name for path in adapter_folder.iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "generation_config.json", "README.md", "talklike.json", "loss_curve.png"} <= names  # fmt: skip
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "README.md",
+        "talklike.json",
+        "loss_curve.png",
+    } <= names
     assert not names & {"model.safetensors", "config.json", "train.jsonl", "optimizer.pt", "status.json"}
     assert not [name for name in names if name.startswith(".")]
 
@@ -62,8 +70,9 @@ def test_adapter_export_is_small_and_answers_exactly_like_the_run(lora, adapter_
     assert torch.allclose(_logits(model, lora.inputs), lora.logits, atol=1e-6, rtol=0)
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_folder)
-    assert "<|im_start|>assistant" in tokenizer.apply_chat_template([{"role": "user", "content": "hi"}],
-                                                                     add_generation_prompt=True, tokenize=False)  # fmt: skip
+    assert "<|im_start|>assistant" in tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     info = json.loads((adapter_folder / "talklike.json").read_text())
     assert info["export"] == "adapter" and info["system_prompt"] == "You are Sam. Reply the way Sam texts."
 
@@ -77,7 +86,9 @@ def test_merged_export_is_a_plain_sharded_model_with_the_same_outputs(lora, merg
     model = AutoModelForCausalLM.from_pretrained(merged_folder)
     assert not any("lora" in name for name, _ in model.named_parameters())
     assert torch.allclose(_logits(model, lora.inputs), lora.logits, atol=1e-5, rtol=0)
-    assert not torch.allclose(_logits(AutoModelForCausalLM.from_pretrained(lora.base), lora.inputs), lora.logits, atol=1e-3)
+    assert not torch.allclose(
+        _logits(AutoModelForCausalLM.from_pretrained(lora.base), lora.inputs), lora.logits, atol=1e-3
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(merged_folder)
     generation = GenerationConfig.from_pretrained(merged_folder)
@@ -109,7 +120,9 @@ def test_adalora_dora_and_seq2seq_runs_merge_to_the_same_outputs(tmp_path_factor
 def test_full_fine_tune_exports_the_model_itself(tmp_path_factory, tmp_path):
     run = full_run(tmp_path_factory)
     folder = export_run(run.path, tmp_path / "full", merge=False)
-    assert torch.allclose(_logits(AutoModelForCausalLM.from_pretrained(folder), run.inputs), run.logits, atol=1e-6, rtol=0)
+    assert torch.allclose(
+        _logits(AutoModelForCausalLM.from_pretrained(folder), run.inputs), run.logits, atol=1e-6, rtol=0
+    )
     assert ModelCard.load(folder / "README.md").data.library_name == "transformers"
     assert export_sizes(run.path)["adapter_mb"] is None
 
@@ -159,12 +172,20 @@ def test_an_export_chats_with_the_runs_persona_but_carries_only_its_prompt_setti
     info = json.loads((folder / "talklike.json").read_text())
     assert info["prompt"] == prompt and info["system_prompt"] == "You are Sam."
     assert not {"shaping", "me", "format_version"} & set(info) and "Mum" not in (folder / "talklike.json").read_text()
-    history = [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "yo"},
-               {"role": "assistant", "content": "sup"}, {"role": "user", "content": "dinner?"}]  # fmt: skip
-    from_run, from_export = (build_prompt(load_chat_model(path, device="cpu"), history, "at 7") for path in (run, folder))
+    history = [
+        {"role": "user", "content": "hey"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "assistant", "content": "sup"},
+        {"role": "user", "content": "dinner?"},
+    ]
+    from_run, from_export = (
+        build_prompt(load_chat_model(path, device="cpu"), history, "at 7") for path in (run, folder)
+    )
     assert from_export.input_ids == from_run.input_ids
-    assert from_run.messages == [{"role": "system", "content": "You are Sam."},  # 2 turns of context, as trained
-                                 {"role": "user", "content": "dinner?|at 7"}]  # fmt: skip
+    assert from_run.messages == [
+        {"role": "system", "content": "You are Sam."},  # 2 turns of context, as trained
+        {"role": "user", "content": "dinner?|at 7"},
+    ]
     clear_model_cache()
 
 
@@ -221,7 +242,10 @@ def test_a_run_saved_without_tokenizer_gets_the_base_tokenizer_and_template(lora
         (run / "final" / name).unlink(missing_ok=True)
     folder = export_run(run, tmp_path / "out", merge=False)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert tokenizer.chat_template and tokenizer("hey Sam").input_ids == AutoTokenizer.from_pretrained(lora.base)("hey Sam").input_ids
+    assert (
+        tokenizer.chat_template
+        and tokenizer("hey Sam").input_ids == AutoTokenizer.from_pretrained(lora.base)("hey Sam").input_ids
+    )
 
 
 def test_bad_samples_are_refused(lora, tmp_path):
@@ -268,9 +292,13 @@ def test_gguf_of_a_merged_llama_reads_back_with_the_same_weights_and_tokenizer(l
     assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.eos_token_id
     assert fields["tokenizer.ggml.add_bos_token"] is False  # this tokenizer adds no BOS; llama.cpp must not either
     # The template as rendered, without TRL's training-only {% generation %} markers.
-    assert fields["tokenizer.chat_template"] == chat_template_for_gguf(tokenizer.chat_template) != tokenizer.chat_template
+    assert (
+        fields["tokenizer.chat_template"] == chat_template_for_gguf(tokenizer.chat_template) != tokenizer.chat_template
+    )
     assert "generation %}" not in fields["tokenizer.chat_template"]
-    assert len(fields["tokenizer.ggml.merges"]) == len(json.loads((merged_folder / "tokenizer.json").read_text())["model"]["merges"])
+    assert len(fields["tokenizer.ggml.merges"]) == len(
+        json.loads((merged_folder / "tokenizer.json").read_text())["model"]["merges"]
+    )
 
     weights = {}
     for shard in merged_folder.glob("*.safetensors"):
@@ -308,4 +336,8 @@ def test_model_card_recipe_leaves_out_settings_that_are_off():
     assert "| epochs | 3.0 |" in by_epochs and "| warmup_ratio | 0.1 |" in by_epochs
     assert not any(f"| {name} |" in by_epochs for name in ("max_steps", "neftune_noise_alpha", "warmup_steps"))
     by_steps = _recipe_table(RunConfig(method="qlora", max_steps=60, neftune_noise_alpha=5.0))
-    assert "| max_steps | 60 |" in by_steps and "| neftune_noise_alpha | 5.0 |" in by_steps and "| epochs |" not in by_steps
+    assert (
+        "| max_steps | 60 |" in by_steps
+        and "| neftune_noise_alpha | 5.0 |" in by_steps
+        and "| epochs |" not in by_steps
+    )

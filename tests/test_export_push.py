@@ -36,8 +36,10 @@ def lora(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exports(lora, tmp_path_factory):
     root = tmp_path_factory.mktemp("push-exports")
-    return {"adapter": export_run(lora.path, root / "adapter", merge=False),
-            "merged": export_run(lora.path, root / "merged", merge=True)}  # fmt: skip
+    return {
+        "adapter": export_run(lora.path, root / "adapter", merge=False),
+        "merged": export_run(lora.path, root / "merged", merge=True),
+    }
 
 
 @pytest.fixture
@@ -66,11 +68,24 @@ def load_from_hub(hub: HubServer, repos: dict[str, str], inputs, home: Path) -> 
         "        out[name] = loader.from_pretrained(repo).eval()(**request['inputs']).logits\n"
         "torch.save(out, sys.argv[2])\n"
     )
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(home / "hf-home"),
-           "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_HUB_DISABLE_XET": "1", "PYTHONPATH": str(PROJECT_ROOT)}  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", script, str(home / "request.pt"), str(home / "logits.pt")],
-                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(home / "hf-home"),
+        "HF_HUB_OFFLINE": "0",
+        "TRANSFORMERS_OFFLINE": "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_XET": "1",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(home / "request.pt"), str(home / "logits.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (home / "load.log").write_text(done.stdout + done.stderr)  # kept for the token grep
     return torch.load(home / "logits.pt")
@@ -90,8 +105,12 @@ def test_pushed_exports_load_by_repo_id_with_the_run_outputs(lora, exports, hub,
         assert {path: stored[path] for path in local} == local
         assert f'model_id = "{repo_id}"' in stored["README.md"].decode()
 
-    logits = load_from_hub(hub, {"peft-adapter": "alice/sam-adapter", "auto-adapter": "alice/sam-adapter",
-                                 "merged": "alice/sam-merged"}, lora.inputs, tmp_path)  # fmt: skip
+    logits = load_from_hub(
+        hub,
+        {"peft-adapter": "alice/sam-adapter", "auto-adapter": "alice/sam-adapter", "merged": "alice/sam-merged"},
+        lora.inputs,
+        tmp_path,
+    )
     for name, value in logits.items():
         assert torch.allclose(value, lora.logits, atol=1e-5, rtol=0), name
     assert hub.state.unhandled == []
@@ -115,18 +134,30 @@ def test_the_token_is_sent_but_never_written_logged_or_shown(lora, exports, hub,
     written = [path for root in (lora.path, folder, tmp_path) for path in root.rglob("*") if path.is_file()]
     assert len(written) > 20
     leaks = [str(path) for path in written if TOKEN.encode() in path.read_bytes()]
-    leaks += [f"server file {repo.repo_id}/{name}" for repo in hub.state.repos.values()
-              for name, content in repo.files.items() if TOKEN.encode() in content]  # fmt: skip
-    leaks += [f"request {r.method} {r.path}" for r in hub.state.requests if TOKEN.encode() in r.body or TOKEN in str(r.query)]
+    leaks += [
+        f"server file {repo.repo_id}/{name}"
+        for repo in hub.state.repos.values()
+        for name, content in repo.files.items()
+        if TOKEN.encode() in content
+    ]
+    leaks += [
+        f"request {r.method} {r.path}" for r in hub.state.requests if TOKEN.encode() in r.body or TOKEN in str(r.query)
+    ]
     captured = capfd.readouterr()
-    leaks += [name for name, text in (("log", caplog.text), ("stdout", captured.out), ("stderr", captured.err)) if TOKEN in text]
+    leaks += [
+        name
+        for name, text in (("log", caplog.text), ("stdout", captured.out), ("stderr", captured.err))
+        if TOKEN in text
+    ]
     leaks += [message for message in messages if TOKEN in message]
     assert leaks == []
     assert "(authenticated: True)" in caplog.text  # debug logging was on: the check covered its request log
 
 
 def test_push_needs_a_token_and_finds_it_in_hf_token(exports, hub, monkeypatch):
-    with pytest.raises(UserError, match=r"token: none found; log in with `hf auth login`, set HF_TOKEN, or paste a token"):
+    with pytest.raises(
+        UserError, match=r"token: none found; log in with `hf auth login`, set HF_TOKEN, or paste a token"
+    ):
         push(exports["adapter"], "alice/sam", endpoint=hub.url)
     assert hub.state.requests == []  # nothing was sent anonymously
 
@@ -146,7 +177,11 @@ def _free_port() -> int:
 @pytest.mark.parametrize(
     "repo_id, token, expected",
     [
-        ("bob/sam", TOKEN, r"no write access \(403\).*'bob' is not your namespace \(you are 'alice'\): push to alice/sam instead"),
+        (
+            "bob/sam",
+            TOKEN,
+            r"no write access \(403\).*'bob' is not your namespace \(you are 'alice'\): push to alice/sam instead",
+        ),
         ("alice/sam", READ_ONLY_TOKEN, r"no write access \(403\).*read-only: create one with write access"),
         ("alice/sam", "hf_expiredOrWrongToken123", r"token: rejected .*\(401, invalid or expired\).*hf auth login"),
         ("not a name!", TOKEN, r"repo_id: 'not a name!' is not a valid repo name"),
@@ -194,7 +229,9 @@ def test_repo_name_without_namespace_goes_to_the_token_owner(exports, hub):
 def test_cli_exports_and_pushes_public_on_request(lora, hub, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     parser = build_parser()
-    args = parser.parse_args(["export", str(lora.path), "--adapter", "--out", str(tmp_path / "out"), "--push", "alice/cli-bot", "--public"])
+    args = parser.parse_args(
+        ["export", str(lora.path), "--adapter", "--out", str(tmp_path / "out"), "--push", "alice/cli-bot", "--public"]
+    )
     result = args.handler(args)
     assert result["url"] == f"{hub.url}/alice/cli-bot" and json.loads(capsys.readouterr().out) == result
     assert not hub.state.repo("alice/cli-bot").private

@@ -41,14 +41,30 @@ def test_sizes_card_preview_samples_and_merged_export(ui, run, isolated_data_dir
     assert "adapter" in sizes and "merged" in sizes and "MB" in sizes
     assert "How to use" in card and "private" in card.lower()
     assert "](loss_curve.png)" not in card  # no broken image: the PNG is only in the export
-    filled = call(ui, "/sample_replies", **{"Run to export": str(run.path),
-                  "Sample replies for the model card (optional): type prompts, generate, edit or delete rows":
-                  {"headers": ["prompt", "reply"], "data": [["hey Sam, are we still on for tonight?", ""]]}})  # fmt: skip
+    filled = call(
+        ui,
+        "/sample_replies",
+        **{
+            "Run to export": str(run.path),
+            "Sample replies for the model card (optional): type prompts, generate, edit or delete rows": {
+                "headers": ["prompt", "reply"],
+                "data": [["hey Sam, are we still on for tonight?", ""]],
+            },
+        },
+    )
     assert filled["data"][0][1].strip()
 
-    report = call(ui, "/export_run", **{"Run to export": str(run.path), "What to export": MERGED,
-                  "Also write GGUF + Ollama Modelfile": True, "GGUF type (k-quants: f16 + the llama-quantize command)": "q4_0",
-                  "Decoding defaults (Modelfile PARAMETERs, the Space's chat)": "Balanced"})  # fmt: skip
+    report = call(
+        ui,
+        "/export_run",
+        **{
+            "Run to export": str(run.path),
+            "What to export": MERGED,
+            "Also write GGUF + Ollama Modelfile": True,
+            "GGUF type (k-quants: f16 + the llama-quantize command)": "q4_0",
+            "Decoding defaults (Modelfile PARAMETERs, the Space's chat)": "Balanced",
+        },
+    )
     folder = isolated_data_dir / "exports" / f"{run.path.name}-merged"
     assert f"`{folder}`" in report and (folder / "config.json").is_file() and (folder / "README.md").is_file()
     assert f"GGUF written to `{folder / 'model-q4_0.gguf'}`" in report and "a TEMPLATE for chatml" in report
@@ -57,8 +73,16 @@ def test_sizes_card_preview_samples_and_merged_export(ui, run, isolated_data_dir
 
 
 def test_deploy_a_space_for_friends_from_the_tab(ui, run, hub, isolated_data_dir):
-    result = call(ui, "/deploy_space", **{"Run to export": str(run.path), "What to export": MERGED,
-                  "Space (you/name)": "alice/sam-bot", "Token (write access)": TOKEN})  # fmt: skip
+    result = call(
+        ui,
+        "/deploy_space",
+        **{
+            "Run to export": str(run.path),
+            "What to export": MERGED,
+            "Space (you/name)": "alice/sam-bot",
+            "Token (write access)": TOKEN,
+        },
+    )
     assert f"{hub.url}/spaces/alice/sam-bot" in result and TOKEN not in result
     assert "write token" in result  # no read token given: the tab says which token the Space holds
     space = hub.state.repo("alice/sam-bot", "space")
@@ -69,8 +93,11 @@ def test_deploy_a_space_for_friends_from_the_tab(ui, run, hub, isolated_data_dir
 
 
 def test_push_is_private_by_default_and_the_token_never_surfaces(ui, run, hub, isolated_data_dir):
-    result = call(ui, "/push_run", **{"Run to export": str(run.path), "Repository (you/name)": "alice/sam-bot",
-                  "Token (write access)": TOKEN})  # fmt: skip
+    result = call(
+        ui,
+        "/push_run",
+        **{"Run to export": str(run.path), "Repository (you/name)": "alice/sam-bot", "Token (write access)": TOKEN},
+    )
     assert "alice/sam-bot" in result and "privately" in result and TOKEN not in result
     created = [r for r in hub.state.requests if r.path == "/api/repos/create"]
     sent = json.loads(created[0].body)

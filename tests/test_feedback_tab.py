@@ -36,8 +36,11 @@ def studio(run):
 
 
 def bot_texts(history) -> list[str]:
-    return [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
-            for m in history if m["role"] == "assistant"]  # fmt: skip
+    return [
+        m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
+        for m in history
+        if m["role"] == "assistant"
+    ]
 
 
 def test_a_rewrite_is_recorded_reviewed_edited_and_deleted_and_becomes_a_pair(studio, run):
@@ -45,8 +48,11 @@ def test_a_rewrite_is_recorded_reviewed_edited_and_deleted_and_becomes_a_pair(st
     _, tuned, _, _ = call(client, "/chat", **{SOURCE: str(run), "Message": CHAT[0]["content"], "Max new tokens": 24})
     reply = "\n".join(bot_texts(tuned))
     assert reply
-    cleared, summary, table = call(client, "/say_it_like_me", **{SOURCE: str(run), TUNED: tuned,
-                                   "✏️ Say it like me": "ya still on, 8?", "Max new tokens": 24})  # fmt: skip
+    cleared, summary, table = call(
+        client,
+        "/say_it_like_me",
+        **{SOURCE: str(run), TUNED: tuned, "✏️ Say it like me": "ya still on, 8?", "Max new tokens": 24},
+    )
     assert cleared == "" and summary.startswith("**1 pairs** (rewrites) · 0 👍 · 0 👎")
     [entry] = feedback.read_feedback(run)
     system = json.loads((run / "final" / "talklike.json").read_text())["system_prompt"]

@@ -33,22 +33,31 @@ def error_of(name: str, text: str) -> str:
 
 
 OPENAI = jsonl(
-    {"messages": [
-        {"role": "system", "content": "You are Sam, terse and friendly."},
-        {"role": "user", "content": "are you coming tonight?"},
-        {"role": "assistant", "content": "yep, 8ish", "weight": 0},
-        {"role": "user", "content": [{"type": "text", "text": "look at this"},
-                                     {"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]},
-        {"role": "assistant", "content": "haha cute"},
-    ]},
-    {"messages": [
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
-        {"role": "tool", "content": "{\"temp\": 12}"},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/sky.png"}}]},
-        {"role": "assistant", "content": "   "},
-        {"role": "assistant", "content": "12 degrees, bring a jacket"},
-    ]},
+    {
+        "messages": [
+            {"role": "system", "content": "You are Sam, terse and friendly."},
+            {"role": "user", "content": "are you coming tonight?"},
+            {"role": "assistant", "content": "yep, 8ish", "weight": 0},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look at this"},
+                    {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+                ],
+            },
+            {"role": "assistant", "content": "haha cute"},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
+            {"role": "tool", "content": '{"temp": 12}'},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/sky.png"}}]},
+            {"role": "assistant", "content": "   "},
+            {"role": "assistant", "content": "12 degrees, bring a jacket"},
+        ]
+    },
 )
 
 
@@ -61,8 +70,12 @@ def test_openai_messages_jsonl_becomes_one_conversation_per_line():
     assert second.id == "chats/train.jsonl#2"
     assert first.system == "You are Sam, terse and friendly."
     # weight 0 turns stay as context; a multimodal message keeps its text part
-    assert turns(first) == [("user", "are you coming tonight?"), ("assistant", "yep, 8ish"),
-                            ("user", "look at this"), ("assistant", "haha cute")]
+    assert turns(first) == [
+        ("user", "are you coming tonight?"),
+        ("assistant", "yep, 8ish"),
+        ("user", "look at this"),
+        ("assistant", "haha cute"),
+    ]
     assert turns(second) == [("user", "weather?"), ("assistant", "12 degrees, bring a jacket")]
     assert all(m.timestamp is None for m in first.messages + second.messages)
     assert first.source_format == "OpenAI messages JSONL"
@@ -91,17 +104,26 @@ def test_prose_that_starts_like_a_header_stays_text():
 
 def test_sharegpt_roles_are_mapped_and_tool_turns_dropped():
     records = [
-        {"id": "a1", "system": "Be brief.", "conversations": [
-            {"from": "system", "value": "Speak like a pirate."},
-            {"from": "human", "value": "hi"},
-            {"from": "gpt", "value": "ahoy"},
-            {"from": "function_call", "value": "{\"name\": \"map\"}"},
-            {"from": "observation", "value": "{\"island\": 1}"},
-            {"from": "human", "value": "where to?"},
-            {"from": "chatgpt", "value": "the island"},
-        ]},
-        {"conversations": [{"from": "user", "value": "and you?"}, {"from": "bing", "value": "fine"},
-                           {"from": "bard", "value": "great"}]},
+        {
+            "id": "a1",
+            "system": "Be brief.",
+            "conversations": [
+                {"from": "system", "value": "Speak like a pirate."},
+                {"from": "human", "value": "hi"},
+                {"from": "gpt", "value": "ahoy"},
+                {"from": "function_call", "value": '{"name": "map"}'},
+                {"from": "observation", "value": '{"island": 1}'},
+                {"from": "human", "value": "where to?"},
+                {"from": "chatgpt", "value": "the island"},
+            ],
+        },
+        {
+            "conversations": [
+                {"from": "user", "value": "and you?"},
+                {"from": "bing", "value": "fine"},
+                {"from": "bard", "value": "great"},
+            ]
+        },
     ]
     result = read("sharegpt.json", json.dumps(records, indent=2))
 
@@ -123,8 +145,13 @@ def test_sharegpt_unknown_speaker_names_the_record_and_field():
 
 def test_alpaca_joins_input_and_puts_history_first():
     records = [
-        {"instruction": "Translate to French", "input": "good morning", "output": "bonjour",
-         "system": "You are a translator.", "history": [["hello", "salut"], ["thanks", "merci"]]},
+        {
+            "instruction": "Translate to French",
+            "input": "good morning",
+            "output": "bonjour",
+            "system": "You are a translator.",
+            "history": [["hello", "salut"], ["thanks", "merci"]],
+        },
         {"instruction": "Say hi", "input": "", "output": "hi!"},
     ]
     result = read("alpaca_data.json", json.dumps(records))
@@ -132,9 +159,14 @@ def test_alpaca_joins_input_and_puts_history_first():
     assert result.formats == {"Alpaca JSON": 1}
     with_history, plain = result.conversations
     assert with_history.system == "You are a translator."
-    assert turns(with_history) == [("user", "hello"), ("assistant", "salut"), ("user", "thanks"),
-                                   ("assistant", "merci"), ("user", "Translate to French\ngood morning"),
-                                   ("assistant", "bonjour")]
+    assert turns(with_history) == [
+        ("user", "hello"),
+        ("assistant", "salut"),
+        ("user", "thanks"),
+        ("assistant", "merci"),
+        ("user", "Translate to French\ngood morning"),
+        ("assistant", "bonjour"),
+    ]
     assert plain.system is None
     assert turns(plain) == [("user", "Say hi"), ("assistant", "hi!")]
 
@@ -147,10 +179,15 @@ def test_alpaca_history_that_is_not_pairs_is_refused():
 
 
 def test_prompt_completion_and_vader_speak_prompt_response_jsonl():
-    result = read("pc.jsonl", jsonl({"prompt": "2+2?", "completion": "4"}, {"prompt": "capital of France?", "completion": "Paris"}))
+    result = read(
+        "pc.jsonl",
+        jsonl({"prompt": "2+2?", "completion": "4"}, {"prompt": "capital of France?", "completion": "Paris"}),
+    )
     assert result.formats == {"prompt/completion JSONL": 1}
     assert [turns(c) for c in result.conversations] == [
-        [("user", "2+2?"), ("assistant", "4")], [("user", "capital of France?"), ("assistant", "Paris")]]
+        [("user", "2+2?"), ("assistant", "4")],
+        [("user", "capital of France?"), ("assistant", "Paris")],
+    ]
 
     vader = read("vader.jsonl", jsonl({"prompt": "How are you?", "response": "I find your lack of faith disturbing."}))
     assert vader.formats == {"prompt/response JSONL": 1}
@@ -159,21 +196,31 @@ def test_prompt_completion_and_vader_speak_prompt_response_jsonl():
 
 def test_conversational_prompt_completion_lists_become_earlier_messages():
     record = {
-        "prompt": [{"role": "system", "content": "You are Ana."}, {"role": "user", "content": "lunch?"},
-                   {"role": "assistant", "content": "where?"}, {"role": "user", "content": "the usual"}],
+        "prompt": [
+            {"role": "system", "content": "You are Ana."},
+            {"role": "user", "content": "lunch?"},
+            {"role": "assistant", "content": "where?"},
+            {"role": "user", "content": "the usual"},
+        ],
         "completion": [{"role": "assistant", "content": "see you at 12"}],
     }
     conversation = read("trl.jsonl", jsonl(record)).conversations[0]
     assert conversation.system == "You are Ana."
-    assert turns(conversation) == [("user", "lunch?"), ("assistant", "where?"), ("user", "the usual"),
-                                   ("assistant", "see you at 12")]
+    assert turns(conversation) == [
+        ("user", "lunch?"),
+        ("assistant", "where?"),
+        ("user", "the usual"),
+        ("assistant", "see you at 12"),
+    ]
 
 
 def test_csv_with_quoted_multiline_cells():
-    text = ('prompt,response\r\n'
-            '"Write a haiku, please","Old pond\nfrog jumps in,\n""splash"""\r\n'
-            '\r\n'
-            'Who are you?,Your father.\r\n')
+    text = (
+        "prompt,response\r\n"
+        '"Write a haiku, please","Old pond\nfrog jumps in,\n""splash"""\r\n'
+        "\r\n"
+        "Who are you?,Your father.\r\n"
+    )
     result = read("vader-speak.csv", text)
 
     assert result.formats == {"prompt/response CSV": 1}
@@ -216,25 +263,37 @@ def test_chat_export_messages_with_a_text_field_are_not_a_text_data_set():
 
 
 def test_pretty_printed_single_record_is_read():
-    text = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, indent=2)
+    text = json.dumps(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, indent=2
+    )
     assert turns(read("one.json", text).conversations[0]) == [("user", "hi"), ("assistant", "yo")]
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (jsonl({"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}) + '{"instruction": "e", "output": "f"}\n',
-         "d.jsonl: line 3: expected an object with \"prompt\" and \"completion\" like line 1 but found an object with keys 'instruction', 'output'"),
-        (jsonl({"text": "a"}) + "\n" + "this is not json\n",
-         "d.jsonl: line 3: not valid JSON at column 1 (Expecting value)"),
-        (jsonl({"text": "a"}) + '{"text": "b", "meta": ',
-         "d.jsonl: line 2: not valid JSON at column 23 (Expecting value); the file looks truncated"),
-        (jsonl({"messages": [{"role": "user", "content": "a"}]}, {"messages": [{"content": "b"}]}),
-         "d.jsonl: line 2: messages[0]: expected an object with \"role\" and \"content\" but found an object with keys 'content'"),
-        (jsonl({"prompt": "a", "completion": 5}),
-         "d.jsonl: line 1: \"completion\": expected a string but found int 5"),
-        (jsonl({"text": "a"}) + "[1, 2]\n",
-         "d.jsonl: line 2: expected an object with a \"text\" string like line 1 but found a list of 2 items"),
+        (
+            jsonl({"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"})
+            + '{"instruction": "e", "output": "f"}\n',
+            "d.jsonl: line 3: expected an object with \"prompt\" and \"completion\" like line 1 but found an object with keys 'instruction', 'output'",
+        ),
+        (
+            jsonl({"text": "a"}) + "\n" + "this is not json\n",
+            "d.jsonl: line 3: not valid JSON at column 1 (Expecting value)",
+        ),
+        (
+            jsonl({"text": "a"}) + '{"text": "b", "meta": ',
+            "d.jsonl: line 2: not valid JSON at column 23 (Expecting value); the file looks truncated",
+        ),
+        (
+            jsonl({"messages": [{"role": "user", "content": "a"}]}, {"messages": [{"content": "b"}]}),
+            'd.jsonl: line 2: messages[0]: expected an object with "role" and "content" but found an object with keys \'content\'',
+        ),
+        (jsonl({"prompt": "a", "completion": 5}), 'd.jsonl: line 1: "completion": expected a string but found int 5'),
+        (
+            jsonl({"text": "a"}) + "[1, 2]\n",
+            'd.jsonl: line 2: expected an object with a "text" string like line 1 but found a list of 2 items',
+        ),
         ("\n \n", "d.jsonl: the file is empty;"),
     ],
 )
@@ -263,7 +322,8 @@ def test_csv_row_with_an_unquoted_comma_raises():
 def test_json_array_item_is_named_by_position():
     items = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ["d"]}]
     assert error_of("alpaca.json", json.dumps(items)).startswith(
-        'alpaca.json: item 2: "output": expected a string but found a list of 1 items')
+        'alpaca.json: item 2: "output": expected a string but found a list of 1 items'
+    )
 
 
 def test_truncated_chat_json_reports_truncation_not_unknown_shape():
@@ -276,7 +336,9 @@ def test_truncated_chat_json_reports_truncation_not_unknown_shape():
 def test_folder_mixing_data_sets_and_notes(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
-    (folder / "sharegpt.json").write_text(json.dumps([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hey"}]}]))
+    (folder / "sharegpt.json").write_text(
+        json.dumps([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hey"}]}])
+    )
     (folder / "pairs.csv").write_text("prompt,completion\nping,pong\n")
     (folder / "notes.md").write_text("# Notes\nI say 'hey' a lot.\n")
 
@@ -303,8 +365,25 @@ VALID_FILES = [
 ]
 
 
-FIELD_NAMES = ["role", "content", "from", "value", "text", "type", "messages", "conversations", "instruction",
-               "input", "output", "history", "system", "prompt", "completion", "response", "tool_calls"]
+FIELD_NAMES = [
+    "role",
+    "content",
+    "from",
+    "value",
+    "text",
+    "type",
+    "messages",
+    "conversations",
+    "instruction",
+    "input",
+    "output",
+    "history",
+    "system",
+    "prompt",
+    "completion",
+    "response",
+    "tool_calls",
+]
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4) | st.sampled_from(["user", "gpt"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=3),
@@ -330,9 +409,11 @@ def byte_mutations(draw, data: bytes) -> bytes:
         if action == "cut":
             del data[at:]
         elif action == "insert":
-            data[at:at] = draw(st.sampled_from([b"{", b"]", b'"', b",", b"\n", b"\x00", b"\xff", b"null", b"[]", b"1e999", b"\\u"]))
+            data[at:at] = draw(
+                st.sampled_from([b"{", b"]", b'"', b",", b"\n", b"\x00", b"\xff", b"null", b"[]", b"1e999", b"\\u"])
+            )
         elif action == "delete":
-            del data[at:at + draw(st.integers(1, 20))]
+            del data[at : at + draw(st.integers(1, 20))]
         elif data:
             data[min(at, len(data) - 1)] = draw(st.integers(0, 255))
     return bytes(data)
@@ -342,7 +423,9 @@ def byte_mutations(draw, data: bytes) -> bytes:
 def value_mutations(draw, data: bytes) -> bytes:
     """Valid JSON with one field swapped for a value of another type: a null content, a number role..."""
     lines = data.decode().splitlines()
-    records = [json.loads(line) for line in lines] if len(lines) > 1 or not data.startswith(b"[") else [json.loads(data)]
+    records = (
+        [json.loads(line) for line in lines] if len(lines) > 1 or not data.startswith(b"[") else [json.loads(data)]
+    )
     for _ in range(draw(st.integers(1, 2))):
         container, key = draw(st.sampled_from(json_slots(records, [])))
         if draw(st.booleans()) and isinstance(container, dict):

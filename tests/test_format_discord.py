@@ -43,15 +43,28 @@ def parse(*sources: SourceFile):
 
 
 def export(messages, channel_type="GuildTextChat", guild_id="1", name="export.json") -> SourceFile:
-    root = {"guild": {"id": guild_id, "name": "G"}, "channel": {"id": "5", "type": channel_type, "name": "c"},
-            "exportedAt": "2024-01-01T00:00:00+00:00", "messages": messages, "messageCount": 0}
+    root = {
+        "guild": {"id": guild_id, "name": "G"},
+        "channel": {"id": "5", "type": channel_type, "name": "c"},
+        "exportedAt": "2024-01-01T00:00:00+00:00",
+        "messages": messages,
+        "messageCount": 0,
+    }
     return SourceFile(name, json.dumps(root).encode())
 
 
 def message(content="hi", mid="1", **fields) -> dict:
-    return {"id": mid, "type": "Default", "timestamp": "2024-01-01T00:00:00+00:00", "content": content,
-            "author": {"id": "9", "name": "pat", "nickname": "Pat", "isBot": False},
-            "attachments": [], "embeds": [], "stickers": [], **fields}
+    return {
+        "id": mid,
+        "type": "Default",
+        "timestamp": "2024-01-01T00:00:00+00:00",
+        "content": content,
+        "author": {"id": "9", "name": "pat", "nickname": "Pat", "isBot": False},
+        "attachments": [],
+        "embeds": [],
+        "stickers": [],
+        **fields,
+    }
 
 
 def epoch(text: str) -> float:
@@ -60,23 +73,31 @@ def epoch(text: str) -> float:
 
 # --- detection -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", [DM, PART_1, PART_2, REVERSED])
 def test_sniff_claims_exports_and_detection_picks_discord(name):
     assert discord.sniff(fixture(name))
     assert detect(fixture(name)) is discord
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\xff\xfe\x00", b"[]", b"guild channel messages",
-    b'{"name": "A", "type": "personal_chat", "id": 1, "messages": []}',
-    b'{"guild": "x", "channel": "y", "messages": []}',
-    b'{"participants": [], "messages": []}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff\xfe\x00",
+        b"[]",
+        b"guild channel messages",
+        b'{"name": "A", "type": "personal_chat", "id": 1, "messages": []}',
+        b'{"guild": "x", "channel": "y", "messages": []}',
+        b'{"participants": [], "messages": []}',
+    ],
+)
 def test_sniff_rejects_other_content(data):
     assert not discord.sniff(SourceFile("export.json", data))
 
 
 # --- direct messages -------------------------------------------------------------------------
+
 
 def test_dm_keeps_text_and_reads_offsets_as_real_instants():
     result = parse(fixture(DM))
@@ -84,7 +105,9 @@ def test_dm_keeps_text_and_reads_offsets_as_real_instants():
     assert chat.title == "alex_w" and not chat.is_group and chat.source_format == "discord"
     assert chat.id == f"discord/{DM}#800000000000000001"
     assert [(m.sender, m.text) for m in chat.messages] == [
-        ("Alex", "you up for ranked later?"), ("Sam", "yeah after dinner"), ("Sam", "gg"),
+        ("Alex", "you up for ranked later?"),
+        ("Sam", "yeah after dinner"),
+        ("Sam", "gg"),
     ]
     assert chat.messages[0].timestamp == epoch("2024-05-01T18:00:00.123+00:00")
     # "18:22Z" is 20:22 at +02:00, so the reply stays after the messages written in +02:00.
@@ -101,6 +124,7 @@ def test_dm_drops_calls_attachments_and_stickers_by_type_not_text():
 
 # --- guild channels, partitions, --reverse ---------------------------------------------------
 
+
 def test_partitions_of_one_channel_merge_into_one_sorted_conversation():
     # Given in the wrong order: part 2 first.
     result = parse(fixture(PART_2), fixture(PART_1))
@@ -108,7 +132,9 @@ def test_partitions_of_one_channel_merge_into_one_sorted_conversation():
     assert chat.title == "Hobby Hub / general" and chat.is_group
     assert chat.id == f"discord/{PART_1}#810000000000000001"
     assert [(m.sender, m.text) for m in chat.messages] == [
-        ("mo.k", "hi all, new here"), ("Alex", "welcome mo!"), ("Sam", "welcome :)"),
+        ("mo.k", "hi all, new here"),
+        ("Alex", "welcome mo!"),
+        ("Sam", "welcome :)"),
         ("mo.k", "thanks everyone"),
     ]
     assert dict(result.dropped) == {DROP_SYSTEM: 2, DROP_BOT: 1, DROP_MEDIA: 1}
@@ -126,7 +152,9 @@ def test_reverse_order_export_is_sorted_oldest_first():
 def test_all_fixture_files_together_make_one_conversation_per_channel():
     result = load_sources([fixture(name) for name in (DM, PART_1, PART_2, REVERSED)])
     assert sorted(c.title for c in result.conversations) == [
-        "Hobby Hub / general", "Hobby Hub / weekend plans", "alex_w",
+        "Hobby Hub / general",
+        "Hobby Hub / weekend plans",
+        "alex_w",
     ]
     assert result.formats == {"Discord (DiscordChatExporter)": 4}
 
@@ -149,16 +177,20 @@ def test_an_absurdly_long_numeric_id_is_not_used_for_ordering():
     assert [m.text for m in parse(export(messages)).conversations[0].messages] == ["first", "second"]
 
 
-@pytest.mark.parametrize("channel_type, guild_id, senders, expected", [
-    ("DirectTextChat", "0", 2, False),
-    ("DirectGroupTextChat", "0", 2, True),
-    ("GuildTextChat", "1", 1, True),
-    (None, "0", 2, False),
-    (None, "0", 3, True),
-])
+@pytest.mark.parametrize(
+    "channel_type, guild_id, senders, expected",
+    [
+        ("DirectTextChat", "0", 2, False),
+        ("DirectGroupTextChat", "0", 2, True),
+        ("GuildTextChat", "1", 1, True),
+        (None, "0", 2, False),
+        (None, "0", 3, True),
+    ],
+)
 def test_is_group(channel_type, guild_id, senders, expected):
-    messages = [message(str(i), mid=str(i), author={"id": str(i), "name": f"u{i}", "isBot": False})
-                for i in range(senders)]
+    messages = [
+        message(str(i), mid=str(i), author={"id": str(i), "name": f"u{i}", "isBot": False}) for i in range(senders)
+    ]
     source = export(messages, channel_type=channel_type, guild_id=guild_id)
     assert parse(source).conversations[0].is_group is expected
 
@@ -168,16 +200,19 @@ def test_sender_falls_back_to_name_without_a_nickname():
     assert parse(source).conversations[0].messages[0].sender == "raw_name"
 
 
-@pytest.mark.parametrize("fields, reason", [
-    ({"author": {"id": "2", "name": "bot", "isBot": True}}, DROP_BOT),
-    ({"type": "RecipientAdd"}, DROP_SYSTEM),
-    ({"type": "ChannelNameChange"}, DROP_SYSTEM),
-    ({"type": "GuildMemberJoin"}, DROP_SYSTEM),
-    ({"type": "Call"}, DROP_CALL),
-    ({"content": "", "forwardedMessage": {"content": "someone else"}}, DROP_SHARE),
-    ({"content": "", "embeds": [{"title": "link"}]}, DROP_MEDIA),
-    ({"content": "   "}, DROP_EMPTY),
-])
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({"author": {"id": "2", "name": "bot", "isBot": True}}, DROP_BOT),
+        ({"type": "RecipientAdd"}, DROP_SYSTEM),
+        ({"type": "ChannelNameChange"}, DROP_SYSTEM),
+        ({"type": "GuildMemberJoin"}, DROP_SYSTEM),
+        ({"type": "Call"}, DROP_CALL),
+        ({"content": "", "forwardedMessage": {"content": "someone else"}}, DROP_SHARE),
+        ({"content": "", "embeds": [{"title": "link"}]}, DROP_MEDIA),
+        ({"content": "   "}, DROP_EMPTY),
+    ],
+)
 def test_each_drop_reason(fields, reason):
     result = parse(export([message(**fields)]))
     assert result.conversations == [] and result.dropped == {reason: 1}
@@ -185,18 +220,22 @@ def test_each_drop_reason(fields, reason):
 
 # --- wrong shapes ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("root, words", [
-    ({"guild": {}, "channel": {"id": "1"}, "messages": {}}, "`messages`"),
-    ({"guild": [], "channel": {"id": "1"}, "messages": []}, "`guild`"),
-    ({"guild": {}, "channel": {"id": 5}, "messages": []}, "`channel.id`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [3]}, "message 0"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(content=5)]}, "`content`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author="pat")]}, "`author`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(timestamp="noon")]}, "`timestamp`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author={"name": 7})]}, "`author.name`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(type=["Default"])]}, "`type`"),
-    ({"guild": {}, "channel": {"id": "1"}, "messages": [message(stickers="x", content="")]}, "`stickers`"),
-])
+
+@pytest.mark.parametrize(
+    "root, words",
+    [
+        ({"guild": {}, "channel": {"id": "1"}, "messages": {}}, "`messages`"),
+        ({"guild": [], "channel": {"id": "1"}, "messages": []}, "`guild`"),
+        ({"guild": {}, "channel": {"id": 5}, "messages": []}, "`channel.id`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [3]}, "message 0"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(content=5)]}, "`content`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author="pat")]}, "`author`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(timestamp="noon")]}, "`timestamp`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(author={"name": 7})]}, "`author.name`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(type=["Default"])]}, "`type`"),
+        ({"guild": {}, "channel": {"id": "1"}, "messages": [message(stickers="x", content="")]}, "`stickers`"),
+    ],
+)
 def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(root, words):
     with pytest.raises(UserError) as caught:
         parse(SourceFile("export.json", json.dumps(root).encode()))
@@ -205,12 +244,16 @@ def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(root, wor
 
 
 def test_a_large_export_parses_completely():
-    one = ('{"id": "%d", "type": "Default", "timestamp": "2024-01-01T00:%02d:%02d.123+00:00", '
-           '"content": "message %d", "author": {"id": "%d", "name": "u%d", "nickname": "U%d", "isBot": false}, '
-           '"attachments": [], "embeds": [], "stickers": [], "reactions": [], "mentions": []}')
+    one = (
+        '{"id": "%d", "type": "Default", "timestamp": "2024-01-01T00:%02d:%02d.123+00:00", '
+        '"content": "message %d", "author": {"id": "%d", "name": "u%d", "nickname": "U%d", "isBot": false}, '
+        '"attachments": [], "embeds": [], "stickers": [], "reactions": [], "mentions": []}'
+    )
     body = ",".join(one % (i, (i // 60) % 60, i % 60, i, i % 2, i % 2, i % 2) for i in range(COUNT))
-    data = ('{"guild": {"id": "1", "name": "G"}, "channel": {"id": "2", "type": "GuildTextChat", "name": "c"}, '
-            '"messages": [' + body + "]}").encode()
+    data = (
+        '{"guild": {"id": "1", "name": "G"}, "channel": {"id": "2", "type": "GuildTextChat", "name": "c"}, '
+        '"messages": [' + body + "]}"
+    ).encode()
     result = parse(SourceFile("big.json", data))
     assert result.message_count == COUNT  # speed is measured in bench/, not asserted here
 
@@ -234,17 +277,22 @@ def test_mutated_exports_raise_only_user_errors(original, data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["id", "type", "timestamp", "content", "author", "attachments", "embeds", "stickers",
-                     "forwardedMessage"]),
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-        lambda children: st.lists(children, max_size=3) | st.dictionaries(
-            st.sampled_from(["id", "name", "nickname", "isBot"]), children, max_size=4),
-        max_leaves=8,
-    ),
-    max_size=5,
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["id", "type", "timestamp", "content", "author", "attachments", "embeds", "stickers", "forwardedMessage"]
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+            lambda children: (
+                st.lists(children, max_size=3)
+                | st.dictionaries(st.sampled_from(["id", "name", "nickname", "isBot"]), children, max_size=4)
+            ),
+            max_leaves=8,
+        ),
+        max_size=5,
+    )
+)
 def test_any_json_value_in_a_message_raises_only_user_errors(fields):
     try:
         parse(export([{**message(), **fields}]))

@@ -48,8 +48,13 @@ def msg(sender: str, minute: int, content: str | None = None, **fields) -> dict:
 
 def thread(title: str, people: list[str], messages: list[dict], **fields) -> dict:
     """A message_N.json document; messages are given oldest first and stored newest first."""
-    return {"participants": [{"name": mojibake(p)} for p in people], "messages": messages[::-1],
-            "title": mojibake(title), "is_still_participant": True, **fields}
+    return {
+        "participants": [{"name": mojibake(p)} for p in people],
+        "messages": messages[::-1],
+        "title": mojibake(title),
+        "is_still_participant": True,
+        **fields,
+    }
 
 
 def e2ee(title: str, people: list[str], messages: list[dict]) -> dict:
@@ -57,8 +62,16 @@ def e2ee(title: str, people: list[str], messages: list[dict]) -> dict:
 
 
 def e2ee_msg(sender: str, minute: int, text: str, **fields) -> dict:
-    return {"senderName": sender, "text": text, "timestamp": T0 + minute * 60_000, "type": "Generic",
-            "isUnsent": False, "media": [], "reactions": [], **fields}
+    return {
+        "senderName": sender,
+        "text": text,
+        "timestamp": T0 + minute * 60_000,
+        "type": "Generic",
+        "isUnsent": False,
+        "media": [],
+        "reactions": [],
+        **fields,
+    }
 
 
 def source(name: str, document) -> SourceFile:
@@ -78,6 +91,7 @@ def by_title(result) -> dict:
 
 
 # --- layout ----------------------------------------------------------------------------------
+
 
 def test_a_thread_split_over_message_2_and_message_10_is_merged_numerically_and_sorted(tmp_path):
     folder = tmp_path / "inbox" / "alice_123"
@@ -135,23 +149,26 @@ def test_two_loose_message_1_files_of_different_people_stay_two_threads():
 
 # --- encoding --------------------------------------------------------------------------------
 
+
 def test_mojibake_is_repaired_in_names_titles_and_text():
     messages = [msg(ALICE, 1, "café at 5? 😀"), msg(ME, 2, "řekni mi to")]
     result = parse(source(f"{FB_ROOT}/inbox/a_1/message_1.json", thread("Kavárna ☕", [ALICE, ME], messages)))
     [conversation] = result.conversations
     assert conversation.title == "Kavárna ☕"
-    assert [(m.sender, m.text) for m in conversation.messages] == [
-        (ALICE, "café at 5? 😀"), (ME, "řekni mi to")]
+    assert [(m.sender, m.text) for m in conversation.messages] == [(ALICE, "café at 5? 😀"), (ME, "řekni mi to")]
     raw = source("x/message_1.json", thread("t", [ALICE, ME], messages)).data
     assert b"caf\\u00c3\\u00a9" in raw  # the fixture really is encoded like Facebook's
 
 
-@pytest.mark.parametrize("text", [
-    "café",  # correctly stored é: its Latin-1 byte alone is not UTF-8
-    "Ã© is how mojibake looks ✓",  # a character above U+00FF: not Facebook's encoding
-    "plain ascii",
-    "\u00c3",  # a lone lead byte
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "café",  # correctly stored é: its Latin-1 byte alone is not UTF-8
+        "Ã© is how mojibake looks ✓",  # a character above U+00FF: not Facebook's encoding
+        "plain ascii",
+        "\u00c3",  # a lone lead byte
+    ],
+)
 def test_text_that_is_not_mojibake_is_left_alone(text):
     assert messenger_text.repair_mojibake(text) == text
     document = thread("t", [ALICE, ME], [])
@@ -167,17 +184,23 @@ def test_mojibake_repair_round_trips_any_text():
 
 # --- E2EE and Instagram ----------------------------------------------------------------------
 
+
 def test_e2ee_export_is_read_and_its_overlap_with_the_dyi_thread_dropped():
     dyi = thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "before"), msg(ME, 2, "café?")])
-    secure = e2ee(ALICE, [ALICE, ME], [
-        e2ee_msg(ME, 9, "newest"),  # the export is not guaranteed oldest first
-        e2ee_msg(ME, 2, mojibake("café?")),  # same message as in the DYI inbox
-        e2ee_msg(ALICE, 3, "", media=[{"uri": "./media/1.jpeg"}]),
-        e2ee_msg(ALICE, 4, "gone", isUnsent=True),
-        e2ee_msg(ALICE, 5, "nice", reactions=[{"actor": ME, "reaction": "❤"}]),
-    ])
-    result = parse(source(f"{FB_ROOT}/inbox/alice_1/message_1.json", dyi),
-                   source("secure_storage/Alice_1.json", secure))
+    secure = e2ee(
+        ALICE,
+        [ALICE, ME],
+        [
+            e2ee_msg(ME, 9, "newest"),  # the export is not guaranteed oldest first
+            e2ee_msg(ME, 2, mojibake("café?")),  # same message as in the DYI inbox
+            e2ee_msg(ALICE, 3, "", media=[{"uri": "./media/1.jpeg"}]),
+            e2ee_msg(ALICE, 4, "gone", isUnsent=True),
+            e2ee_msg(ALICE, 5, "nice", reactions=[{"actor": ME, "reaction": "❤"}]),
+        ],
+    )
+    result = parse(
+        source(f"{FB_ROOT}/inbox/alice_1/message_1.json", dyi), source("secure_storage/Alice_1.json", secure)
+    )
 
     [conversation] = result.conversations
     assert texts(conversation) == ["before", "café?", "nice", "newest"]
@@ -195,10 +218,14 @@ def test_e2ee_thread_on_its_own_uses_the_file_name_and_counts_people_for_groups(
 def test_instagram_thread_drops_instagrams_generated_sentences():
     name = "instagram-sam.zip/your_instagram_activity/messages/inbox/alice_17845/message_1.json"
     messages = [
-        msg(ALICE, 1, "did you see my post"), msg(ME, 2, "Liked a message"),
-        msg(ALICE, 3, "alice.dv sent an attachment."), msg(ALICE, 4, "alice.dv shared a story."),
-        msg(ME, 5, "Reacted ❤️ to your message"), msg(ALICE, 6, "alice.dv started an audio call"),
-        msg(ME, 7, "You missed an audio call"), msg(ME, 8, "yes!! so good"),
+        msg(ALICE, 1, "did you see my post"),
+        msg(ME, 2, "Liked a message"),
+        msg(ALICE, 3, "alice.dv sent an attachment."),
+        msg(ALICE, 4, "alice.dv shared a story."),
+        msg(ME, 5, "Reacted ❤️ to your message"),
+        msg(ALICE, 6, "alice.dv started an audio call"),
+        msg(ME, 7, "You missed an audio call"),
+        msg(ME, 8, "yes!! so good"),
         msg(ALICE, 9, share={"link": "https://instagram.com/p/x", "share_text": "beach day"}),
     ]
     result = parse(source(name, thread("alice.dv", [ALICE, ME], messages)))
@@ -208,6 +235,7 @@ def test_instagram_thread_drops_instagrams_generated_sentences():
 
 
 # --- what is dropped -------------------------------------------------------------------------
+
 
 def test_every_non_text_event_is_dropped_and_counted_under_its_reason():
     media = [msg(ALICE, 1, **{key: [{"uri": "m"}]}) for key in ("photos", "videos", "audio_files", "gifs", "files")]
@@ -219,9 +247,12 @@ def test_every_non_text_event_is_dropped_and_counted_under_its_reason():
         msg(ALICE, 6, type="Share", share={"link": "https://example.com"}),
         msg(ALICE, 7, "Alice Dvořák sent a link.", type="Share", share={"link": "https://example.com"}),
         msg(ALICE, 8, "https://example.com", share={"link": "https://example.com"}),
-        msg(ALICE, 9, is_unsent=True), msg(ALICE, 10, "hidden", is_geoblocked_for_viewer=True),
+        msg(ALICE, 9, is_unsent=True),
+        msg(ALICE, 10, "hidden", is_geoblocked_for_viewer=True),
         msg(ALICE, 11, "Alice Dvořák added Carl Ng to the group.", type="Subscribe", users=[{"name": CARL}]),
-        msg(ALICE, 12, "", type="Generic"), msg(ALICE, 13, "   \n "), msg(ALICE, 14),
+        msg(ALICE, 12, "", type="Generic"),
+        msg(ALICE, 13, "   \n "),
+        msg(ALICE, 14),
     ]
     notices = [msg(ME, 20 + i, text) for i, text in enumerate(GENERATED_SENTENCES)]
     kept = [
@@ -232,23 +263,41 @@ def test_every_non_text_event_is_dropped_and_counted_under_its_reason():
     result = parse(source("inbox/a_1/message_1.json", thread(ALICE, [ALICE, ME], media + events + notices + kept)))
 
     assert texts(result.conversations[0]) == [
-        "look at this https://example.com", "love it", "I left the keys at home, can you let me in?"]
-    assert result.dropped == Counter({
-        DROP_MEDIA: 6, DROP_STICKER: 1, DROP_CALL: 2, DROP_SHARE: 3, DROP_UNSENT: 2,
-        DROP_SYSTEM: 1 + len(GENERATED_SENTENCES), DROP_EMPTY: 3,
-    })
+        "look at this https://example.com",
+        "love it",
+        "I left the keys at home, can you let me in?",
+    ]
+    assert result.dropped == Counter(
+        {
+            DROP_MEDIA: 6,
+            DROP_STICKER: 1,
+            DROP_CALL: 2,
+            DROP_SHARE: 3,
+            DROP_UNSENT: 2,
+            DROP_SYSTEM: 1 + len(GENERATED_SENTENCES),
+            DROP_EMPTY: 3,
+        }
+    )
 
 
 GENERATED_SENTENCES = [
-    "You are now connected on Messenger", "Say hi to your new Facebook friend, Alice.",
-    "Alice Dvořák left the group.", "Sam Rivera named the group Climbers 🧗.",
-    "Latent Vampirism changed the group photo.", "You set the nickname for Alice Dvořák to Al.",
-    "Alice Dvořák set her own nickname to ally.", "Bob Chen added Carl Ng to the group.",
-    "Bob Chen removed Carl Ng from the group.", "Alice Dvořák changed the theme to Love.",
+    "You are now connected on Messenger",
+    "Say hi to your new Facebook friend, Alice.",
+    "Alice Dvořák left the group.",
+    "Sam Rivera named the group Climbers 🧗.",
+    "Latent Vampirism changed the group photo.",
+    "You set the nickname for Alice Dvořák to Al.",
+    "Alice Dvořák set her own nickname to ally.",
+    "Bob Chen added Carl Ng to the group.",
+    "Bob Chen removed Carl Ng from the group.",
+    "Alice Dvořák changed the theme to Love.",
     "Messages and calls are secured with end-to-end encryption. Only people in this chat can read them.",
-    "Alice Dvořák reacted 😆 to your message", "Alice Dvořák started a video chat.",
-    "Alice Dvořák missed a video call", "You unsent a message",
-    "Bob Chen turned on disappearing messages.", "Bob Chen joined the video chat.",
+    "Alice Dvořák reacted 😆 to your message",
+    "Alice Dvořák started a video chat.",
+    "Alice Dvořák missed a video call",
+    "You unsent a message",
+    "Bob Chen turned on disappearing messages.",
+    "Bob Chen joined the video chat.",
 ]
 
 
@@ -257,12 +306,23 @@ def test_generated_sentences_are_recognised(text):
     assert messenger_text.is_generated_notice(text)
 
 
-@pytest.mark.parametrize("text", [
-    "I left the keys at home", "you named the dog what??", "ok", "sent it to you yesterday",
-    "she said she wanted to \"take a break\"", "Reacted badly tbh", "Missed call sorry, driving",
-    "wait Alice left the group?\nwhy", "hey " * 40 + "left the group",
-    "we ended the call early lol", "She turned on the lights.", "I shared a post about it yesterday",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I left the keys at home",
+        "you named the dog what??",
+        "ok",
+        "sent it to you yesterday",
+        'she said she wanted to "take a break"',
+        "Reacted badly tbh",
+        "Missed call sorry, driving",
+        "wait Alice left the group?\nwhy",
+        "hey " * 40 + "left the group",
+        "we ended the call early lol",
+        "She turned on the lights.",
+        "I shared a post about it yesterday",
+    ],
+)
 def test_real_messages_are_not_taken_for_generated_sentences(text):
     assert not messenger_text.is_generated_notice(text)
 
@@ -270,8 +330,23 @@ def test_real_messages_are_not_taken_for_generated_sentences(text):
 def test_event_word_search_finds_every_event_word_the_word_split_finds():
     """_EVENT_WORD runs first to skip the split for most texts; it may match more, never less."""
     rng = random.Random(5)
-    vocabulary = [*messenger_text._EVENT_WORDS, "sett", "se", "unpin", "resent", "Named", "named,", "left.",
-                  "the", "group", "lol", "", "😆", "Alice", "a"]
+    vocabulary = [
+        *messenger_text._EVENT_WORDS,
+        "sett",
+        "se",
+        "unpin",
+        "resent",
+        "Named",
+        "named,",
+        "left.",
+        "the",
+        "group",
+        "lol",
+        "",
+        "😆",
+        "Alice",
+        "a",
+    ]
     for _ in range(20_000):
         text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 24)))
         in_split = not messenger_text._EVENT_WORDS.isdisjoint(text.split(" ", 16)[1:16])
@@ -294,12 +369,16 @@ def test_reactions_never_become_text():
 
 # --- groups and time -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("people, senders, fields, expected", [
-    ([ALICE, ME], [ALICE, ME], {"thread_type": "Regular"}, False),
-    ([ALICE, ME], [ALICE, ME], {"thread_type": "RegularGroup"}, True),  # a group of two left
-    ([ALICE, BOB, ME], [ALICE, ME], {}, True),
-    ([ALICE, ME], [ALICE, CARL, ME], {}, True),  # Carl left: only his messages remember him
-])
+
+@pytest.mark.parametrize(
+    "people, senders, fields, expected",
+    [
+        ([ALICE, ME], [ALICE, ME], {"thread_type": "Regular"}, False),
+        ([ALICE, ME], [ALICE, ME], {"thread_type": "RegularGroup"}, True),  # a group of two left
+        ([ALICE, BOB, ME], [ALICE, ME], {}, True),
+        ([ALICE, ME], [ALICE, CARL, ME], {}, True),  # Carl left: only his messages remember him
+    ],
+)
 def test_group_detection(people, senders, fields, expected):
     messages = [msg(sender, i, f"hi from {sender}") for i, sender in enumerate(senders)]
     [conversation] = parse(source("g/message_1.json", thread("t", people, messages, **fields))).conversations
@@ -308,11 +387,15 @@ def test_group_detection(people, senders, fields, expected):
 
 def test_old_exports_with_timestamp_in_seconds():
     document = thread(ALICE, [ALICE, ME], [])
-    document["messages"] = [{"sender_name": ALICE, "timestamp": 1_500_000_060, "content": "later"},
-                            {"sender_name": ME, "timestamp": 1_500_000_000, "content": "earlier"}]
+    document["messages"] = [
+        {"sender_name": ALICE, "timestamp": 1_500_000_060, "content": "later"},
+        {"sender_name": ME, "timestamp": 1_500_000_000, "content": "earlier"},
+    ]
     [conversation] = parse(source("messages/inbox/a_1/message_1.json", document)).conversations
     assert [(m.text, m.timestamp) for m in conversation.messages] == [
-        ("earlier", 1_500_000_000.0), ("later", 1_500_000_060.0)]
+        ("earlier", 1_500_000_000.0),
+        ("later", 1_500_000_060.0),
+    ]
 
 
 def test_title_falls_back_to_the_participants():
@@ -324,6 +407,7 @@ def test_title_falls_back_to_the_participants():
 
 # --- bad input -------------------------------------------------------------------------------
 
+
 def test_truncated_file_is_a_user_error_naming_the_file():
     data = source("x", thread(ALICE, [ALICE, ME], [msg(ALICE, i, "hello there") for i in range(20)])).data
     cut_after_a_field = data.index(b",", len(data) // 2) + 1
@@ -334,16 +418,19 @@ def test_truncated_file_is_a_user_error_naming_the_file():
         load_sources([SourceFile(name, data[: len(data) // 2])])  # cut inside a string
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d.update(messages={"a": 1}), "'messages'"),
-    (lambda d: d.update(participants="Alice"), "'participants'"),
-    (lambda d: d.update(title=["x"]), "'title'"),
-    (lambda d: d["messages"][0].update(sender_name=["Alice"]), r"messages\[0\]\.sender_name"),
-    (lambda d: d["messages"][0].update(content=42), r"messages\[0\]\.content"),
-    (lambda d: d["messages"][0].update(timestamp_ms="yesterday"), r"messages\[0\]\.timestamp_ms"),
-    (lambda d: d["messages"][0].pop("timestamp_ms"), r"messages\[0\] needs timestamp_ms or timestamp"),
-    (lambda d: d["messages"].append("hi"), r"messages\[1\] should be an object"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.update(messages={"a": 1}), "'messages'"),
+        (lambda d: d.update(participants="Alice"), "'participants'"),
+        (lambda d: d.update(title=["x"]), "'title'"),
+        (lambda d: d["messages"][0].update(sender_name=["Alice"]), r"messages\[0\]\.sender_name"),
+        (lambda d: d["messages"][0].update(content=42), r"messages\[0\]\.content"),
+        (lambda d: d["messages"][0].update(timestamp_ms="yesterday"), r"messages\[0\]\.timestamp_ms"),
+        (lambda d: d["messages"][0].pop("timestamp_ms"), r"messages\[0\] needs timestamp_ms or timestamp"),
+        (lambda d: d["messages"].append("hi"), r"messages\[1\] should be an object"),
+    ],
+)
 def test_wrong_shaped_fields_are_user_errors_naming_file_and_field(mutate, field):
     document = thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])
     mutate(document)
@@ -353,14 +440,23 @@ def test_wrong_shaped_fields_are_user_errors_naming_file_and_field(mutate, field
 
 # --- detection -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, document", [
-    ("inbox/a_1/message_1.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
-    ("inbox/a_1/message_3.json", thread(ALICE, [ALICE, ME], [])),
-    ("old/message_1.json", {"participants": [{"name": "A"}], "messages": [
-        {"sender_name": "A", "timestamp": 1500000000, "content": "x"}]}),
-    ("Alice_1.json", e2ee(ALICE, [ALICE, ME], [e2ee_msg(ALICE, 1, "hi")])),
-    ("renamed.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
-])
+
+@pytest.mark.parametrize(
+    "name, document",
+    [
+        ("inbox/a_1/message_1.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
+        ("inbox/a_1/message_3.json", thread(ALICE, [ALICE, ME], [])),
+        (
+            "old/message_1.json",
+            {
+                "participants": [{"name": "A"}],
+                "messages": [{"sender_name": "A", "timestamp": 1500000000, "content": "x"}],
+            },
+        ),
+        ("Alice_1.json", e2ee(ALICE, [ALICE, ME], [e2ee_msg(ALICE, 1, "hi")])),
+        ("renamed.json", thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "hi")])),
+    ],
+)
 def test_sniff_recognises_messenger_shapes(name, document):
     assert messenger.sniff(source(name, document))
     assert detect(source(name, document)) is messenger
@@ -373,13 +469,21 @@ def test_sniff_finds_a_resaved_file_whose_participants_come_last():
     assert messenger.sniff(SourceFile("a/message_1.json", resaved))
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x00\x01\xff", b"hello\n", b"[1, 2]", b"null", b"{",
-    b'{"name": "Pat", "type": "personal_chat", "messages": [{"id": 1, "date_unixtime": "1"}]}',
-    b'{"guild": {"id": "0"}, "channel": {"id": "1"}, "messages": []}',
-    b'{"messages": [{"role": "user", "content": "hi"}]}',
-    b'{"participants": ["A", "B"], "messages": [{"sender": "A"}]}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\x01\xff",
+        b"hello\n",
+        b"[1, 2]",
+        b"null",
+        b"{",
+        b'{"name": "Pat", "type": "personal_chat", "messages": [{"id": 1, "date_unixtime": "1"}]}',
+        b'{"guild": {"id": "0"}, "channel": {"id": "1"}, "messages": []}',
+        b'{"messages": [{"role": "user", "content": "hi"}]}',
+        b'{"participants": ["A", "B"], "messages": [{"sender": "A"}]}',
+    ],
+)
 def test_sniff_rejects_other_content(data):
     assert not messenger.sniff(SourceFile("message_1.json", data))
 
@@ -391,9 +495,17 @@ def test_sniff_never_raises():
 # --- hostile input ---------------------------------------------------------------------------
 
 VALID = [
-    thread(ALICE, [ALICE, ME], [msg(ALICE, 1, "café"), msg(ME, 2, "ok", reactions=[{"reaction": "x", "actor": ALICE}]),
-                                msg(ALICE, 3, share={"link": "l"}), msg(ME, 4, photos=[{"uri": "p"}])],
-           thread_type="Regular"),
+    thread(
+        ALICE,
+        [ALICE, ME],
+        [
+            msg(ALICE, 1, "café"),
+            msg(ME, 2, "ok", reactions=[{"reaction": "x", "actor": ALICE}]),
+            msg(ALICE, 3, share={"link": "l"}),
+            msg(ME, 4, photos=[{"uri": "p"}]),
+        ],
+        thread_type="Regular",
+    ),
     e2ee(ALICE, [ALICE, ME], [e2ee_msg(ALICE, 1, "hi"), e2ee_msg(ME, 2, "", media=[{"uri": "m"}])]),
 ]
 json_values = st.recursive(

@@ -44,26 +44,41 @@ def dialog(messages: list, **fields) -> SourceFile:
 
 
 def message(text="hello", **fields) -> dict:
-    return {"id": 1, "type": "message", "date_unixtime": "1700000000", "from": "Pat",
-            "from_id": "user5", "text": text, **fields}
+    return {
+        "id": 1,
+        "type": "message",
+        "date_unixtime": "1700000000",
+        "from": "Pat",
+        "from_id": "user5",
+        "text": text,
+        **fields,
+    }
 
 
 # --- detection -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["personal_chat.json", "group_with_escapes.json", "old_numeric_ids.json",
-                                  "full_account.json"])
+
+@pytest.mark.parametrize(
+    "name", ["personal_chat.json", "group_with_escapes.json", "old_numeric_ids.json", "full_account.json"]
+)
 def test_sniff_claims_every_telegram_shape_and_detection_picks_telegram(name):
     source = fixture(name)
     assert telegram.sniff(source)
     assert detect(source) is telegram
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x00\x01\x02", b"[1, 2, 3]", b"hello there\n",
-    b'{"participants": [{"name": "A"}], "messages": [{"sender_name": "A", "timestamp_ms": 1}]}',
-    b'{"guild": {"id": "0"}, "channel": {"id": "1"}, "messages": []}',
-    b'{"messages": [{"role": "user", "content": "hi"}]}',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\x01\x02",
+        b"[1, 2, 3]",
+        b"hello there\n",
+        b'{"participants": [{"name": "A"}], "messages": [{"sender_name": "A", "timestamp_ms": 1}]}',
+        b'{"guild": {"id": "0"}, "channel": {"id": "1"}, "messages": []}',
+        b'{"messages": [{"role": "user", "content": "hi"}]}',
+    ],
+)
 def test_sniff_rejects_other_content(data):
     assert not telegram.sniff(SourceFile("result.json", data))
 
@@ -74,6 +89,7 @@ def test_sniff_looks_at_content_not_the_file_name():
 
 
 # --- single-chat export ----------------------------------------------------------------------
+
 
 def test_personal_chat_keeps_only_the_senders_own_words():
     result = parse(fixture("personal_chat.json"))
@@ -93,8 +109,15 @@ def test_personal_chat_keeps_only_the_senders_own_words():
 def test_every_drop_reason_is_counted_once_per_message():
     result = parse(fixture("personal_chat.json"))
     assert dict(result.dropped) == {
-        DROP_CALL: 1, DROP_SYSTEM: 1, DROP_STICKER: 1, DROP_MEDIA: 3, DROP_SHARE: 1,
-        DROP_BOT: 1, DROP_POLL: 1, DROP_LOCATION: 1, DROP_EMPTY: 1,
+        DROP_CALL: 1,
+        DROP_SYSTEM: 1,
+        DROP_STICKER: 1,
+        DROP_MEDIA: 3,
+        DROP_SHARE: 1,
+        DROP_BOT: 1,
+        DROP_POLL: 1,
+        DROP_LOCATION: 1,
+        DROP_EMPTY: 1,
     }
     kept = result.message_count
     assert kept + sum(result.dropped.values()) == 15
@@ -149,6 +172,7 @@ def test_owner_found_in_one_file_names_the_owner_in_the_others():
 
 # --- full-account export ---------------------------------------------------------------------
 
+
 def test_full_account_export_reads_chats_and_left_chats_and_skips_channels_and_bots():
     result = parse(fixture("full_account.json"))
     titles = [c.title for c in result.conversations]
@@ -181,14 +205,20 @@ def test_saved_messages_identifies_the_owner_without_personal_information():
 
 
 def test_group_detection_by_sender_count_in_a_chat_typed_personal():
-    messages = [message("a"), {**message("b"), "from": "Q", "from_id": "user7"},
-                {**message("c"), "from": "R", "from_id": "user8"}]
+    messages = [
+        message("a"),
+        {**message("b"), "from": "Q", "from_id": "user7"},
+        {**message("c"), "from": "R", "from_id": "user8"},
+    ]
     assert parse(dialog(messages)).conversations[0].is_group
 
 
 def test_messages_are_sorted_by_time_and_equal_times_keep_file_order():
-    messages = [message("late", date_unixtime="30"), message("first", date_unixtime="10"),
-                message("second", date_unixtime="10")]
+    messages = [
+        message("late", date_unixtime="30"),
+        message("first", date_unixtime="10"),
+        message("second", date_unixtime="10"),
+    ]
     chat = parse(dialog(messages)).conversations[0]
     assert [m.text for m in chat.messages] == ["first", "second", "late"]
 
@@ -200,21 +230,25 @@ def test_a_chat_with_only_dropped_messages_yields_no_conversation():
 
 # --- wrong shapes ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source, words", [
-    (dialog("not a list"), "`messages`"),
-    (dialog([message(5)]), "`text`"),
-    (dialog([message("x", text_entities="oops")]), "`text_entities`"),
-    (dialog([message([1, 2])]), "text parts"),
-    (dialog([message("x", date_unixtime="yesterday")]), "`date_unixtime`"),
-    (dialog([message("x", date_unixtime=None, date="31/10/2023")]), "`date`"),
-    (dialog([message("x", **{"from": 7})]), "`from`"),
-    (dialog([message("x", from_id=[1])]), "`from_id`"),
-    (dialog(["just a string"]), "message 0"),
-    (SourceFile("result.json", b'{"about": "x", "chats": {"list": 3}}'), "`chats.list`"),
-    (SourceFile("result.json", b'{"about": "x", "chats": {"list": [1]}}'), "`chats.list[0]`"),
-    (SourceFile("result.json", b'["not", "an", "object"]'), "JSON object"),
-    (SourceFile("result.json", b'{"name": "A", "type": "personal_chat", "id": 1, "messages": [{'), "truncated"),
-])
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (dialog("not a list"), "`messages`"),
+        (dialog([message(5)]), "`text`"),
+        (dialog([message("x", text_entities="oops")]), "`text_entities`"),
+        (dialog([message([1, 2])]), "text parts"),
+        (dialog([message("x", date_unixtime="yesterday")]), "`date_unixtime`"),
+        (dialog([message("x", date_unixtime=None, date="31/10/2023")]), "`date`"),
+        (dialog([message("x", **{"from": 7})]), "`from`"),
+        (dialog([message("x", from_id=[1])]), "`from_id`"),
+        (dialog(["just a string"]), "message 0"),
+        (SourceFile("result.json", b'{"about": "x", "chats": {"list": 3}}'), "`chats.list`"),
+        (SourceFile("result.json", b'{"about": "x", "chats": {"list": [1]}}'), "`chats.list[0]`"),
+        (SourceFile("result.json", b'["not", "an", "object"]'), "JSON object"),
+        (SourceFile("result.json", b'{"name": "A", "type": "personal_chat", "id": 1, "messages": [{'), "truncated"),
+    ],
+)
 def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(source, words):
     with pytest.raises(UserError) as caught:
         parse(source)
@@ -223,8 +257,10 @@ def test_wrong_shapes_raise_one_line_user_errors_naming_file_and_field(source, w
 
 
 def test_an_escaped_backslash_right_before_an_invalid_escape_keeps_both():
-    raw = (rb'{"name": "A", "type": "personal_chat", "id": 1, "messages": [{"id": 1, "type": "message", '
-           rb'"date_unixtime": "1", "from": "A", "from_id": "user2", "text": "a\\\x07b \\x07"}]}')
+    raw = (
+        rb'{"name": "A", "type": "personal_chat", "id": 1, "messages": [{"id": 1, "type": "message", '
+        rb'"date_unixtime": "1", "from": "A", "from_id": "user2", "text": "a\\\x07b \\x07"}]}'
+    )
     [chat] = parse(SourceFile("result.json", raw)).conversations
     assert chat.messages[0].text == "a\\\x07b \\x07"
 
@@ -238,9 +274,11 @@ def test_repair_runs_only_when_the_strict_parse_fails():
 
 
 def test_a_large_export_parses_completely():
-    one = ('{"id": %d, "type": "message", "date": "2023-10-31T15:23:38", "date_unixtime": "%d", '
-           '"from": "%s", "from_id": "user%d", "text": "message number %d", '
-           '"text_entities": [{"type": "plain", "text": "message number %d"}]}')
+    one = (
+        '{"id": %d, "type": "message", "date": "2023-10-31T15:23:38", "date_unixtime": "%d", '
+        '"from": "%s", "from_id": "user%d", "text": "message number %d", '
+        '"text_entities": [{"type": "plain", "text": "message number %d"}]}'
+    )
     body = ",\n".join(one % (i, 1600000000 + i, "AB"[i % 2], i % 2, i, i) for i in range(COUNT))
     data = ('{"name": "A", "type": "personal_chat", "id": 0, "messages": [' + body + "]}").encode()
     result = parse(SourceFile("big/result.json", data))
@@ -250,8 +288,10 @@ def test_a_large_export_parses_completely():
 # --- hostile input through the public loader -------------------------------------------------
 
 INSERTIONS = [b"null", b"1", b'"x"', b"[]", b"{}", b"true", b"\\x1F", b"\\", b'"', b",", b"-1e999"]
-VALID = [(FIXTURES / name).read_bytes() for name in
-         ("personal_chat.json", "group_with_escapes.json", "old_numeric_ids.json", "full_account.json")]
+VALID = [
+    (FIXTURES / name).read_bytes()
+    for name in ("personal_chat.json", "group_with_escapes.json", "old_numeric_ids.json", "full_account.json")
+]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -267,14 +307,37 @@ def test_mutated_exports_raise_only_user_errors(original, data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["text", "from", "from_id", "type", "date_unixtime", "date", "text_entities",
-                         "media_type", "action", "poll", "photo", "forwarded_from", "id", "name"]),
-        children, max_size=5),
-    max_leaves=12,
-))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "text",
+                        "from",
+                        "from_id",
+                        "type",
+                        "date_unixtime",
+                        "date",
+                        "text_entities",
+                        "media_type",
+                        "action",
+                        "poll",
+                        "photo",
+                        "forwarded_from",
+                        "id",
+                        "name",
+                    ]
+                ),
+                children,
+                max_size=5,
+            )
+        ),
+        max_leaves=12,
+    )
+)
 def test_any_json_value_in_a_message_raises_only_user_errors(value):
     messages = [value] if not isinstance(value, dict) else [{**message(), **value}]
     try:

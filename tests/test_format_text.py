@@ -23,7 +23,7 @@ def words(chunk: str) -> int:
 def bodies(documents, name: str) -> list[str]:
     header = f"File: {name}\n"
     assert all(d.text.startswith(header) for d in documents)
-    return [d.text[len(header):] for d in documents]
+    return [d.text[len(header) :] for d in documents]
 
 
 def test_chunks_stay_within_the_token_budget_and_cut_at_line_ends():
@@ -86,7 +86,9 @@ def test_code_folder_reads_code_and_skips_json_config_and_the_image(tmp_path):
     (repo / "src" / "pkg" / "__init__.py").write_text("")
     (repo / "README.md").write_text("# Repo\nHow to run it.\n")
     (repo / "Makefile").write_text("test:\n\tpytest -q\n")
-    (repo / "package.json").write_text(json.dumps({"name": "repo", "version": "1.0.0", "scripts": {"test": "jest"}}, indent=2))
+    (repo / "package.json").write_text(
+        json.dumps({"name": "repo", "version": "1.0.0", "scripts": {"test": "jest"}}, indent=2)
+    )
     (repo / "logo.png").write_bytes(PNG)
 
     result = load([repo], ImportOptions(text_chunk_tokens=200))

@@ -90,9 +90,7 @@ def test_ios_export_keeps_human_text_and_drops_marked_lines():
     assert conversation.id == "WhatsApp Chat - Elon Musk.zip/_chat.txt"
     assert conversation.messages[0].timestamp == utc(2022, 3, 18, 14, 57, 0)
     assert conversation.messages[1].timestamp == utc(2022, 3, 18, 14, 57, 42)
-    assert result.dropped == Counter(
-        {DROP_SYSTEM: 2, DROP_MEDIA: 2, DROP_STICKER: 1, DROP_UNSENT: 1, DROP_CALL: 1}
-    )
+    assert result.dropped == Counter({DROP_SYSTEM: 2, DROP_MEDIA: 2, DROP_STICKER: 1, DROP_UNSENT: 1, DROP_CALL: 1})
     assert result.formats == Counter({"WhatsApp": 1})
 
 
@@ -111,7 +109,9 @@ def test_android_export_drops_system_media_deleted_and_strips_edit_marker():
     conversation = result.conversations[0]
     assert conversation.title == "Dmitry S" and not conversation.is_group
     assert [m.timestamp for m in conversation.messages] == [
-        utc(2022, 3, 18, 9, 15), utc(2022, 3, 18, 9, 16), utc(2022, 3, 18, 9, 21)
+        utc(2022, 3, 18, 9, 15),
+        utc(2022, 3, 18, 9, 16),
+        utc(2022, 3, 18, 9, 21),
     ]
     assert result.dropped == Counter({DROP_SYSTEM: 1, DROP_MEDIA: 2, DROP_UNSENT: 2})
 
@@ -183,8 +183,10 @@ def test_a_stray_date_line_inside_a_message_does_not_flip_the_order():
     )
     result = read(text)
     assert turns(result) == [
-        ("Ann", "pasted from the calendar:\n2022/03/18, 10:00 - Dentist: bring card\n"
-                "03/13/2022, 11:00 - Dentist: confirm"),
+        (
+            "Ann",
+            "pasted from the calendar:\n2022/03/18, 10:00 - Dentist: bring card\n03/13/2022, 11:00 - Dentist: confirm",
+        ),
         ("Bob", "ok"),
     ]
     assert first_time(text) == datetime(2022, 3, 13, 10, 0)
@@ -267,13 +269,27 @@ def test_three_senders_make_a_group_and_title_lists_them():
 
 def test_every_drop_reason_is_counted():
     bodies = [
-        "<Media omitted>", "image omitted", "video omitted", "audio omitted", "GIF omitted",
-        "Contact card omitted", f"report.pdf \u2022 {LRM}3 pages {LRM}document omitted",
-        "<attached: 00000001-PHOTO-2022-03-27-21-41-55.jpg>", "IMG-20220327-WA0001.jpg (file attached)", "null",
-        "sticker omitted", "STK-20220327-WA0002.webp (file attached)",
-        "This message was deleted", "This message was deleted.", "You deleted this message",
-        "You deleted this message.", "Waiting for this message",
-        "Missed voice call", "Missed video call", "Voice call", "Video call",
+        "<Media omitted>",
+        "image omitted",
+        "video omitted",
+        "audio omitted",
+        "GIF omitted",
+        "Contact card omitted",
+        f"report.pdf \u2022 {LRM}3 pages {LRM}document omitted",
+        "<attached: 00000001-PHOTO-2022-03-27-21-41-55.jpg>",
+        "IMG-20220327-WA0001.jpg (file attached)",
+        "null",
+        "sticker omitted",
+        "STK-20220327-WA0002.webp (file attached)",
+        "This message was deleted",
+        "This message was deleted.",
+        "You deleted this message",
+        "You deleted this message.",
+        "Waiting for this message",
+        "Missed voice call",
+        "Missed video call",
+        "Voice call",
+        "Video call",
         "POLL:\nWhere to?\nOPTION: Lake (2 votes)\nOPTION: Hills (0 votes)",
         "location: https://maps.google.com/?q=52.5,13.4",
         LRM,
@@ -284,10 +300,18 @@ def test_every_drop_reason_is_counted():
     text += "01/02/2023, 11:00 - Ann changed this group's icon\n"
     result = read(text)
     assert turns(result) == [("Ann", "Look at this view!"), ("Ann", "Plain words")]
-    assert result.dropped == Counter({
-        DROP_MEDIA: 10, DROP_STICKER: 2, DROP_UNSENT: 5, DROP_CALL: 4, DROP_POLL: 1,
-        DROP_LOCATION: 1, DROP_EMPTY: 1, DROP_SYSTEM: 1,
-    })
+    assert result.dropped == Counter(
+        {
+            DROP_MEDIA: 10,
+            DROP_STICKER: 2,
+            DROP_UNSENT: 5,
+            DROP_CALL: 4,
+            DROP_POLL: 1,
+            DROP_LOCATION: 1,
+            DROP_EMPTY: 1,
+            DROP_SYSTEM: 1,
+        }
+    )
 
 
 def test_zipped_ios_export_is_titled_from_the_zip_name(tmp_path):
@@ -365,8 +389,12 @@ def test_a_long_chat_with_continuation_lines_parses_completely():
 # --- robustness: nothing but UserError may escape, and what comes out is well formed -----------
 HEADER = st.builds(
     "{}/{}/{}, {}:{:02d}{} - ".format,
-    st.integers(0, 40), st.integers(0, 40), st.sampled_from([0, 22, 99, 2022, 9999]),
-    st.integers(0, 30), st.integers(0, 70), st.sampled_from(["", " PM", "\u202fam"]),
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.sampled_from([0, 22, 99, 2022, 9999]),
+    st.integers(0, 30),
+    st.integers(0, 70),
+    st.sampled_from(["", " PM", "\u202fam"]),
 )
 LINE = st.one_of(
     st.sampled_from(ANDROID_CHAT.splitlines() + IOS_LINES),

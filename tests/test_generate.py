@@ -65,7 +65,7 @@ def run_dir(tiny_dir, tmp_path_factory):
                     {"role": "assistant", "content": PERSONA_REPLY},
                 ],
                 tokenize=False,
-            )  # fmt: skip
+            )
             for question in ("are we still on for tonight?", "want to meet later?", "hey what's up")
         ]
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -100,11 +100,15 @@ def worker_threads() -> list[threading.Thread]:
 
 def test_settings_validation_names_the_field_and_coerces_ui_numbers():
     for bad, field in [
-        (dict(temperature=0), "temperature"), (dict(top_p=1.5), "top_p"), (dict(top_k=-1), "top_k"),
-        (dict(max_new_tokens=0), "max_new_tokens"), (dict(repetition_penalty=0), "repetition_penalty"),
-        (dict(no_repeat_ngram_size=2.5), "no_repeat_ngram_size"), (dict(seed=-3), "seed"),
+        (dict(temperature=0), "temperature"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_k=-1), "top_k"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(repetition_penalty=0), "repetition_penalty"),
+        (dict(no_repeat_ngram_size=2.5), "no_repeat_ngram_size"),
+        (dict(seed=-3), "seed"),
         (dict(temperature="hot"), "temperature"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(UserError, match=rf"^{field}: "):
             DecodingSettings(**bad).validate()
     settings = DecodingSettings(top_k=3.0, max_new_tokens=16.0, seed=None).validate()
@@ -178,10 +182,14 @@ def test_streamed_text_is_exactly_what_generate_decodes(base):
         torch.manual_seed(settings.seed)
         sampling = dict(temperature=1.0, top_p=0.95, top_k=0) if settings.do_sample else {}
         output = base.model.generate(
-            inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=40, do_sample=settings.do_sample,
-            repetition_penalty=settings.repetition_penalty, no_repeat_ngram_size=settings.no_repeat_ngram_size,
+            inputs,
+            attention_mask=torch.ones_like(inputs),
+            max_new_tokens=40,
+            do_sample=settings.do_sample,
+            repetition_penalty=settings.repetition_penalty,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
             **sampling,
-        )  # fmt: skip
+        )
         expected = base.tokenizer.decode(output[0, inputs.shape[1] :], skip_special_tokens=True).strip()
         assert reply(base, [], "hello there", settings) == expected
 
@@ -284,9 +292,10 @@ def test_run_without_a_system_prompt_uses_the_one_in_its_training_data(run_dir, 
 def test_history_bubbles_and_gradio_parts_become_one_turn(tuned):
     history = [
         {"role": "user", "content": [{"type": "text", "text": "are you coming?"}]},
-        {"role": "assistant", "content": "yes"}, {"role": "assistant", "content": "on my way"},
+        {"role": "assistant", "content": "yes"},
+        {"role": "assistant", "content": "on my way"},
         {"role": "assistant", "content": {"path": "photo.jpg"}},  # a file bubble: not text, left out
-    ]  # fmt: skip
+    ]
     messages = build_prompt(tuned, history, "great").messages
     assert [m["content"] for m in messages[1:]] == ["are you coming?", "yes\non my way", "great"]
 
@@ -294,8 +303,10 @@ def test_history_bubbles_and_gradio_parts_become_one_turn(tuned):
 def test_long_history_keeps_the_newest_turns_that_fit(tuned):
     history = []
     for index in range(400):
-        history += [{"role": "user", "content": f"message {index}: are we still going to the park later?"},
-                    {"role": "assistant", "content": f"reply {index}: yes, see you at seven"}]  # fmt: skip
+        history += [
+            {"role": "user", "content": f"message {index}: are we still going to the park later?"},
+            {"role": "assistant", "content": f"reply {index}: yes, see you at seven"},
+        ]
     prompt = build_prompt(tuned, history, "latest question", max_new_tokens=100)
     kept = prompt.messages[1:]
     assert prompt.messages[0]["content"] == SYSTEM and kept[0]["role"] == "user"
@@ -384,8 +395,22 @@ def run_chat_command(args: argparse.Namespace) -> None:
 def test_cli_prints_the_reply(run_dir, tuned, capsys):
     run_chat_command(parse([str(run_dir), "--prompt", "hey what's up", "--greedy", "--max-new-tokens", "24"]))
     assert capsys.readouterr().out == reply(tuned, [], "hey what's up", GREEDY) + "\n"
-    run_chat_command(parse([str(run_dir), "--prompt", "hey what's up", "--base", "--temperature", "0.8", "--seed", "4",
-                            "--max-new-tokens", "10"]))  # fmt: skip
+    run_chat_command(
+        parse(
+            [
+                str(run_dir),
+                "--prompt",
+                "hey what's up",
+                "--base",
+                "--temperature",
+                "0.8",
+                "--seed",
+                "4",
+                "--max-new-tokens",
+                "10",
+            ]
+        )
+    )
     expected = reply(tuned, [], "hey what's up", preset("Balanced", temperature=0.8, seed=4, max_new_tokens=10), False)
     assert capsys.readouterr().out == expected + "\n"
 

@@ -36,14 +36,21 @@ def test_dry_run_trains_falls_back_and_refuses_as_a_user_would_see(dry_run):
     code, report, _ = dry_run
     assert code == 0, [row.get("surprises") for row in report["rows"]]
     rows = rows_by_name(report)
-    assert set(rows) == {("small", "lora-peft"), ("small", "lora-unsloth"), ("small", "qlora4"), ("small", "adamw8"),
-                         ("large", "lora-peft")}  # fmt: skip
+    assert set(rows) == {
+        ("small", "lora-peft"),
+        ("small", "lora-unsloth"),
+        ("small", "qlora4"),
+        ("small", "adamw8"),
+        ("large", "lora-peft"),
+    }
     plain, fallback = rows[("small", "lora-peft")]["train"], rows[("small", "lora-unsloth")]["train"]
     assert plain["state"] == fallback["state"] == "completed" and plain["loss_last"] is not None
     assert fallback["backend"] == "transformers+peft" and fallback["backend_note"] == "no CUDA GPU"
     assert rows[("small", "qlora4")]["train"]["reason"].startswith("method qlora: needs a CUDA GPU with bitsandbytes")
     assert rows[("small", "adamw8")]["train"]["reason"].startswith("optimizer adamw_8bit: needs a CUDA GPU")
-    assert rows[("small", "lora-unsloth")]["chat"]["reason"].startswith("load_in 8bit: 8-bit and 4-bit loading need a CUDA GPU")
+    assert rows[("small", "lora-unsloth")]["chat"]["reason"].startswith(
+        "load_in 8bit: 8-bit and 4-bit loading need a CUDA GPU"
+    )
     assert rows[("small", "lora-peft")]["chat"]["state"] == "ok"
     assert all(row["train"]["predicted_gb"] > 0 for row in rows.values() if row["train"]["state"] == "completed")
 
@@ -53,7 +60,11 @@ def test_merged_exports_hold_the_base_parameters_and_no_adapter(dry_run):
     exported = [row["export"] for row in report["rows"] if "export" in row]
     assert len(exported) == 3
     for export in exported:
-        assert export["state"] == "ok" and export["parameters"] == export["base_parameters"] and export["lora_tensors"] == 0
+        assert (
+            export["state"] == "ok"
+            and export["parameters"] == export["base_parameters"]
+            and export["lora_tensors"] == 0
+        )
 
 
 def test_the_report_is_a_table_with_the_verdict_and_goes_into_the_benchmarks_doc(dry_run, tmp_path):
@@ -71,8 +82,11 @@ def test_the_report_is_a_table_with_the_verdict_and_goes_into_the_benchmarks_doc
 def test_a_gpu_row_that_does_not_reach_unsloth_is_reported():
     row = next(r for r in gpu_rows.ROWS if r.name == "lora-unsloth")
     expected = gpu_rows.expectations(row, cuda=True, unsloth_installed=True)
-    fell_back = {"train": {"state": "completed", "backend": "transformers+peft", "backend_note": "Unsloth could not load x"},
-                 "chat": {"state": "ok"}, "export": {"state": "ok"}}  # fmt: skip
+    fell_back = {
+        "train": {"state": "completed", "backend": "transformers+peft", "backend_note": "Unsloth could not load x"},
+        "chat": {"state": "ok"},
+        "export": {"state": "ok"},
+    }
     assert gpu_rows.surprises(fell_back, expected) == ["backend: expected 'unsloth', got 'transformers+peft'"]
     hidden = next(r for r in gpu_rows.ROWS if r.name == "unsloth-hidden")
     assert gpu_rows.expectations(hidden, cuda=True, unsloth_installed=True)["note"] == "Unsloth cannot be imported"
@@ -82,8 +96,9 @@ def test_the_gpu_runner_measures_a_real_cli_process(tmp_path):
     # A command that imports torch and builds a model: long enough for the 0.1 s memory sampler
     # (detect ends in 0.2 s, before a sample sees more than the interpreter starting).
     env = child_environment(tmp_path / "data", dry_run=True)
-    done = run_measured(["tiny-model", str(tmp_path / "tiny"), "--arch", "llama"], tmp_path / "tiny.log", GpuMemory(),
-                        env, timeout=120)  # fmt: skip
+    done = run_measured(
+        ["tiny-model", str(tmp_path / "tiny"), "--arch", "llama"], tmp_path / "tiny.log", GpuMemory(), env, timeout=120
+    )
     assert done.returncode == 0 and (tmp_path / "tiny" / "config.json").exists() and done.peak_rss_mb > 100
     assert (tmp_path / "tiny.out").read_text() == done.stdout
 
@@ -92,18 +107,42 @@ def test_device_runs_split_by_model_are_recorded_as_one_table():
     """A lease too short for one run: the small model in one call, the large in the next."""
     meta = {"dry_run": False, "steps": 20, "environment": {}}
     trained = {"state": "completed", "backend": "transformers+peft"}
-    first = {**meta, "command": "gpu_check.py", "seconds": 384, "models": {"small": {"about": "s"}}, "rows": [
-        {"model": "small", "row": "adamw8", "train": trained, "export": {"state": "running"},
-         "expected": {"train": "completed", "export": "ok"}},
-        {"model": "large", "row": "lora-peft", "skipped": "the time budget ran out"},
-        {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"}]}  # fmt: skip
-    second = {**meta, "command": "gpu_check.py --models large", "seconds": 240, "models": {"large": {"about": "l"}},
-              "rows": [{"model": "large", "row": "lora-peft", "train": trained},
-                       {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"}]}  # fmt: skip
+    first = {
+        **meta,
+        "command": "gpu_check.py",
+        "seconds": 384,
+        "models": {"small": {"about": "s"}},
+        "rows": [
+            {
+                "model": "small",
+                "row": "adamw8",
+                "train": trained,
+                "export": {"state": "running"},
+                "expected": {"train": "completed", "export": "ok"},
+            },
+            {"model": "large", "row": "lora-peft", "skipped": "the time budget ran out"},
+            {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"},
+        ],
+    }
+    second = {
+        **meta,
+        "command": "gpu_check.py --models large",
+        "seconds": 240,
+        "models": {"large": {"about": "l"}},
+        "rows": [
+            {"model": "large", "row": "lora-peft", "train": trained},
+            {"model": "large", "row": "adamw8", "skipped": "the time budget ran out"},
+        ],
+    }
     merged = gpu_check.merge_reports([first, second])
     assert [(r["model"], r["row"], "skipped" in r) for r in merged["rows"]] == [
-        ("small", "adamw8", False), ("large", "lora-peft", False), ("large", "adamw8", True)]
+        ("small", "adamw8", False),
+        ("large", "lora-peft", False),
+        ("large", "adamw8", True),
+    ]
     assert merged["rows"][0]["export"]["state"] == "not finished"  # its merge was cut off, not still "running"
-    assert merged["rows"][0]["surprises"] == ["export: expected 'ok', got 'not finished still merging when the time budget ran out'"]
+    assert merged["rows"][0]["surprises"] == [
+        "export: expected 'ok', got 'not finished still merging when the time budget ran out'"
+    ]
     assert (merged["seconds"], set(merged["models"])) == (624, {"small", "large"})
     assert merged["command"] == "gpu_check.py`, then `gpu_check.py --models large"

@@ -42,7 +42,12 @@ def test_create_needs_auth_records_visibility_and_conflicts(hub):
         api(hub, ALICE).create_repo("alice/sam")
     assert caught.value.response.status_code == 409
     assert api(hub, ALICE).create_repo("alice/sam", exist_ok=True) == url
-    assert [request.json().get("visibility") for request in hub.requests("POST", "/api/repos/create")] == [None, "private", None, None]
+    assert [request.json().get("visibility") for request in hub.requests("POST", "/api/repos/create")] == [
+        None,
+        "private",
+        None,
+        None,
+    ]
     with pytest.raises(HfHubHTTPError) as caught:
         api(hub, ALICE).create_repo("bob/sam")
     assert caught.value.response.status_code == 403
@@ -59,7 +64,9 @@ def test_upload_list_download_and_delete_round_trip(hub, tmp_path):
     assert sorted(client.list_repo_files("alice/files")) == [".gitattributes", "README.md", "sub/weights.bin"]
     top = {entry.path for entry in client.list_repo_tree("alice/files")}
     assert top == {".gitattributes", "README.md", "sub"}
-    path = hf_hub_download("alice/files", "sub/weights.bin", endpoint=hub.url, cache_dir=tmp_path / "cache", token=False)
+    path = hf_hub_download(
+        "alice/files", "sub/weights.bin", endpoint=hub.url, cache_dir=tmp_path / "cache", token=False
+    )
     assert open(path, "rb").read() == bytes(range(256)) * 40
     assert hub.requests("POST", "/api/validate-yaml")  # a README commit is validated, as on the Hub
 
@@ -79,10 +86,14 @@ def test_private_repos_look_missing_to_others_and_errors_carry_hub_codes(hub, tm
             hf_hub_download("alice/secret", "config.json", endpoint=hub.url, cache_dir=tmp_path, token=token)
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download("alice/secret", "adapter_config.json", endpoint=hub.url, cache_dir=tmp_path, token=ALICE)
-    missing = httpx.head(f"{hub.url}/alice/secret/resolve/main/adapter_config.json", headers={"authorization": f"Bearer {ALICE}"})
+    missing = httpx.head(
+        f"{hub.url}/alice/secret/resolve/main/adapter_config.json", headers={"authorization": f"Bearer {ALICE}"}
+    )
     assert missing.status_code == 404 and missing.headers["X-Error-Code"] == "EntryNotFound"
     assert missing.headers["X-Repo-Commit"] == repo.sha
-    found = httpx.head(f"{hub.url}/alice/secret/resolve/{repo.sha}/config.json", headers={"authorization": f"Bearer {ALICE}"})
+    found = httpx.head(
+        f"{hub.url}/alice/secret/resolve/{repo.sha}/config.json", headers={"authorization": f"Bearer {ALICE}"}
+    )
     assert found.headers["ETag"] == f'"{git_blob_sha(b"{}")}"' and found.headers["Content-Length"] == "2"
     with pytest.raises(RevisionNotFoundError):
         api(hub, ALICE).repo_info("alice/secret", revision="no-such-branch")

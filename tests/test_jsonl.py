@@ -13,8 +13,13 @@ from training.data.collector import collector_paused
 from training.data.jsonl import write_rows
 
 ROWS = [
-    {"prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": 'é "quoted" \\ \n\t\u2028 🙂'}],
-     "completion": [{"role": "assistant", "content": "ok\u0000\u001f"}]},
+    {
+        "prompt": [
+            {"role": "system", "content": "You are Sam."},
+            {"role": "user", "content": 'é "quoted" \\ \n\t\u2028 🙂'},
+        ],
+        "completion": [{"role": "assistant", "content": "ok\u0000\u001f"}],
+    },
     {"text": "File: a.py\nprint('hi')"},
     {"messages": [{"role": "user", "content": "x", "name": "Maya"}], "n": 3, "f": 0.1, "big": 10**30, "none": None},
     {"z": math.inf, "a": -math.inf, "nan": math.nan, 5: "int key", True: "bool key"},

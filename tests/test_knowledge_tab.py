@@ -38,12 +38,16 @@ def uploads(tmp_path):
 def test_build_review_untick_and_save(client, uploads):
     replies = {"Climbing": "Q: When does the gym open?\nA: At 7.\nQ: What is your limit on the slab wall?\nA: V4."}
     with ChatServer(replies) as server:
-        report, table, saved = call(client, "/build_knowledge", **{
-            "Knowledge files (markdown/text notes, docs, code; folders as zip)": uploads,
-            "Code snapshot date ('As of ...')": "May 2024",
-            "Generated Q&A pairs per document (the cap; 0 = templates only)": 2,
-            "Generator: model or OpenAI-compatible URL": server.url,
-        })  # fmt: skip
+        report, table, saved = call(
+            client,
+            "/build_knowledge",
+            **{
+                "Knowledge files (markdown/text notes, docs, code; folders as zip)": uploads,
+                "Code snapshot date ('As of ...')": "May 2024",
+                "Generated Q&A pairs per document (the cap; 0 = templates only)": 2,
+                "Generator: model or OpenAI-compatible URL": server.url,
+            },
+        )
     assert "**2 files** read" in report and "**2 generated pairs** from 1 documents" in report
     assert table["headers"] == ["keep", "#", "kind", "from", "question", "answer"]
     assert [row[2:5] for row in table["data"]] == [
@@ -61,7 +65,8 @@ def test_build_review_untick_and_save(client, uploads):
     rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
     held = [json.loads(line) for line in Path(path.replace(".jsonl", ".val.jsonl")).read_text().splitlines()]
     assert [r["messages"][0]["content"] for r in rows + held] == [
-        "Walk me through Climbing.", "What does the hello.py file look like in the repo?",
+        "Walk me through Climbing.",
+        "What does the hello.py file look like in the repo?",
         "What is your limit on the slab wall?",
         # Held out: of 2 pairs one (at least one whenever there are two), the one whose question's
         # sha256 sorts first: 4d33a1fb... before 55359741...
@@ -73,8 +78,12 @@ def test_build_review_untick_and_save(client, uploads):
 def test_saving_before_building_or_with_nothing_kept_says_what_to_do(client, uploads):
     client = Client(client.src, verbose=False)  # a new visit: nothing built in this session yet
     with pytest.raises(Exception, match="build the rows first"):
-        client.predict({"headers": ["keep", "#", "kind", "from", "question", "answer"], "data": []}, api_name="/save_knowledge")
-    _, table, _ = call(client, "/build_knowledge", **{"Knowledge files (markdown/text notes, docs, code; folders as zip)": uploads})
+        client.predict(
+            {"headers": ["keep", "#", "kind", "from", "question", "answer"], "data": []}, api_name="/save_knowledge"
+        )
+    _, table, _ = call(
+        client, "/build_knowledge", **{"Knowledge files (markdown/text notes, docs, code; folders as zip)": uploads}
+    )
     for row in table["data"]:
         row[0] = False
     with pytest.raises(Exception, match="every row is unticked; keep at least one"):

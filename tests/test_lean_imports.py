@@ -25,8 +25,12 @@ UPLOAD = "from components.data_tab import _on_upload\n_on_upload(sys.argv[1:])"
 
 
 def stack_modules_loaded(run: str, args: list[str]) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", CHECK.format(run=run, stack=TRAINING_STACK), *args],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK.format(run=run, stack=TRAINING_STACK), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stderr.strip().splitlines()[-1])
 
@@ -46,6 +50,16 @@ def test_the_data_tabs_upload_never_imports_the_training_stack():
 
 
 def test_the_command_line_help_never_imports_the_training_stack():
-    done = subprocess.run([sys.executable, "-c", CHECK.format(run="from training.cli import build_parser\nbuild_parser().format_help()", stack=TRAINING_STACK)],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK.format(
+                run="from training.cli import build_parser\nbuild_parser().format_help()", stack=TRAINING_STACK
+            ),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []

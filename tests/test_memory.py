@@ -48,7 +48,10 @@ def test_recall_finds_the_exchange_that_answered_a_similar_message(data):
     _, train_file = data
     index = open_memory(train_file)
     best = index.recall("are you free on thursday?", k=2)[0]
-    assert (best.exchange.them, best.exchange.you) == ("are you free thursday afternoon?", "no class thursday afternoon, come by the café")
+    assert (best.exchange.them, best.exchange.you) == (
+        "are you free thursday afternoon?",
+        "no class thursday afternoon, come by the café",
+    )
     assert best.exchange.title == "Maya Chen" and best.exchange.people == ("Maya Chen",)
     assert [r.exchange.you for r in index.recall("what's for dinner tonight", k=1)] == ["leftover pad thai"]
     assert index.recall("zzzz qqqq", k=3) == []  # nothing alike: no memory rather than a random one
@@ -59,7 +62,9 @@ def test_scores_are_tfidf_cosine_similarities_as_scikit_learn_computes_them(data
     index = open_memory(train_file)
     keys = [e.them for e in index.exchanges]
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3), sublinear_tf=True, lowercase=True)
-    expected = cosine_similarity(vectorizer.fit_transform(keys), vectorizer.transform(["what are we eating for dinner?"])).ravel()
+    expected = cosine_similarity(
+        vectorizer.fit_transform(keys), vectorizer.transform(["what are we eating for dinner?"])
+    ).ravel()
     found = {r.exchange.them: r.score for r in index.recall("what are we eating for dinner?", k=len(keys))}
     assert found  # hashed features give the same numbers as the vocabulary (no collisions in 2^20 buckets here)
     for them, score in found.items():
@@ -72,7 +77,10 @@ def test_held_out_conversations_never_enter_the_memory(data):
     index = open_memory(train_file)
     held = {key_of(row) for row in prepared.validation}
     # The split holds Priya's conversation out (by hash of its id), and the index has every other row.
-    assert held == {("which bike should I buy", "a used steel frame, always"), ("is the shop open sunday", "sunday 10 to 4")}
+    assert held == {
+        ("which bike should I buy", "a used steel frame, always"),
+        ("is the shop open sunday", "sunday 10 to 4"),
+    }
     assert held_out_keys([f"{c.id}#0" for c in export().conversations], 0.2) == {"inbox/thread_3#0"}
     assert len(index) == len(prepared.train) == 10
     for them, _ in held:  # even asked word for word, a held-out reply is never recalled
@@ -82,13 +90,21 @@ def test_held_out_conversations_never_enter_the_memory(data):
 def test_excluded_threads_and_people_are_never_recalled(data):
     _, train_file = data
     index = open_memory(train_file)
-    everything = index.recall("are you free thursday afternoon? hike saturday? who is driving? did you feed the cat?", k=len(index))
+    everything = index.recall(
+        "are you free thursday afternoon? hike saturday? who is driving? did you feed the cat?", k=len(index)
+    )
     assert {"Maya Chen", "weekend crew"} <= {r.exchange.title for r in everything}
-    kept = index.recall("are you free thursday afternoon? hike saturday? who is driving? did you feed the cat?", k=len(index),
-                        exclude_threads=["maya chen"], exclude_people=["Ben Ito"])  # fmt: skip
+    kept = index.recall(
+        "are you free thursday afternoon? hike saturday? who is driving? did you feed the cat?",
+        k=len(index),
+        exclude_threads=["maya chen"],
+        exclude_people=["Ben Ito"],
+    )
     assert kept and all(r.exchange.title not in ("Maya Chen", "weekend crew") for r in kept)
     assert all("Ben Ito" not in r.exchange.people for r in kept)
-    by_id = index.recall("are you free thursday afternoon? did you eat?", k=len(index), exclude_threads=["inbox/thread_0"])
+    by_id = index.recall(
+        "are you free thursday afternoon? did you eat?", k=len(index), exclude_threads=["inbox/thread_0"]
+    )
     assert by_id and all(r.exchange.title != "Maya Chen" for r in by_id)  # a thread's id works as its title does
 
 
@@ -107,7 +123,10 @@ def test_memory_build_errors_are_one_line(tmp_path, capsys):
     text_rows = tmp_path / "notes.jsonl"
     text_rows.write_text('{"text": "just notes"}\n', encoding="utf-8")
     assert main(["memory", "build", str(text_rows)]) == 2
-    assert capsys.readouterr().err == "error: notes.jsonl: no prompt/reply rows to remember (text rows have no exchanges)\n"
+    assert (
+        capsys.readouterr().err
+        == "error: notes.jsonl: no prompt/reply rows to remember (text rows have no exchanges)\n"
+    )
     with pytest.raises(UserError, match="^sam.memory: no memory index; build it with `python -m training memory build"):
         open_memory(tmp_path / "sam.jsonl")
     (tmp_path / "bad.memory").mkdir()
@@ -145,8 +164,10 @@ def test_memory_block_is_compact_and_absent_without_memories(data):
     _, train_file = data
     recalled = tuple(open_memory(train_file).recall("are you free thursday afternoon?", k=1))
     text = memory_system_prompt("You are Sam.", Remembered(("barista in Portland",), recalled))
-    assert text == ("You are Sam.\n\nFacts about you:\n- barista in Portland\nThings you said before:\n"
-                    "them: are you free thursday afternoon? / you: no class thursday afternoon, come by the café")  # fmt: skip
+    assert text == (
+        "You are Sam.\n\nFacts about you:\n- barista in Portland\nThings you said before:\n"
+        "them: are you free thursday afternoon? / you: no class thursday afternoon, come by the café"
+    )
     assert memory_system_prompt("You are Sam.", Remembered()) == "You are Sam."
 
 
@@ -197,12 +218,18 @@ def run_with_memory(data, tiny_dir, tmp_path):
     write_facts(facts_path(train_file), ["barista in Portland", "rides a bike everywhere"])
     run = tmp_path / "runs" / "sam"
     shutil.copytree(tiny_dir, run / "final")
-    RunConfig(name="sam", model=str(tiny_dir), train_file=str(train_file), system_prompt="You are Sam Rivera.").save(run / "config.yaml")
+    RunConfig(name="sam", model=str(tiny_dir), train_file=str(train_file), system_prompt="You are Sam Rivera.").save(
+        run / "config.yaml"
+    )
     return run
 
 
-HISTORY = [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "hiii"},
-           {"role": "user", "content": "long day at the café?"}, {"role": "assistant", "content": "so long"}]  # fmt: skip
+HISTORY = [
+    {"role": "user", "content": "hey"},
+    {"role": "assistant", "content": "hiii"},
+    {"role": "user", "content": "long day at the café?"},
+    {"role": "assistant", "content": "so long"},
+]
 ASKED = "are you free thursday afternoon? did you feed the cat? what's for dinner?"
 
 
@@ -213,10 +240,15 @@ def test_the_prompt_holds_the_facts_and_memories_recalled_for_the_message(run_wi
     memory = open_chat_memory(run_with_memory, MemorySettings(k=3))
     prompt = build_prompt(model, HISTORY, ASKED, 16, memory)
     recalled = [r.exchange.you for r in prompt.remembered.recalled]
-    assert len(recalled) == 3 and set(recalled) == {"no class thursday afternoon, come by the café", "twice lol he lies",
-                                                      "leftover pad thai"}  # fmt: skip
+    assert len(recalled) == 3 and set(recalled) == {
+        "no class thursday afternoon, come by the café",
+        "twice lol he lies",
+        "leftover pad thai",
+    }
     system = prompt.messages[0]["content"]
-    assert system.startswith("You are Sam Rivera.\n\nFacts about you:\n- barista in Portland\n- rides a bike everywhere\n")
+    assert system.startswith(
+        "You are Sam Rivera.\n\nFacts about you:\n- barista in Portland\n- rides a bike everywhere\n"
+    )
     assert "them: did you feed the cat? / you: twice lol he lies" in system and system in prompt.text
     assert prompt.messages[1:] == [*HISTORY, {"role": "user", "content": ASKED}]  # the whole history still fits
     plain = build_prompt(model, HISTORY, ASKED, 16)
@@ -246,13 +278,47 @@ def test_memories_are_trimmed_to_the_context_after_the_history_least_relevant_fi
 def test_chat_command_prints_the_memories_used_then_the_reply(run_with_memory, capsys):
     from training.chat.generate import DecodingSettings, load_chat_model, reply
 
-    assert main(["chat", str(run_with_memory), "--prompt", "did you feed the cat?", "--memory", "--memory-k", "1",
-                 "--print-prompt"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "chat",
+                str(run_with_memory),
+                "--prompt",
+                "did you feed the cat?",
+                "--memory",
+                "--memory-k",
+                "1",
+                "--print-prompt",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    assert "Facts about you:\n- barista in Portland" in printed and "them: did you feed the cat? / you: twice lol he lies" in printed
+    assert (
+        "Facts about you:\n- barista in Portland" in printed
+        and "them: did you feed the cat? / you: twice lol he lies" in printed
+    )
     assert "leftover pad thai" not in printed  # k=1
-    assert main(["chat", str(run_with_memory), "--prompt", "did you feed the cat?", "--memory", "--memory-k", "1",
-                 "--show-memory", "--greedy", "--max-new-tokens", "8", "--facts", "/nonexistent/facts.txt"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "chat",
+                str(run_with_memory),
+                "--prompt",
+                "did you feed the cat?",
+                "--memory",
+                "--memory-k",
+                "1",
+                "--show-memory",
+                "--greedy",
+                "--max-new-tokens",
+                "8",
+                "--facts",
+                "/nonexistent/facts.txt",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     memories, answer = out.split("\n\n", 1)
     assert memories.splitlines()[0] == "memories used:"

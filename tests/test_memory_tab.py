@@ -56,7 +56,9 @@ def notes(history: list[dict]) -> list[str]:
 
 
 def replies(history: list[dict]) -> list[str]:
-    return [text(m["content"]) for m in history if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")]
+    return [
+        text(m["content"]) for m in history if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")
+    ]
 
 
 def expected_reply(run, memory=None) -> list[str]:
@@ -68,7 +70,10 @@ def expected_reply(run, memory=None) -> list[str]:
 def test_the_owner_sees_the_memories_used_under_the_reply(studio, run):
     asked = {SOURCE: str(run), "Message": ASKED, "Max new tokens": 8}
     _, tuned, _, _ = call(studio, "/chat", **asked, **{"Memory on": True, "Memories per message (k)": 1})
-    assert len(notes(tuned)) == 1 and "(Jordan Okafor) them: did you feed the cat? / you: twice lol he lies" in notes(tuned)[0]
+    assert (
+        len(notes(tuned)) == 1
+        and "(Jordan Okafor) them: did you feed the cat? / you: twice lol he lies" in notes(tuned)[0]
+    )
     assert tuned[-1]["metadata"]["title"] == NOTE_TITLE  # under the reply, collapsed
     memory = open_chat_memory(run, MemorySettings(k=1, facts=()))
     assert replies(tuned) == expected_reply(run, memory)  # the reply was given exactly these memories
@@ -79,27 +84,51 @@ def test_the_owner_sees_the_memories_used_under_the_reply(studio, run):
 
 def test_excluded_people_and_facts_change_what_is_recalled(studio, run):
     asked = {SOURCE: str(run), "Message": ASKED, "Max new tokens": 8, "Memory on": True, "Memories per message (k)": 3}
-    _, tuned, _, _ = call(studio, "/chat", **asked, **{
-        "Never recall from threads with these people": ["Jordan Okafor"],
-        "Facts about you (one per line; always given when memory is on)": "barista in Portland"})  # fmt: skip
+    _, tuned, _, _ = call(
+        studio,
+        "/chat",
+        **asked,
+        **{
+            "Never recall from threads with these people": ["Jordan Okafor"],
+            "Facts about you (one per line; always given when memory is on)": "barista in Portland",
+        },
+    )
     assert "twice lol he lies" not in notes(tuned)[0] and "Jordan Okafor" not in notes(tuned)[0]
     assert notes(tuned)[0].startswith("- fact: barista in Portland\n")
 
 
 def test_facts_are_saved_beside_the_training_data(studio, run):
-    status = call(studio, "/save_facts", **{SOURCE: str(run),
-                  "Facts about you (one per line; always given when memory is on)": "barista in Portland\n\nhas a cat"})  # fmt: skip
+    status = call(
+        studio,
+        "/save_facts",
+        **{
+            SOURCE: str(run),
+            "Facts about you (one per line; always given when memory is on)": "barista in Portland\n\nhas a cat",
+        },
+    )
     train_file = RunConfig.from_yaml(run / "config.yaml").train_file
-    assert status == "Saved to `sam.facts.txt`." and read_facts(facts_path(train_file)) == ["barista in Portland", "has a cat"]
+    assert status == "Saved to `sam.facts.txt`." and read_facts(facts_path(train_file)) == [
+        "barista in Portland",
+        "has a cat",
+    ]
     with pytest.raises(Exception, match="keep at most 30"):
-        call(studio, "/save_facts", **{SOURCE: str(run),
-             "Facts about you (one per line; always given when memory is on)": "\n".join(f"f{n}" for n in range(31))})  # fmt: skip
+        call(
+            studio,
+            "/save_facts",
+            **{
+                SOURCE: str(run),
+                "Facts about you (one per line; always given when memory is on)": "\n".join(f"f{n}" for n in range(31)),
+            },
+        )
     facts_path(train_file).unlink()
 
 
 def test_the_note_under_a_reply_never_goes_back_to_the_model():
-    history = [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "hiii"},
-               {"role": "assistant", "content": "- them: x / you: y", "metadata": {"title": NOTE_TITLE, "status": "done"}}]  # fmt: skip
+    history = [
+        {"role": "user", "content": "hey"},
+        {"role": "assistant", "content": "hiii"},
+        {"role": "assistant", "content": "- them: x / you: y", "metadata": {"title": NOTE_TITLE, "status": "done"}},
+    ]
     assert clean_history(history, ChatLimits()) == history[:2]
 
 
@@ -139,8 +168,9 @@ def test_the_openai_endpoint_uses_memory_exactly_when_the_page_does(run, with_me
     demo, url = app.start(flags + (["--memory"] if with_memory else []))
     try:
         api = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key="sk-memory-test-key-0123", max_retries=0)
-        answer = api.chat.completions.create(model=run.name, messages=[{"role": "user", "content": ASKED}],
-                                             max_tokens=8, temperature=0)  # fmt: skip
+        answer = api.chat.completions.create(
+            model=run.name, messages=[{"role": "user", "content": ASKED}], max_tokens=8, temperature=0
+        )
     finally:
         demo.close()
     memory = open_chat_memory(run) if with_memory else None

@@ -20,7 +20,10 @@ def text_rows(label: str, count: int) -> list[dict]:
 
 
 def test_weights_give_the_expected_shares_every_row_comes_and_the_seed_decides_the_order():
-    chats, knowledge = Source("chats.jsonl", 1.0, text_rows("chat", 600)), Source("k.jsonl", 0.5, text_rows("knowledge", 100))
+    chats, knowledge = (
+        Source("chats.jsonl", 1.0, text_rows("chat", 600)),
+        Source("k.jsonl", 0.5, text_rows("knowledge", 100)),
+    )
     drawn = interleave([chats, knowledge], seed=42)
     counts = Counter(k for _, k in drawn)
     # Weights 1 and 0.5 -> probabilities 2/3 and 1/3. The draw goes on until all 600 chat rows came,
@@ -47,7 +50,10 @@ def test_a_bad_mix_entry_names_itself_and_what_was_expected(entry):
 
 def test_a_bare_path_has_weight_one_and_paths_may_hold_equals_signs():
     assert parse_entry("notes.jsonl").weight == 1.0
-    assert (parse_entry("runs/a=b/k.jsonl=0.25").path, parse_entry("runs/a=b/k.jsonl=0.25").weight) == ("runs/a=b/k.jsonl", 0.25)
+    assert (parse_entry("runs/a=b/k.jsonl=0.25").path, parse_entry("runs/a=b/k.jsonl=0.25").weight) == (
+        "runs/a=b/k.jsonl",
+        0.25,
+    )
 
 
 def test_the_mix_round_trips_through_config_yaml_with_absolute_paths(tmp_path, monkeypatch):
@@ -77,8 +83,14 @@ def test_load_rows_mixes_every_set_and_describes_the_mix(tmp_path):
     sources = rows.mix["sources"]
     assert [(s["rows"], s["validation_rows"], s["share"]) for s in sources] == [(40, 0, 0.8), (10, 2, 0.2)]
     assert sum(s["drawn"] for s in sources) == rows.mix["examples"] == len(rows.train)
-    assert Counter(row["text"].split()[0] for row in rows.train) == {"chat": sources[0]["drawn"], "knowledge": sources[1]["drawn"]}
-    assert [row["text"] for row in rows.validation] == ["held-out knowledge row number 0", "held-out knowledge row number 1"]
+    assert Counter(row["text"].split()[0] for row in rows.train) == {
+        "chat": sources[0]["drawn"],
+        "knowledge": sources[1]["drawn"],
+    }
+    assert [row["text"] for row in rows.validation] == [
+        "held-out knowledge row number 0",
+        "held-out knowledge row number 1",
+    ]
     assert math.isclose(sources[1]["weight"], 0.25)
 
 
@@ -90,7 +102,10 @@ def test_the_persona_report_reads_only_the_persons_own_held_out_chats(tmp_path):
         return str(tmp_path / name)
 
     def chat(question, answer):
-        return {"prompt": [{"role": "user", "content": question}], "completion": [{"role": "assistant", "content": answer}]}
+        return {
+            "prompt": [{"role": "user", "content": question}],
+            "completion": [{"role": "assistant", "content": answer}],
+        }
 
     chats = write("chats.jsonl", [chat(f"coming {n}?", f"yes {n}") for n in range(6)])
     held = write("chats.val.jsonl", [chat("dinner?", "sure")])

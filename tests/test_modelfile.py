@@ -34,18 +34,32 @@ CHATML_DEFAULT_SYSTEM = (
     "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-TEMPLATES = {**{name: (text, None) for name, text in FALLBACK_TEMPLATES.items()}, "llama3": (LLAMA3, "<|begin_of_text|>"),
-             "chatml-default-system": (CHATML_DEFAULT_SYSTEM, None)}  # fmt: skip
+TEMPLATES = {
+    **{name: (text, None) for name, text in FALLBACK_TEMPLATES.items()},
+    "llama3": (LLAMA3, "<|begin_of_text|>"),
+    "chatml-default-system": (CHATML_DEFAULT_SYSTEM, None),
+}
 FAMILY = {"chatml-default-system": "chatml"}
 CONVERSATIONS = [
     [{"role": "user", "content": "hey u up?"}],
-    [{"role": "system", "content": "You are Sam Rivera. Text like Sam."}, {"role": "user", "content": "movie tonight?"}],
-    [{"role": "user", "content": "did you see the game"}, {"role": "assistant", "content": "omg yes\nthat ending"},
-     {"role": "user", "content": "right?? 😅 {{ not a template }}"}, {"role": "assistant", "content": "lol"},
-     {"role": "user", "content": "ok see you at 7"}],
-    [{"role": "system", "content": "Persona."}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-     {"role": "user", "content": "c"}],
-]  # fmt: skip
+    [
+        {"role": "system", "content": "You are Sam Rivera. Text like Sam."},
+        {"role": "user", "content": "movie tonight?"},
+    ],
+    [
+        {"role": "user", "content": "did you see the game"},
+        {"role": "assistant", "content": "omg yes\nthat ending"},
+        {"role": "user", "content": "right?? 😅 {{ not a template }}"},
+        {"role": "assistant", "content": "lol"},
+        {"role": "user", "content": "ok see you at 7"},
+    ],
+    [
+        {"role": "system", "content": "Persona."},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ],
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +74,9 @@ def ollama_prompt(go_template: str, messages: list[dict], default_system: str) -
     if default_system and not any(m["role"] == "system" for m in messages):
         messages = [{"role": "system", "content": default_system}, *messages]
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    return render(go_template, {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages], "System": system})
+    return render(
+        go_template, {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages], "System": system}
+    )
 
 
 @pytest.mark.parametrize("name", list(TEMPLATES))
@@ -92,9 +108,17 @@ def test_parameters_come_from_the_decoding_settings(tokenizer):
     matched = match_template(tokenizer)
     creative = modelfile_text("sam.gguf", matched, "You are Sam.", parse_decoding("Creative"))
     assert creative.splitlines()[1] == "FROM ./sam.gguf" and 'SYSTEM """You are Sam."""' in creative
-    for line in ("PARAMETER temperature 1", "PARAMETER top_p 0.95", "PARAMETER top_k 0", "PARAMETER repeat_penalty 1.15",
-                 "PARAMETER num_predict 128", "PARAMETER seed 0", 'PARAMETER stop "<|im_end|>"',
-                 'PARAMETER stop "<|endoftext|>"', "# no_repeat_ngram_size 3 has no Ollama equivalent"):  # fmt: skip
+    for line in (
+        "PARAMETER temperature 1",
+        "PARAMETER top_p 0.95",
+        "PARAMETER top_k 0",
+        "PARAMETER repeat_penalty 1.15",
+        "PARAMETER num_predict 128",
+        "PARAMETER seed 0",
+        'PARAMETER stop "<|im_end|>"',
+        'PARAMETER stop "<|endoftext|>"',
+        "# no_repeat_ngram_size 3 has no Ollama equivalent",
+    ):
         assert line in creative.splitlines()
     greedy = modelfile_text("sam.gguf", matched, "", parse_decoding('{"max_new_tokens": 40}'))
     assert "PARAMETER temperature 0" in greedy and "top_p" not in greedy and "PARAMETER num_predict 40" in greedy
@@ -103,9 +127,11 @@ def test_parameters_come_from_the_decoding_settings(tokenizer):
 
 
 def test_the_go_renderer_refuses_what_it_does_not_know():
-    assert render('{{- range $i, $m := .M }}{{ if $i }}, {{ end }}{{ $m }}{{ end -}}  !', {"M": ["a", "b"]}) == "a, b!"
-    assert render('{{ $x := 1 }}{{ range .M }}{{ $x = . }}{{ end }}{{ $x }}', {"M": [2, 3]}) == "3"  # assignment reaches out
-    for unknown in ("{{ .M | printf }}", "{{ template \"x\" }}", "{{ trim .M }}", "{{ if .M }}open"):
+    assert render("{{- range $i, $m := .M }}{{ if $i }}, {{ end }}{{ $m }}{{ end -}}  !", {"M": ["a", "b"]}) == "a, b!"
+    assert (
+        render("{{ $x := 1 }}{{ range .M }}{{ $x = . }}{{ end }}{{ $x }}", {"M": [2, 3]}) == "3"
+    )  # assignment reaches out
+    for unknown in ("{{ .M | printf }}", '{{ template "x" }}', "{{ trim .M }}", "{{ if .M }}open"):
         with pytest.raises(GoTemplateError):
             render(unknown, {"M": "x"})
 
@@ -116,11 +142,24 @@ def test_the_go_renderer_agrees_with_go_itself(tmp_path):
 
     program = tmp_path / "main.go"
     program.write_text(GO_PROGRAM)
-    cases = [{"Template": family.go.replace("{eos}", "</s>"), "Messages": [{"Role": m["role"], "Content": m["content"]} for m in conversation],
-              "System": "\n\n".join(m["content"] for m in conversation if m["role"] == "system")}
-             for family in FAMILIES for conversation in CONVERSATIONS]  # fmt: skip
-    done = subprocess.run(["go", "run", str(program)], input=json.dumps(cases), capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env={"GOCACHE": str(tmp_path / "cache"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    cases = [
+        {
+            "Template": family.go.replace("{eos}", "</s>"),
+            "Messages": [{"Role": m["role"], "Content": m["content"]} for m in conversation],
+            "System": "\n\n".join(m["content"] for m in conversation if m["role"] == "system"),
+        }
+        for family in FAMILIES
+        for conversation in CONVERSATIONS
+    ]
+    done = subprocess.run(
+        ["go", "run", str(program)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"GOCACHE": str(tmp_path / "cache"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     ours = [render(case["Template"], case) for case in cases]
     assert json.loads(done.stdout) == ours
@@ -170,14 +209,18 @@ def merged(tmp_path_factory):
     return export_run(run.path, tmp_path_factory.mktemp("gguf-export") / "merged", merge=True)
 
 
-@pytest.mark.parametrize("quant, matrix_type", [("f16", "F16"), ("bf16", "BF16"), ("q8_0", "Q8_0"), ("q5_1", "Q5_1"), ("q4_0", "Q4_0")])
+@pytest.mark.parametrize(
+    "quant, matrix_type", [("f16", "F16"), ("bf16", "BF16"), ("q8_0", "Q8_0"), ("q5_1", "Q5_1"), ("q4_0", "Q4_0")]
+)
 def test_each_quant_writes_its_types_the_template_and_the_end_of_turn(merged, tmp_path, quant, matrix_type):
     made = export_for_ollama(merged, tmp_path / f"sam-{quant}.gguf", quant, parse_decoding("Balanced"))
     assert made["commands"] == [] and made["template"] == "chatml"
     reader = gguf.GGUFReader(str(made["gguf"]))
     types = {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
     assert types["blk.0.attn_q.weight"] == matrix_type and types["blk.0.attn_norm.weight"] == "F32"
-    assert types["output.weight"] == ("Q8_0" if quant in ("q5_1", "q4_0") else matrix_type)  # the output layer keeps 8 bits
+    assert types["output.weight"] == (
+        "Q8_0" if quant in ("q5_1", "q4_0") else matrix_type
+    )  # the output layer keeps 8 bits
     fields = reader.fields
     template = bytes(fields["tokenizer.chat_template"].parts[-1]).decode()
     assert "<|im_start|>" in template and "generation %}" not in template
@@ -203,6 +246,11 @@ def test_other_architectures_get_the_converter_command_and_still_a_modelfile(tmp
     folder = export_run(run.path, tmp_path / "gpt2-merged", merge=True)
     made = export_for_ollama(folder, tmp_path / "out" / "bot.gguf", "q4_0", parse_decoding("Greedy"))
     assert made["gguf"] is None and not (tmp_path / "out" / "bot.gguf").exists()
-    assert f"convert_hf_to_gguf.py {folder} --outfile {tmp_path / 'out' / 'bot.gguf'} --outtype f16" in made["commands"][0]
-    assert made["commands"][1] == f"llama-quantize {tmp_path / 'out' / 'bot.gguf'} {tmp_path / 'out' / 'bot-Q4_0.gguf'} Q4_0"
+    assert (
+        f"convert_hf_to_gguf.py {folder} --outfile {tmp_path / 'out' / 'bot.gguf'} --outtype f16" in made["commands"][0]
+    )
+    assert (
+        made["commands"][1]
+        == f"llama-quantize {tmp_path / 'out' / 'bot.gguf'} {tmp_path / 'out' / 'bot-Q4_0.gguf'} Q4_0"
+    )
     assert "FROM ./bot-Q4_0.gguf" in (tmp_path / "out" / "Modelfile").read_text()

@@ -138,8 +138,10 @@ def test_a_tick_sends_nothing_a_browser_already_shows(isolated_data_dir):
     assert timer.value == run_watch.WATCH_S  # a run is active: look often
 
     *watched, table, again, timer = run_watch.tick("a", shown)
-    assert again == shown and all(isinstance(part, dict) and part.get("__type__") == "update" and len(part) == 1
-                                  for part in [*watched, table, timer])  # fmt: skip
+    assert again == shown and all(
+        isinstance(part, dict) and part.get("__type__") == "update" and len(part) == 1
+        for part in [*watched, table, timer]
+    )
 
     append(run, {"step": 2, "loss": 1.5, "total_steps": 10})
     *watched, table, shown, timer = run_watch.tick("a", again)
@@ -178,7 +180,9 @@ def test_the_queue_settings_quieted_are_the_ones_gradio_polls_with():
 
     import app
 
-    loops = inspect.getsource(queueing.Queue.start_processing) + inspect.getsource(queueing.Queue.start_progress_updates)
+    loops = inspect.getsource(queueing.Queue.start_processing) + inspect.getsource(
+        queueing.Queue.start_progress_updates
+    )
     assert "self.sleep_when_free" in loops and "self.progress_update_sleep_when_free" in loops
     demo = app.quiet_queue(gr.Blocks().queue())
     assert demo._queue.sleep_when_free == app.QUEUE_IDLE_POLL_S
@@ -196,11 +200,17 @@ def test_a_checkpoint_counts_once_complete(isolated_data_dir):
 
 
 def test_plots_take_each_curve_from_the_records_that_have_it():
-    records = [{"step": 1, "loss": 3.0, "learning_rate": 1e-3}, {"step": 2, "loss": 2, "eval_loss": 2.5},
-               {"step": 3, "loss": None, "tokens_per_second": 900}, {"loss": 9.0}]  # fmt: skip
+    records = [
+        {"step": 1, "loss": 3.0, "learning_rate": 1e-3},
+        {"step": 2, "loss": 2, "eval_loss": 2.5},
+        {"step": 3, "loss": None, "tokens_per_second": 900},
+        {"loss": 9.0},
+    ]
     loss, rate, speed = run_watch._plots(records, evaluates=True)
     assert loss.values.tolist() == [[1, 3.0, "train"], [2, 2.0, "train"], [2, 2.5, "eval"]]
-    assert loss["value"].dtype == float and rate.values.tolist() == [[1, 1e-3]] and speed.values.tolist() == [[3, 900.0]]
+    assert (
+        loss["value"].dtype == float and rate.values.tolist() == [[1, 1e-3]] and speed.values.tolist() == [[3, 900.0]]
+    )
     # Before the first evaluation, an undrawn eval point reserves the eval curve's colour.
     loss, rate, speed = run_watch._plots(records[:1], evaluates=True)
     assert loss["series"].tolist() == ["train", "eval"] and loss["value"].isna().tolist() == [False, True]
@@ -208,13 +218,19 @@ def test_plots_take_each_curve_from_the_records_that_have_it():
 
 
 def test_a_preference_round_plots_its_reward_margin_and_held_out_accuracy_with_the_loss():
-    records = [{"step": 1, "loss": 0.6931, "rewards/margins": 0.0, "rewards/accuracies": 0.0},
-               {"step": 2, "loss": 0.65, "rewards/margins": 0.2, "rewards/accuracies": 1.0},
-               {"step": 2, "eval_loss": 0.66, "eval_rewards/accuracies": 0.75}]  # fmt: skip
+    records = [
+        {"step": 1, "loss": 0.6931, "rewards/margins": 0.0, "rewards/accuracies": 0.0},
+        {"step": 2, "loss": 0.65, "rewards/margins": 0.2, "rewards/accuracies": 1.0},
+        {"step": 2, "eval_loss": 0.66, "eval_rewards/accuracies": 0.75},
+    ]
     loss, _, _ = run_watch._plots(records, evaluates=True)
     assert loss.values.tolist() == [
-        [1, 0.6931, "train"], [2, 0.65, "train"], [2, 0.66, "eval"],
-        [1, 0.0, "reward margin"], [2, 0.2, "reward margin"], [2, 0.75, "preference accuracy (eval)"],
-    ]  # fmt: skip
+        [1, 0.6931, "train"],
+        [2, 0.65, "train"],
+        [2, 0.66, "eval"],
+        [1, 0.0, "reward margin"],
+        [2, 0.2, "reward margin"],
+        [2, 0.75, "preference accuracy (eval)"],
+    ]
     first, _, _ = run_watch._plots(records[:1], evaluates=True)  # every series present from the first draw
     assert first["series"].tolist() == ["train", "eval", "reward margin", "preference accuracy (eval)"]

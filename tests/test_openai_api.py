@@ -31,9 +31,26 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bot(run):
     """`python app.py --chat-only RUN --api-key KEY` with one reply at a time and no waiting line."""
-    demo, url = app.start(["--chat-only", str(run.path), "--api-key", KEY, "--port", str(free_port()),
-                           "--max-new-tokens", str(CAP), "--concurrency", "1", "--queue-size", "0",
-                           "--message-chars", "200", "--history-messages", "4"])  # fmt: skip
+    demo, url = app.start(
+        [
+            "--chat-only",
+            str(run.path),
+            "--api-key",
+            KEY,
+            "--port",
+            str(free_port()),
+            "--max-new-tokens",
+            str(CAP),
+            "--concurrency",
+            "1",
+            "--queue-size",
+            "0",
+            "--message-chars",
+            "200",
+            "--history-messages",
+            "4",
+        ]
+    )
     yield url.rstrip("/")
     demo.close()
 
@@ -58,8 +75,9 @@ def test_models_lists_the_chat_only_model_and_only_for_the_key(bot, run):
 
 
 def test_a_completion_is_the_library_reply_with_usage(bot, run):
-    answer = client(bot).chat.completions.create(model=run.path.name, temperature=0, max_tokens=16,
-                                                 messages=[{"role": "user", "content": MESSAGE}])  # fmt: skip
+    answer = client(bot).chat.completions.create(
+        model=run.path.name, temperature=0, max_tokens=16, messages=[{"role": "user", "content": MESSAGE}]
+    )
     expected = library_reply(run, [], MESSAGE, max_new_tokens=16)
     choice = answer.choices[0]
     assert answer.object == "chat.completion" and answer.model == run.path.name
@@ -68,16 +86,23 @@ def test_a_completion_is_the_library_reply_with_usage(bot, run):
     usage: dict = {}
     list(generate.stream_reply(model, [], MESSAGE, decoding.preset("Greedy", max_new_tokens=16), usage=usage))
     assert usage["prompt_tokens"] == len(generate.build_prompt(model, [], MESSAGE, 16).input_ids)
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
     assert 0 < answer.usage.completion_tokens <= 16
     assert choice.finish_reason == ("length" if usage["completion_tokens"] == 16 else "stop")
 
 
 def test_streaming_sends_the_same_reply_in_pieces_then_usage(bot, run):
-    messages = [{"role": "user", "content": "what are you up to?"}, {"role": "assistant", "content": "not much"},
-                {"role": "user", "content": MESSAGE}]  # fmt: skip
-    stream = client(bot).chat.completions.create(model=run.path.name, messages=messages, temperature=0, stream=True,
-                                                 stream_options={"include_usage": True})  # fmt: skip
+    messages = [
+        {"role": "user", "content": "what are you up to?"},
+        {"role": "assistant", "content": "not much"},
+        {"role": "user", "content": MESSAGE},
+    ]
+    stream = client(bot).chat.completions.create(
+        model=run.path.name, messages=messages, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -91,16 +116,23 @@ def test_streaming_sends_the_same_reply_in_pieces_then_usage(bot, run):
 
 def test_the_server_caps_the_reply_and_keeps_the_persona_prompt(bot, run):
     greedy = {"model": run.path.name, "temperature": 0}
-    asked_for_more = client(bot).chat.completions.create(max_tokens=5000, messages=[{"role": "user", "content": MESSAGE}], **greedy)
+    asked_for_more = client(bot).chat.completions.create(
+        max_tokens=5000, messages=[{"role": "user", "content": MESSAGE}], **greedy
+    )
     assert asked_for_more.choices[0].message.content == library_reply(run, [], MESSAGE, max_new_tokens=CAP)
     assert asked_for_more.usage.completion_tokens <= CAP
     # A bridge's own system prompt does not replace the persona's.
-    with_system = client(bot).chat.completions.create(max_tokens=16, **greedy, messages=[
-        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": MESSAGE}])  # fmt: skip
+    with_system = client(bot).chat.completions.create(
+        max_tokens=16,
+        **greedy,
+        messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": MESSAGE}],
+    )
     assert with_system.choices[0].message.content == library_reply(run, [], MESSAGE, max_new_tokens=16)
     # Only the newest --max-history-messages (4) earlier messages are read.
     old = [{"role": r, "content": f"old message {n}"} for n, r in enumerate(["user", "assistant"] * 5)]
-    long_chat = client(bot).chat.completions.create(max_tokens=16, **greedy, messages=[*old, {"role": "user", "content": MESSAGE}])
+    long_chat = client(bot).chat.completions.create(
+        max_tokens=16, **greedy, messages=[*old, {"role": "user", "content": MESSAGE}]
+    )
     assert long_chat.choices[0].message.content == library_reply(run, old[-4:], MESSAGE, max_new_tokens=16)
 
 
@@ -115,10 +147,17 @@ def test_bad_requests_get_one_clear_openai_error(bot, run):
     with pytest.raises(openai.BadRequestError, match="temperature"):
         api.chat.completions.create(model=run.path.name, temperature=9, messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="only text"):
-        api.chat.completions.create(model=run.path.name, messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]}])  # fmt: skip
+        api.chat.completions.create(
+            model=run.path.name,
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]}
+            ],
+        )
+
     def post(body: bytes) -> httpx.Response:
-        return httpx.post(f"{bot}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, content=body, timeout=60)
+        return httpx.post(
+            f"{bot}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, content=body, timeout=60
+        )
 
     # Over what the limits can use (a 200-character message, 4 earlier ones): an OpenAI-shaped 413.
     long = post(b"[" * 100_000)
@@ -145,10 +184,17 @@ def test_a_busy_bot_turns_requests_away_and_a_hung_up_stream_stops_generating(bo
         assert waiting.result().choices[0].message.content == library_reply(run, [], MESSAGE, max_new_tokens=8)
 
     generated = []
-    monkeypatch.setattr(model.model, "generate", lambda *a, _run=model.model.generate, **k: generated.append(1) or _run(*a, **k))
+    monkeypatch.setattr(
+        model.model, "generate", lambda *a, _run=model.model.generate, **k: generated.append(1) or _run(*a, **k)
+    )
     with model.lock:  # a client that hangs up while its reply waits: nothing is generated for it
-        with httpx.stream("POST", f"{bot}/v1/chat/completions", json={**request, "stream": True},
-                          headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as response:  # fmt: skip
+        with httpx.stream(
+            "POST",
+            f"{bot}/v1/chat/completions",
+            json={**request, "stream": True},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=30,
+        ) as response:
             assert next(response.iter_lines()).startswith("data: ")
         time.sleep(1.0)
     deadline = time.monotonic() + 10
@@ -182,8 +228,9 @@ def test_the_studio_offers_its_finished_runs(run, isolated_data_dir):
     try:
         api = client(url.rstrip("/"))
         assert "sam-lora" in [m.id for m in api.models.list()]
-        answer = api.chat.completions.create(model="sam-lora", temperature=0, max_tokens=8,
-                                             messages=[{"role": "user", "content": MESSAGE}])  # fmt: skip
+        answer = api.chat.completions.create(
+            model="sam-lora", temperature=0, max_tokens=8, messages=[{"role": "user", "content": MESSAGE}]
+        )
         assert answer.choices[0].message.content == library_reply(run, [], MESSAGE, max_new_tokens=8)
     finally:
         demo.close()

@@ -48,7 +48,14 @@ def owner_page(studio_runs):
 
 
 def test_owner_mode_refuses_to_start_without_a_real_sign_in(monkeypatch, isolated_data_dir):
-    for variable in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"):
+    for variable in (
+        "SYSTEM",
+        "SPACE_ID",
+        "OAUTH_CLIENT_ID",
+        "OAUTH_CLIENT_SECRET",
+        "OAUTH_SCOPES",
+        "OPENID_PROVIDER_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(SystemExit, match="owner mode needs a real sign-in, and this is not a Hugging Face Space"):
         app.prepare(app.parse_args(["--owner", "alice"]))
@@ -57,7 +64,9 @@ def test_owner_mode_refuses_to_start_without_a_real_sign_in(monkeypatch, isolate
     with pytest.raises(SystemExit, match="this is not a Hugging Face Space"):
         app.prepare(app.parse_args(["--owner", "alice"]))
     monkeypatch.setenv("SYSTEM", "spaces")
-    with pytest.raises(SystemExit, match="OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPES, OPENID_PROVIDER_URL not set"):
+    with pytest.raises(
+        SystemExit, match="OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPES, OPENID_PROVIDER_URL not set"
+    ):
         app.prepare(app.parse_args(["--owner", "alice"]))
     with pytest.raises(SystemExit, match="not one of the --auth users \\(bob\\)"):
         app.prepare(app.parse_args(["--owner", "alice", "--auth", "bob:pw"]))
@@ -75,8 +84,15 @@ def test_visitors_see_and_reach_only_the_published_runs(owner_page, trained):
     try:
         page = json.dumps(visitor.config())
         assert "secret-run" not in page and "public-run" not in page and str(runs.runs_root().parent) not in page
-        for attempt in ("secret-run", str(trained.path), str(runs.runs_root() / "secret-run"), "someone/private-persona",
-                        "offline-tiny", "../secret-run", ""):  # fmt: skip
+        for attempt in (
+            "secret-run",
+            str(trained.path),
+            str(runs.runs_root() / "secret-run"),
+            "someone/private-persona",
+            "offline-tiny",
+            "../secret-run",
+            "",
+        ):
             refused = visitor.call("/chat", {SOURCE: attempt, "Message": "hey"})
             assert not refused.success and refused.error == NOT_LISTED, (attempt, refused.error)
         reply = visitor.call("/chat", {SOURCE: "public-run", "Message": "hey", "Max new tokens": 1024})
@@ -86,8 +102,11 @@ def test_visitors_see_and_reach_only_the_published_runs(owner_page, trained):
 
         model = generate.load_chat_model(str(runs.runs_root() / "public-run"))
         expected = generate.reply(model, [], "hey", decoding.preset("Greedy", max_new_tokens=8))
-        shown = "\n".join(m["content"][0]["text"] if isinstance(m["content"], list) else m["content"]
-                          for m in reply.data[1] if m["role"] == "assistant")  # fmt: skip
+        shown = "\n".join(
+            m["content"][0]["text"] if isinstance(m["content"], list) else m["content"]
+            for m in reply.data[1]
+            if m["role"] == "assistant"
+        )
         assert shown == "\n".join(generate.split_bubbles(expected, model.separator))
     finally:
         visitor.close()
@@ -130,8 +149,12 @@ def test_with_auth_the_owner_publishes_and_friends_chat_only_with_that(studio_ru
         runs.set_published(runs.Run(studio_runs / "public-run"), False)
         owner, friend = Visitor(url, "127.0.0.42"), Visitor(url, "127.0.0.43")
         try:
-            assert owner.http.post(f"{url}/login", data={"username": "alice", "password": "owner-pass"}).status_code == 200
-            assert friend.http.post(f"{url}/login", data={"username": "bob", "password": "friend-pass"}).status_code == 200
+            assert (
+                owner.http.post(f"{url}/login", data={"username": "alice", "password": "owner-pass"}).status_code == 200
+            )
+            assert (
+                friend.http.post(f"{url}/login", data={"username": "bob", "password": "friend-pass"}).status_code == 200
+            )
             refused = friend.call("/publish_runs", data=[["secret-run"]])
             assert not refused.success and "Only alice can train or export here: log in as them" in refused.error
             assert not runs.published_runs()
@@ -153,9 +176,18 @@ def space(monkeypatch, studio_runs):
     """The environment of a Space with `hf_oauth: true`; Gradio reads its OAuth settings at import."""
     import gradio.oauth
 
-    settings = {"OAUTH_CLIENT_ID": "client-id", "OAUTH_CLIENT_SECRET": "a-secret-only-the-space-knows",
-                "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}  # fmt: skip
-    for name, value in {**settings, "SYSTEM": "spaces", "SPACE_ID": "alice/talklike", "SPACE_HOST": "127.0.0.1"}.items():
+    settings = {
+        "OAUTH_CLIENT_ID": "client-id",
+        "OAUTH_CLIENT_SECRET": "a-secret-only-the-space-knows",
+        "OAUTH_SCOPES": "openid profile",
+        "OPENID_PROVIDER_URL": "http://127.0.0.1:9",
+    }
+    for name, value in {
+        **settings,
+        "SYSTEM": "spaces",
+        "SPACE_ID": "alice/talklike",
+        "SPACE_HOST": "127.0.0.1",
+    }.items():
         monkeypatch.setenv(name, value)
     for name, value in settings.items():
         monkeypatch.setattr(gradio.oauth, name, value)
@@ -171,8 +203,13 @@ def session_cookie(secret: str, username: str) -> str:
     """A Gradio (Starlette) session cookie saying `username` signed in with Hugging Face."""
     from itsdangerous import TimestampSigner
 
-    info = {"oauth_info": {"access_token": "x", "expires_at": 4_000_000_000,
-                           "userinfo": {"preferred_username": username, "name": username, "profile": "", "picture": ""}}}  # fmt: skip
+    info = {
+        "oauth_info": {
+            "access_token": "x",
+            "expires_at": 4_000_000_000,
+            "userinfo": {"preferred_username": username, "name": username, "profile": "", "picture": ""},
+        }
+    }
     key = hashlib.sha256((secret + "-v4").encode()).hexdigest()
     return TimestampSigner(key).sign(base64.b64encode(json.dumps(info).encode())).decode()
 
@@ -187,7 +224,9 @@ def test_on_a_real_space_a_forged_sign_in_gets_nothing(space, isolated_data_dir)
         owner.http.cookies.update(genuine)
         try:
             denied = attacker.call("/watch_run", {"Watching run": "secret-run"})
-            assert not denied.success and "Only alice can train or export here: sign in with Hugging Face" in denied.error
+            assert (
+                not denied.success and "Only alice can train or export here: sign in with Hugging Face" in denied.error
+            )
             upload = attacker.http.post(f"{url}/gradio_api/upload", files={"files": ("chat.txt", b"hi")})
             assert upload.status_code == 403
             # The same request signed with the Space's secret is the owner's (the test could tell).
@@ -207,13 +246,16 @@ def test_the_openai_endpoint_offers_visitors_only_the_published_runs(studio_runs
 
     key = "sk-owner-mode-key-0123456789"
     message = [{"role": "user", "content": "hey"}]
-    with served("--owner", "alice", "--auth", "alice:pw", "--api-key", key, "--max-new-tokens", 8,
-                data_dir=isolated_data_dir) as url:  # fmt: skip
+    with served(
+        "--owner", "alice", "--auth", "alice:pw", "--api-key", key, "--max-new-tokens", 8, data_dir=isolated_data_dir
+    ) as url:
         api = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
         assert [m.id for m in api.models.list()] == ["public-run"]
         answer = api.chat.completions.create(model="public-run", temperature=0, max_tokens=500, messages=message)
         model = generate.load_chat_model(str(studio_runs / "public-run"))
-        assert answer.choices[0].message.content == generate.reply(model, [], "hey", decoding.preset("Greedy", max_new_tokens=8))
+        assert answer.choices[0].message.content == generate.reply(
+            model, [], "hey", decoding.preset("Greedy", max_new_tokens=8)
+        )
         # An unpublished run, its folder, another run's path or a Hub id: all "not here", none loaded.
         for name in ("secret-run", str(studio_runs / "secret-run"), str(trained.path), "someone/private-persona"):
             with pytest.raises(openai.NotFoundError, match="does not exist here"):

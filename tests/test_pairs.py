@@ -18,15 +18,47 @@ from training.train.config import RunConfig
 ASKED = [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "u coming tonight?"}]
 ASKED_AGAIN = [{"role": "user", "content": "lunch?"}]
 FEEDBACK = [  # as the Chat tab writes it
-    {"id": "a1", "time": 1.0, "prompt": ASKED, "reply": "I'd be happy to attend!", "column": "tuned",
-     "decoding": {"temperature": 0.7}, "verdict": "rewrite", "rewrite": "ya 8ish"},
-    {"id": "b2", "time": 2.0, "prompt": ASKED, "reply": "Yes.", "column": "base", "decoding": {}, "verdict": "down",
-     "rewrite": None},
-    {"id": "c3", "time": 3.0, "prompt": ASKED_AGAIN, "reply": "sure lol", "column": "tuned", "decoding": {},
-     "verdict": "up", "rewrite": None},
-    {"id": "d4", "time": 4.0, "prompt": ASKED_AGAIN, "reply": "ok", "column": "tuned", "decoding": {},
-     "verdict": "rewrite", "rewrite": "ok"},  # rewritten to the same words: no preference in it
-]  # fmt: skip
+    {
+        "id": "a1",
+        "time": 1.0,
+        "prompt": ASKED,
+        "reply": "I'd be happy to attend!",
+        "column": "tuned",
+        "decoding": {"temperature": 0.7},
+        "verdict": "rewrite",
+        "rewrite": "ya 8ish",
+    },
+    {
+        "id": "b2",
+        "time": 2.0,
+        "prompt": ASKED,
+        "reply": "Yes.",
+        "column": "base",
+        "decoding": {},
+        "verdict": "down",
+        "rewrite": None,
+    },
+    {
+        "id": "c3",
+        "time": 3.0,
+        "prompt": ASKED_AGAIN,
+        "reply": "sure lol",
+        "column": "tuned",
+        "decoding": {},
+        "verdict": "up",
+        "rewrite": None,
+    },
+    {
+        "id": "d4",
+        "time": 4.0,
+        "prompt": ASKED_AGAIN,
+        "reply": "ok",
+        "column": "tuned",
+        "decoding": {},
+        "verdict": "rewrite",
+        "rewrite": "ok",
+    },  # rewritten to the same words: no preference in it
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +87,13 @@ def test_feedback_pairs_are_exactly_the_rewrites(judged, tmp_path):
         "feedback": 1,
         "skipped_same": 0,
     }
-    assert read_lines(tmp_path / "pairs.jsonl") == [{
-        "prompt": ASKED,
-        "chosen": [{"role": "assistant", "content": "ya 8ish"}],
-        "rejected": [{"role": "assistant", "content": "I'd be happy to attend!"}],
-    }]  # fmt: skip
+    assert read_lines(tmp_path / "pairs.jsonl") == [
+        {
+            "prompt": ASKED,
+            "chosen": [{"role": "assistant", "content": "ya 8ish"}],
+            "rejected": [{"role": "assistant", "content": "I'd be happy to attend!"}],
+        }
+    ]
 
 
 def test_kto_rows_are_thumbs_and_both_sides_of_rewrites(judged):

@@ -42,7 +42,10 @@ def test_consecutive_messages_form_one_turn_joined_by_the_separator():
     newline = shape(convo).train
     pipe = shape(convo, separator="|").train
     assert newline == [
-        {"prompt": [{"role": "user", "content": "hey\nu up?"}], "completion": [{"role": "assistant", "content": "ya\nwhats up"}]}
+        {
+            "prompt": [{"role": "user", "content": "hey\nu up?"}],
+            "completion": [{"role": "assistant", "content": "ya\nwhats up"}],
+        }
     ]
     assert pipe[0]["prompt"][0]["content"] == "hey|u up?"
     assert pipe[0]["completion"][0]["content"] == "ya|whats up"
@@ -121,7 +124,9 @@ def test_pii_is_scrubbed_in_prompts_and_replies_with_counts():
 
 
 def test_split_is_deterministic_and_never_splits_a_conversation():
-    convos = [chat((0, "F", "q"), (1, "Sam", f"r{i}"), (2, "F", "q2"), (3, "Sam", f"s{i}"), id=f"t{i}") for i in range(40)]
+    convos = [
+        chat((0, "F", "q"), (1, "Sam", f"r{i}"), (2, "F", "q2"), (3, "Sam", f"s{i}"), id=f"t{i}") for i in range(40)
+    ]
     a = shape(*convos, val_fraction=0.1)
     b = shape(*reversed(convos), val_fraction=0.1)
     assert len(a.validation) == 8  # 4 of 40 conversations, 2 examples each
@@ -172,14 +177,25 @@ def test_save_writes_train_and_validation_atomically(tmp_path):
 
 def test_the_manifest_beside_the_rows_says_what_made_them(tmp_path):
     convos = [chat((0, "F", "q"), (1, "Sam", f"r{i}"), (1, "Sam", "ok"), id=f"t{i}") for i in range(10)]
-    options = dict(separator="|", context_turns=3, system_prompt="You are {me}.", gap_minutes=30.0,
-                   exclude_threads=["t9"], scrub_pii=True, val_fraction=0.2)  # fmt: skip
+    options = dict(
+        separator="|",
+        context_turns=3,
+        system_prompt="You are {me}.",
+        gap_minutes=30.0,
+        exclude_threads=["t9"],
+        scrub_pii=True,
+        val_fraction=0.2,
+    )
     train_path, _ = save(shape(*convos, **options), tmp_path / "sam.jsonl")
 
     manifest = read_manifest(manifest_path(train_path))
     assert manifest_path(train_path) == tmp_path / "sam.persona.json" and manifest["format_version"] == 1
-    assert manifest["prompt"] == {"separator": "|", "system_prompt": "You are Sam.", "context_turns": 3,
-                                  "name_prefix_in_groups": True}  # fmt: skip
+    assert manifest["prompt"] == {
+        "separator": "|",
+        "system_prompt": "You are Sam.",
+        "context_turns": 3,
+        "name_prefix_in_groups": True,
+    }
     shaping = manifest["shaping"]
     assert (shaping["me"], shaping["system_prompt"], shaping["gap_minutes"]) == ("Sam", "You are {me}.", 30.0)
     assert (shaping["exclude_threads"], shaping["scrub_pii"], shaping["val_fraction"]) == (["t9"], True, 0.2)
@@ -204,9 +220,12 @@ def test_a_failed_save_leaves_the_previous_files_untouched(tmp_path):
 def test_a_manifest_that_is_damaged_or_too_new_names_the_file(tmp_path):
     path = tmp_path / "sam.persona.json"
     assert read_manifest(path) is None  # data made before manifests, or by hand
-    for text, expected in [("{", "not a readable persona manifest"), ("[]", "no format_version"),
-                           ('{"format_version": 9}', "format_version 9 is newer"),
-                           ('{"format_version": 1, "prompt": {"context_turns": "six"}}', "prompt.context_turns: 'six'")]:  # fmt: skip
+    for text, expected in [
+        ("{", "not a readable persona manifest"),
+        ("[]", "no format_version"),
+        ('{"format_version": 9}', "format_version 9 is newer"),
+        ('{"format_version": 1, "prompt": {"context_turns": "six"}}', "prompt.context_turns: 'six'"),
+    ]:
         path.write_text(text)
         with pytest.raises(UserError, match=f"^{path}: .*{expected}"):
             read_manifest(path)

@@ -30,8 +30,10 @@ def pairs(sft, tmp_path_factory):
     """Ten held-out prompts: the person's real reply chosen, an assistant-speak reply rejected."""
     rows = held_out_rows(RunConfig.from_yaml(sft / "config.yaml"), limit=10).rows
     path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    lines = [{"prompt": r["prompt"], "chosen": r["completion"], "rejected": [{"role": "assistant", "content": BOT}]}
-             for r in rows]  # fmt: skip
+    lines = [
+        {"prompt": r["prompt"], "chosen": r["completion"], "rejected": [{"role": "assistant", "content": BOT}]}
+        for r in rows
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
 
@@ -42,9 +44,31 @@ def metrics(run):
 
 def test_a_dpo_round_trains_the_runs_adapter_against_itself_and_logs_preference_accuracy(sft, pairs, tmp_path):
     out = tmp_path / "dpo"
-    done = run_cli("train", "--method", "dpo", "--from-run", sft, "--data", pairs, "--output", out, "--max-steps", 3,
-                   "--batch-size", 2, "--validation-split", 0.2, "--eval-steps", 3, "--logging-steps", 1,
-                   "--learning-rate", 1e-3, "--dtype", "fp32")  # fmt: skip
+    done = run_cli(
+        "train",
+        "--method",
+        "dpo",
+        "--from-run",
+        sft,
+        "--data",
+        pairs,
+        "--output",
+        out,
+        "--max-steps",
+        3,
+        "--batch-size",
+        2,
+        "--validation-split",
+        0.2,
+        "--eval-steps",
+        3,
+        "--logging-steps",
+        1,
+        "--learning-rate",
+        1e-3,
+        "--dtype",
+        "fp32",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["state"] == "completed"
     lines = metrics(out)
@@ -74,8 +98,25 @@ def test_a_kto_round_takes_unpaired_rows(sft, pairs, tmp_path):
     rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
     kto.write_text("".join(json.dumps(row) + "\n" for row in unpaired(rows)), encoding="utf-8")
     out = tmp_path / "kto"
-    done = run_cli("train", "--method", "kto", "--from-run", sft, "--data", kto, "--output", out, "--max-steps", 2,
-                   "--batch-size", 4, "--logging-steps", 1, "--dtype", "fp32")  # fmt: skip
+    done = run_cli(
+        "train",
+        "--method",
+        "kto",
+        "--from-run",
+        sft,
+        "--data",
+        kto,
+        "--output",
+        out,
+        "--max-steps",
+        2,
+        "--batch-size",
+        4,
+        "--logging-steps",
+        1,
+        "--dtype",
+        "fp32",
+    )
     assert done.returncode == 0, done.stderr
     assert [line["step"] for line in metrics(out) if line.get("loss") is not None] == [1, 2]
     assert all("kl" in line and "rewards/chosen" in line for line in metrics(out) if line.get("loss") is not None)
@@ -90,9 +131,11 @@ def test_refusals_name_the_run_the_line_and_the_field(sft, pairs, tmp_path, tmp_
         (("--data", pairs), "from_run: empty; method dpo trains a finished run's adapter further"),
         (("--from-run", unfinished, "--data", pairs), "has no trained model in final/ yet"),
         (("--from-run", full, "--data", pairs), "was trained with method full; a dpo round trains a LoRA adapter"),
-        (("--from-run", sft, "--data", sam_examples(tmp_path_factory)[0]),
-         "sam.jsonl line 1: expected {prompt, chosen, rejected} for method dpo, got ['completion', 'prompt']"),
-    ]  # fmt: skip
+        (
+            ("--from-run", sft, "--data", sam_examples(tmp_path_factory)[0]),
+            "sam.jsonl line 1: expected {prompt, chosen, rejected} for method dpo, got ['completion', 'prompt']",
+        ),
+    ]
     for number, (args, expected) in enumerate(cases):
         done = run_cli("train", "--method", "dpo", *args, "--output", tmp_path / f"out{number}", "--max-steps", 1)
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
@@ -101,19 +144,33 @@ def test_refusals_name_the_run_the_line_and_the_field(sft, pairs, tmp_path, tmp_
 @pytest.mark.parametrize(
     ("line", "method", "expected"),
     [
-        ('{"prompt": [{"role": "user", "content": "hi"}], "chosen": "yo", "rejected": []}', "dpo",
-         "p.jsonl line 2: chosen: expected a list with the assistant's reply"),
-        ('{"prompt": [{"role": "assistant", "content": "hi"}], "chosen": [], "rejected": []}', "dpo",
-         "p.jsonl line 2: prompt: expected a list of {role, content} messages ending with the user's"),
-        ('{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}], '
-         '"label": "yes"}', "kto", "p.jsonl line 2: label: 'yes'; expected true (desirable) or false"),
+        (
+            '{"prompt": [{"role": "user", "content": "hi"}], "chosen": "yo", "rejected": []}',
+            "dpo",
+            "p.jsonl line 2: chosen: expected a list with the assistant's reply",
+        ),
+        (
+            '{"prompt": [{"role": "assistant", "content": "hi"}], "chosen": [], "rejected": []}',
+            "dpo",
+            "p.jsonl line 2: prompt: expected a list of {role, content} messages ending with the user's",
+        ),
+        (
+            '{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}], '
+            '"label": "yes"}',
+            "kto",
+            "p.jsonl line 2: label: 'yes'; expected true (desirable) or false",
+        ),
         ("{not json", "dpo", "p.jsonl line 2: not valid JSON"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_pairs_line_is_named_with_its_field(tmp_path, line, method, expected):
-    good = {"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "yo"}],
-            "rejected": [{"role": "assistant", "content": "Hello!"}], "completion": [{"role": "assistant", "content": "yo"}],
-            "label": True}  # fmt: skip
+    good = {
+        "prompt": [{"role": "user", "content": "hi"}],
+        "chosen": [{"role": "assistant", "content": "yo"}],
+        "rejected": [{"role": "assistant", "content": "Hello!"}],
+        "completion": [{"role": "assistant", "content": "yo"}],
+        "label": True,
+    }
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(good) + "\n" + line + "\n", encoding="utf-8")
     with pytest.raises(UserError, match=expected.replace("{", r"\{").replace("(", r"\(").replace(")", r"\)")):
@@ -137,8 +194,26 @@ def test_a_rounds_report_reads_the_starting_runs_conversations(sft, pairs):
 
 
 def test_a_stopped_round_resumes_from_its_own_adapter_not_the_reference(sft, pairs, tmp_path):
-    common = ("--method", "dpo", "--from-run", sft, "--data", pairs, "--batch-size", 2, "--logging-steps", 1,
-              "--scheduler", "constant", "--learning-rate", 1e-3, "--dtype", "fp32", "--save-steps", 2)  # fmt: skip
+    common = (
+        "--method",
+        "dpo",
+        "--from-run",
+        sft,
+        "--data",
+        pairs,
+        "--batch-size",
+        2,
+        "--logging-steps",
+        1,
+        "--scheduler",
+        "constant",
+        "--learning-rate",
+        1e-3,
+        "--dtype",
+        "fp32",
+        "--save-steps",
+        2,
+    )
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     assert run_cli("train", *common, "--max-steps", 4, "--output", straight).returncode == 0
     assert run_cli("train", *common, "--max-steps", 2, "--output", halves).returncode == 0

@@ -29,12 +29,32 @@ OUTPUTS = ("out.jsonl", "out.val.jsonl", "out.persona.json", "summary.json")
 
 CASES = {
     "defaults": (EXPORT_ZIP, []),
-    "options": (EXPORT_ZIP, [
-        "--separator", "|", "--gap-minutes", "20", "--context-turns", "3",
-        "--system-prompt", "Texting as {me}.", "--no-name-prefix", "--exclude-thread", "Kemi Eze",
-        "--since", "2025-05-20", "--min-chars", "4", "--max-chars", "120", "--no-dedup",
-        "--scrub-pii", "--val-fraction", "0.3",
-    ]),
+    "options": (
+        EXPORT_ZIP,
+        [
+            "--separator",
+            "|",
+            "--gap-minutes",
+            "20",
+            "--context-turns",
+            "3",
+            "--system-prompt",
+            "Texting as {me}.",
+            "--no-name-prefix",
+            "--exclude-thread",
+            "Kemi Eze",
+            "--since",
+            "2025-05-20",
+            "--min-chars",
+            "4",
+            "--max-chars",
+            "120",
+            "--no-dedup",
+            "--scrub-pii",
+            "--val-fraction",
+            "0.3",
+        ],
+    ),
     "no-groups": (EXPORT_ZIP, ["--no-groups", "--system-prompt", "", "--until", "2025-06-25"]),
     "sample": (SAMPLE_ZIP, []),
 }
@@ -44,9 +64,21 @@ def run_prepare(source: Path, options: list[str], out_dir: Path) -> dict[str, by
     """Run the CLI as a user does; return each output file's bytes (summary without paths)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        [sys.executable, "-m", "training", "prepare", str(source), "--me", "Sam Rivera",
-         "--out", str(out_dir / "out.jsonl"), *options],
-        cwd=ROOT, capture_output=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "prepare",
+            str(source),
+            "--me",
+            "Sam Rivera",
+            "--out",
+            str(out_dir / "out.jsonl"),
+            *options,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     )
     summary = json.loads(done.stdout)
     for key in ("train_file", "validation_file", "manifest", "memory"):  # paths, which differ run to run
@@ -62,8 +94,9 @@ def golden(case: str, name: str) -> bytes:
 
 
 def first_difference(expected: bytes, actual: bytes) -> str:
-    diff = difflib.unified_diff(expected.decode().splitlines(), actual.decode().splitlines(),
-                                "golden", "now", n=0, lineterm="")
+    diff = difflib.unified_diff(
+        expected.decode().splitlines(), actual.decode().splitlines(), "golden", "now", n=0, lineterm=""
+    )
     return "\n".join(line[:300] for _, line in zip(range(12), diff))
 
 

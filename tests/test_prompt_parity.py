@@ -46,8 +46,14 @@ def imported():
 @pytest.fixture(scope="module", params=["\n", "|"], ids=["newline", "pipe"])
 def dataset(request, imported, tmp_path_factory):
     # context_turns 3 makes the window cut many prompts; no dedup, so every reply of Sam's is a row.
-    options = ShapingOptions(me=ME, separator=request.param, context_turns=3, system_prompt=DEFAULT_SYSTEM_PROMPT,
-                             dedup=False, val_fraction=0.2)  # fmt: skip
+    options = ShapingOptions(
+        me=ME,
+        separator=request.param,
+        context_turns=3,
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        dedup=False,
+        val_fraction=0.2,
+    )
     train_file, validation_file = save(prepare(imported, options), tmp_path_factory.mktemp("data") / "sam.jsonl")
     return options, train_file, validation_file
 
@@ -59,10 +65,20 @@ def run(request, dataset, tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     model = build_tiny_model(folder / "model", arch=request.param)
     config = RunConfig(
-        name="sam", model=str(model), method="lora", lora_r=4, target_modules="all-linear", max_steps=1,
-        batch_size=8, max_length=512, train_file=str(train_file), validation_file=str(validation_file),
-        output_dir=str(folder / "sam"), system_prompt="", dtype="fp32",
-    )  # fmt: skip
+        name="sam",
+        model=str(model),
+        method="lora",
+        lora_r=4,
+        target_modules="all-linear",
+        max_steps=1,
+        batch_size=8,
+        max_length=512,
+        train_file=str(train_file),
+        validation_file=str(validation_file),
+        output_dir=str(folder / "sam"),
+        system_prompt="",
+        dtype="fp32",
+    )
     status = train(config)
     assert status["state"] == "completed", status
     yield options, folder / "sam", config
@@ -112,7 +128,9 @@ def test_chat_builds_every_training_prompt_token_for_token(run, imported):
     assert held_out_prompts and any("name" in message for history in histories for message in history)  # a group
     assert sorted(chat_prompts) == sorted(train_prompts + held_out_prompts)
     # the persona's separator reached chat through the manifest, and replies split into bubbles on it
-    assert model.separator == options.separator and read_run(run_dir).manifest["prompt"]["separator"] == options.separator
+    assert (
+        model.separator == options.separator and read_run(run_dir).manifest["prompt"]["separator"] == options.separator
+    )
     assert split_bubbles(f"omw{options.separator}5 min", model.separator) == ["omw", "5 min"]
 
 

@@ -47,9 +47,15 @@ def causal_report(causal_run):
 
 
 def test_control_row_swaps_roles_so_the_other_persons_turn_is_the_reply():
-    row = {"prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hey"},
-                      {"role": "assistant", "content": "yo"}, {"role": "user", "content": "u coming?"}],
-           "completion": [{"role": "assistant", "content": "omw"}]}  # fmt: skip
+    row = {
+        "prompt": [
+            {"role": "system", "content": "You are Sam."},
+            {"role": "user", "content": "hey"},
+            {"role": "assistant", "content": "yo"},
+            {"role": "user", "content": "u coming?"},
+        ],
+        "completion": [{"role": "assistant", "content": "omw"}],
+    }
     assert control_row(row) == {
         "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "yo"}],
         "completion": [{"role": "assistant", "content": "u coming?"}],
@@ -108,7 +114,8 @@ def test_teacher_forced_loss_is_the_models_own_loss_on_the_reply_tokens(causal_r
         assert losses.tokens[-1] == 0 and losses.nll[-1] == 0  # None: no row to score
         for index, row in enumerate(rows):
             assert losses.nll[index] / losses.tokens[index] == pytest.approx(
-                transformers_loss(model, row, config, use_adapter), rel=1e-4)  # fmt: skip
+                transformers_loss(model, row, config, use_adapter), rel=1e-4
+            )
     tuned, base = (reply_losses(model, rows, config, use_adapter=flag).nll for flag in (True, False))
     assert (tuned != base).all()  # the adapter was really switched off for the base
 
@@ -122,7 +129,12 @@ def test_causal_report_numbers_privacy_and_file(causal_report, causal_run):
     drop_others = loss["others"]["base"] - loss["others"]["tuned"]
     assert loss["gap"]["value"] == pytest.approx(drop_person - drop_others)
     assert {m["key"] for m in report["metrics"]["voice"]} == {
-        "p_person", "style_distance", "length_wasserstein", "length_ks", "bubbles"}  # fmt: skip
+        "p_person",
+        "style_distance",
+        "length_wasserstein",
+        "length_ks",
+        "bubbles",
+    }
     assert len(report["metrics"]["habits"]) == 7 and len(report["plots"]["lengths"]["real"]) == 6
     assert load_report(causal_run) == json.loads(json.dumps(report))  # saved as report.json
     # Numbers only: no held-out message, reply or context is quoted anywhere in it.
@@ -192,7 +204,9 @@ def test_model_card_gets_the_report_numbers_and_examples_only_when_both_asked(ca
     plain = (export_run(causal_run, tmp_path / "plain", merge=False) / "README.md").read_text(encoding="utf-8")
     assert "## Persona report" in plain and "Person-specific gap" in plain
     p_person = next(m for m in report["metrics"]["voice"] if m["key"] == "p_person")
-    assert f"| {p_person['label']} | {p_person['real']:.2f} | {p_person['tuned']:.2f} | {p_person['base']:.2f} |" in plain
+    assert (
+        f"| {p_person['label']} | {p_person['real']:.2f} | {p_person['tuned']:.2f} | {p_person['base']:.2f} |" in plain
+    )
     assert quoted not in plain and "Side by side" not in plain
     with_examples = export_run(causal_run, tmp_path / "quoted", merge=False, report_examples=True)
     card = (with_examples / "README.md").read_text(encoding="utf-8")

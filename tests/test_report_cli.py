@@ -15,16 +15,29 @@ from training.train.config import RunConfig
 
 HISTORIES = [
     {"id": "a", "messages": [{"role": "user", "content": "hey are you coming tonight?"}]},
-    {"id": "b", "messages": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hi"},
-                             {"role": "assistant", "content": "yo"}, {"role": "user", "content": "what's up"}]},
+    {
+        "id": "b",
+        "messages": [
+            {"role": "system", "content": "You are Sam."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"},
+            {"role": "user", "content": "what's up"},
+        ],
+    },
     {"messages": [{"role": "user", "content": "lol did you see that"}]},
-]  # fmt: skip
+]
 
 
 def run_cli(*args):
     # Each call starts Python, torch and a model: minutes on a busy 2-core runner, hence the timeout.
-    return subprocess.run([sys.executable, "-m", "training", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "training", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +46,9 @@ def run(tmp_path_factory):
 
 
 def write_jsonl(path, rows) -> None:
-    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows), encoding="utf-8")
+    path.write_text(
+        "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows), encoding="utf-8"
+    )
 
 
 def test_report_prints_json_and_sentences(run):
@@ -91,8 +106,10 @@ def test_batch_chat_answers_every_history_once_loaded(run, tmp_path):
 @pytest.mark.parametrize(
     "lines, expected",
     [
-        ([HISTORIES[0], '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'],
-         "in.jsonl line 2: the last message must be the user's"),
+        (
+            [HISTORIES[0], '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'],
+            "in.jsonl line 2: the last message must be the user's",
+        ),
         ([HISTORIES[0], "", '{"messages": [{"role": "user"'], "in.jsonl line 3: not valid JSON"),
         (['{"prompt": "hi"}'], 'in.jsonl line 1: expected {"messages"'),
         (['{"messages": [{"role": "bot", "content": "hi"}]}'], "in.jsonl line 1: message 1: expected"),

@@ -18,8 +18,9 @@ from training.report.heldout import held_out_rows, reply_text
 from training.report.render import to_markdown
 from training.train.run_record import read_run
 
-QUICK = ReportOptions(limit=6, seed=0, decoding=DecodingSettings(do_sample=True, max_new_tokens=8, seed=0),
-                      memory=MemorySettings(k=2))  # fmt: skip
+QUICK = ReportOptions(
+    limit=6, seed=0, decoding=DecodingSettings(do_sample=True, max_new_tokens=8, seed=0), memory=MemorySettings(k=2)
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -36,8 +37,9 @@ def test_the_report_puts_memory_rows_next_to_tuned_and_base(causal_run):
     assert "memory" not in plain and "With memory" not in to_markdown(plain)
     memory = report["memory"]
     assert memory["k"] == 2 and memory["facts"] == 0 and memory["exchanges"] == 217  # the sample's training rows
-    assert {section: [m["key"] for m in metrics] for section, metrics in memory["metrics"].items()} == \
-        {section: [m["key"] for m in metrics] for section, metrics in report["metrics"].items()}  # fmt: skip
+    assert {section: [m["key"] for m in metrics] for section, metrics in memory["metrics"].items()} == {
+        section: [m["key"] for m in metrics] for section, metrics in report["metrics"].items()
+    }
     assert report["metrics"] == plain["metrics"]  # the rows without memory are the plain report's
     chrf = next(m for m in memory["metrics"]["content"] if m["key"] == "chrf")
     assert chrf["real"] is None and 0 <= chrf["tuned"] <= 100
@@ -71,7 +73,9 @@ def test_a_validation_split_keeps_its_rows_out_of_the_reports_memory(causal_run,
 
 
 def test_report_command_with_memory(causal_run, capsys):
-    code = main(["report", str(causal_run), "--limit", "4", "--max-new-tokens", "6", "--memory", "--memory-k", "1", "--json"])
+    code = main(
+        ["report", str(causal_run), "--limit", "4", "--max-new-tokens", "6", "--memory", "--memory-k", "1", "--json"]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["memory"]["k"] == 1

@@ -24,8 +24,12 @@ from training.report.metrics import (
 # Hand-worked fixture: four messages, the person's real replies and two models' replies to them.
 REAL = ["lol ok", "dont worry about it.", "Sure! 😂", "haha yes\nsee you at 7"]
 TUNED = ["lol sure", "im not sure.", "ok", "haha yeah\nwhat time"]
-BASE = ["I would be happy to help you with that.", "Is there anything else?", "Of course.",
-        "Hello! How can I assist you today?"]  # fmt: skip
+BASE = [
+    "I would be happy to help you with that.",
+    "Is there anything else?",
+    "Of course.",
+    "Hello! How can I assist you today?",
+]
 REPLIES = Replies(REAL, TUNED, BASE)
 # Rates by hand (share of the four replies): real, tuned, base.
 RATES = {
@@ -45,9 +49,16 @@ def by_key(metrics: list[dict]) -> dict[str, dict]:
 
 def test_reply_features_by_hand():
     assert style.reply_features("haha yes\nsee you at 7") == {
-        "lowercase_start": 1.0, "final_period": 0.0, "question": 0.0, "exclamation": 0.0, "emoji": 0.0,
-        "laughter": 1.0, "dropped_apostrophe": 0.0, "bubbles": 2.0, "length": 21.0,
-    }  # fmt: skip
+        "lowercase_start": 1.0,
+        "final_period": 0.0,
+        "question": 0.0,
+        "exclamation": 0.0,
+        "emoji": 0.0,
+        "laughter": 1.0,
+        "dropped_apostrophe": 0.0,
+        "bubbles": 2.0,
+        "length": 21.0,
+    }
     sure = style.reply_features("Sure! 😂")
     assert (sure["lowercase_start"], sure["exclamation"], sure["emoji"], sure["length"]) == (0.0, 1.0, 1.0, 7.0)
     assert math.isnan(style.reply_features("😂👍🏽")["lowercase_start"])  # no letter: does not count either way
@@ -55,14 +66,26 @@ def test_reply_features_by_hand():
     assert style.reply_features("a | b|c", separator="|")["bubbles"] == 3.0
 
 
-@pytest.mark.parametrize("reply, laughs", [("LOL", 1), ("lmaooo", 1), ("hahahaha no", 1), ("hehe", 1),
-                                           ("Lola is here", 0), ("aha", 0), ("ha", 0)])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply, laughs",
+    [("LOL", 1), ("lmaooo", 1), ("hahahaha no", 1), ("hehe", 1), ("Lola is here", 0), ("aha", 0), ("ha", 0)],
+)
 def test_laughter_is_a_word_not_a_substring(reply, laughs):
     assert style.reply_features(reply)["laughter"] == laughs
 
 
-@pytest.mark.parametrize("reply, dropped", [("im late", 1), ("Dont.", 1), ("thats it", 1), ("I'm late", 0),
-                                            ("its fine", 0), ("well ill see", 0), ("imagine", 0)])  # fmt: skip
+@pytest.mark.parametrize(
+    "reply, dropped",
+    [
+        ("im late", 1),
+        ("Dont.", 1),
+        ("thats it", 1),
+        ("I'm late", 0),
+        ("its fine", 0),
+        ("well ill see", 0),
+        ("imagine", 0),
+    ],
+)
 def test_dropped_apostrophes_only_count_unambiguous_contractions(reply, dropped):
     assert style.reply_features(reply)["dropped_apostrophe"] == dropped
 
@@ -108,7 +131,9 @@ def test_noise_floor_is_the_metric_between_two_halves_of_the_real_replies():
     a, b = [REAL[i] for i in half_a], [REAL[i] for i in half_b]
     metrics = by_key(style_metrics(REPLIES, "\n", seed=0))
     for habit in RATES:
-        expected = abs(np.mean([style.reply_features(t)[habit] for t in a]) - np.mean([style.reply_features(t)[habit] for t in b]))
+        expected = abs(
+            np.mean([style.reply_features(t)[habit] for t in a]) - np.mean([style.reply_features(t)[habit] for t in b])
+        )
         assert metrics[f"rate_{habit}"]["floor"] == pytest.approx(expected), habit
     lengths = [sorted(len(t) for t in half) for half in (a, b)]
     assert metrics["length_wasserstein"]["floor"] == pytest.approx(np.mean(np.abs(np.subtract(*lengths))))
@@ -133,15 +158,23 @@ def test_bootstrap_interval_matches_the_normal_theory_interval():
 
 def test_measure_gives_a_paired_difference_interval_and_a_verdict():
     better = np.arange(40, dtype=float)
-    metric = measure("m", "m", "lower", lambda i: (math.nan, better[i].mean(axis=-1), better[i].mean(axis=-1) + 5),
-                     floor=1.0, count=40, seed=0)  # fmt: skip
+    metric = measure(
+        "m",
+        "m",
+        "lower",
+        lambda i: (math.nan, better[i].mean(axis=-1), better[i].mean(axis=-1) + 5),
+        floor=1.0,
+        count=40,
+        seed=0,
+    )
     assert metric["tuned"] == pytest.approx(19.5) and metric["base"] == pytest.approx(24.5)
     assert metric["ci"]["difference"] == pytest.approx([-5.0, -5.0])  # paired: the same rows every time
     assert verdict(metric) == "tuned"
     assert verdict({**metric, "goal": "higher"}) == "base"
     noise = np.random.default_rng(1).normal(size=(2, 40))  # two models equally good, up to chance
-    unclear = measure("m", "m", "lower", lambda i: (math.nan, noise[0, i].mean(axis=-1), noise[1, i].mean(axis=-1)),
-                      None, 40, 0)  # fmt: skip
+    unclear = measure(
+        "m", "m", "lower", lambda i: (math.nan, noise[0, i].mean(axis=-1), noise[1, i].mean(axis=-1)), None, 40, 0
+    )
     low, high = unclear["ci"]["difference"]
     assert unclear["floor"] is None and low < 0 < high and verdict(unclear) == "unclear"
 
@@ -163,7 +196,9 @@ def test_degeneracy_by_hand():
     assert list(text.duplicated(["ok", "OK", "sure", ""])) == [1.0, 1.0, 0.0, 0.0]
     assert text.distinct(["a b a b", "a b"], 1) == pytest.approx(2 / 6)
     assert text.distinct(["a b a b", "a b"], 2) == pytest.approx(2 / 4)  # ab ba ab | ab
-    replies = Replies(["hey you", "sure", "nah", "ok then"], ["lol", "lol", "lol lol lol lol", "ok"], ["a", "b", "c", "d"])
+    replies = Replies(
+        ["hey you", "sure", "nah", "ok then"], ["lol", "lol", "lol lol lol lol", "ok"], ["a", "b", "c", "d"]
+    )
     metrics = by_key(degeneracy_metrics(replies, seed=0))
     assert metrics["duplicates"]["tuned"] == pytest.approx(2 / 4) and metrics["duplicates"]["real"] == 0.0
     assert metrics["repetition"]["tuned"] == pytest.approx(0.5 / 4)
@@ -177,8 +212,14 @@ def test_auc_by_hand():
 
 def test_classifier_tells_the_persons_texting_from_the_others():
     person = ["lol ok", "haha yeah", "omw lol", "dont care lol", "sure haha", "ya lol", "lmao no", "k haha"]
-    others = ["Good morning, how are you?", "Please send me the file.", "Thank you very much.",
-              "Could we meet on Tuesday?", "I will call you later.", "That sounds great."]  # fmt: skip
+    others = [
+        "Good morning, how are you?",
+        "Please send me the file.",
+        "Thank you very much.",
+        "Could we meet on Tuesday?",
+        "I will call you later.",
+        "That sounds great.",
+    ]
     classifier = train_classifier(person + person[:2], others)  # duplicates count once
     assert classifier.person_messages == len(person) and classifier.other_messages == len(others)
     replies = Replies(["lol yeah", "haha ok"], ["ok lol", "lol"], ["Thank you, I will.", "Good evening."])
@@ -192,10 +233,14 @@ def test_classifier_tells_the_persons_texting_from_the_others():
 def test_held_out_loss_gap_by_hand():
     # Person: base 10 nats over 4 tokens = 2.5, tuned 6/4 = 1.5, drop 1.0.
     # Control (only row 0 has one): base 3/1, tuned 2.5/1, drop 0.5. Gap = 1.0 - 0.5.
-    person = {"base": RowLosses(np.array([4.0, 6.0]), np.array([2, 2])),
-              "tuned": RowLosses(np.array([2.0, 4.0]), np.array([2, 2]))}  # fmt: skip
-    control = {"base": RowLosses(np.array([3.0, 0.0]), np.array([1, 0])),
-               "tuned": RowLosses(np.array([2.5, 0.0]), np.array([1, 0]))}  # fmt: skip
+    person = {
+        "base": RowLosses(np.array([4.0, 6.0]), np.array([2, 2])),
+        "tuned": RowLosses(np.array([2.0, 4.0]), np.array([2, 2])),
+    }
+    control = {
+        "base": RowLosses(np.array([3.0, 0.0]), np.array([1, 0])),
+        "tuned": RowLosses(np.array([2.5, 0.0]), np.array([1, 0])),
+    }
     report = loss_metrics(person, control, seed=0)
     assert (report["person"]["base"], report["person"]["tuned"]) == (2.5, 1.5)
     assert (report["others"]["base"], report["others"]["tuned"]) == (3.0, 2.5)

@@ -70,8 +70,12 @@ def test_owner_mode_refuses_the_report_to_visitors(run):
 
 
 def test_a_seq2seq_run_reports_in_the_app_too(studio, tmp_path_factory):
-    run = on_sam_data(adapter_run(tmp_path_factory, arch="blenderbot"), tmp_path_factory,
-                      sam_examples(tmp_path_factory), "tab-seq2seq")  # fmt: skip
+    run = on_sam_data(
+        adapter_run(tmp_path_factory, arch="blenderbot"),
+        tmp_path_factory,
+        sam_examples(tmp_path_factory),
+        "tab-seq2seq",
+    )
     status, summary, *_ = call(studio, "/persona_report", **{RUN: str(run), **QUICK})
     assert status.startswith("Report of **tab-seq2seq** on 4 held-out replies") and "Person-specific gap" in summary
     assert load_report(run)["model"]["seq2seq"]

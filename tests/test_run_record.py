@@ -32,10 +32,19 @@ def trained(tmp_path_factory):
     options = ShapingOptions(me="Sam Rivera", separator="|", context_turns=4, system_prompt="You are {me}.")
     train_file, validation_file = save(prepare(load([str(SAMPLE)]), options), folder / "sam.jsonl")
     config = RunConfig(
-        name="sam", model=str(build_tiny_model(folder / "tiny")), max_steps=2, batch_size=8, max_length=128,
-        logging_steps=1, lora_r=4, target_modules="all-linear", dtype="fp32", train_file=str(train_file),
-        validation_file=str(validation_file), output_dir=str(folder / "runs" / "sam"),
-    )  # fmt: skip
+        name="sam",
+        model=str(build_tiny_model(folder / "tiny")),
+        max_steps=2,
+        batch_size=8,
+        max_length=128,
+        logging_steps=1,
+        lora_r=4,
+        target_modules="all-linear",
+        dtype="fp32",
+        train_file=str(train_file),
+        validation_file=str(validation_file),
+        output_dir=str(folder / "runs" / "sam"),
+    )
     assert train(config)["state"] == "completed"
     yield folder / "runs" / "sam", config
     torch.set_num_threads(threads)
@@ -47,7 +56,11 @@ def test_a_run_reads_as_one_record(trained):
 
     assert record.name == "sam" and record.config.max_steps == 2 and record.status["state"] == "completed"
     assert record.manifest == read_manifest(manifest_path(config.train_file)) == read_manifest(run_dir / "persona.json")
-    assert (record.prompt.separator, record.prompt.context_turns, record.prompt.system_prompt) == ("|", 4, "You are Sam Rivera.")
+    assert (record.prompt.separator, record.prompt.context_turns, record.prompt.system_prompt) == (
+        "|",
+        4,
+        "You are Sam Rivera.",
+    )
     assert record.adapter and not record.seq2seq and record.base_model == config.model
     assert [m["step"] for m in record.metrics() if m.get("loss") is not None] == [1, 2]
     info = json.loads((run_dir / "final" / "talklike.json").read_text())
@@ -70,8 +83,13 @@ def test_the_run_keeps_the_manifest_it_trained_on(trained, tmp_path):
         manifest_path(config.train_file).unlink()  # data without a manifest: no stale copy is left
         assert record_manifest(Run(copy), config, resume=False) is None and not (copy / "persona.json").exists()
     finally:
-        save(prepare(load([str(SAMPLE)]), ShapingOptions(me="Sam Rivera", separator="|", context_turns=4,
-                                                          system_prompt="You are {me}.")), config.train_file)  # fmt: skip
+        save(
+            prepare(
+                load([str(SAMPLE)]),
+                ShapingOptions(me="Sam Rivera", separator="|", context_turns=4, system_prompt="You are {me}."),
+            ),
+            config.train_file,
+        )
 
 
 def _old_run(root: Path, task_type: str, config_text: str, info: dict | None) -> Path:
@@ -89,15 +107,26 @@ def _old_run(root: Path, task_type: str, config_text: str, info: dict | None) ->
 def test_runs_from_before_manifests_chat_as_they_did(tmp_path):
     base = tmp_path / "base"
     base.mkdir()
-    seq2seq = _old_run(tmp_path / "a", "SEQ_2_SEQ_LM", f"model: {base}\nseparator: ' / '\n",
-                       {"separator": " / ", "system_prompt": "You are Jo.", "seq2seq": True})  # fmt: skip
+    seq2seq = _old_run(
+        tmp_path / "a",
+        "SEQ_2_SEQ_LM",
+        f"model: {base}\nseparator: ' / '\n",
+        {"separator": " / ", "system_prompt": "You are Jo.", "seq2seq": True},
+    )
     record = read_run(seq2seq)
-    assert (record.prompt.separator, record.prompt.system_prompt, record.prompt.context_turns) == (" / ", "You are Jo.", None)
+    assert (record.prompt.separator, record.prompt.system_prompt, record.prompt.context_turns) == (
+        " / ",
+        "You are Jo.",
+        None,
+    )
     assert record.manifest is None and record.base_model == str(base)  # the adapter's base moved: found via config
     unfinished = _old_run(tmp_path / "b", "SEQ_2_SEQ_LM", f"model: {base}\nseparator: ' / '\n", None)
     assert read_run(unfinished).prompt.separator == " / "  # only config.yaml still says it
     causal = _old_run(tmp_path / "c", "CAUSAL_LM", f"model: {base}\nseparator: '|'\nsystem_prompt: hi\n", None)
-    assert (read_run(causal).prompt.separator, read_run(causal).prompt.system_prompt) == ("\n", "hi")  # chat kept newlines
+    assert (read_run(causal).prompt.separator, read_run(causal).prompt.system_prompt) == (
+        "\n",
+        "hi",
+    )  # chat kept newlines
 
 
 def test_damaged_files_name_themselves(tmp_path):

@@ -129,8 +129,9 @@ def test_stop_asks_through_the_stop_file():
 def test_a_queued_run_waits_for_the_active_one_to_end():
     busy, queued = make_run("busy"), make_run("queued")
     mark_running(busy)
-    runs.write_status(queued, state="queued", pid=os.getpid(), pid_started=runs.process_identity(os.getpid()),
-                      queued_at=time.time())  # fmt: skip
+    runs.write_status(
+        queued, state="queued", pid=os.getpid(), pid_started=runs.process_identity(os.getpid()), queued_at=time.time()
+    )
     finished = threading.Timer(0.3, lambda: runs.write_status(busy, state="completed"))
     finished.start()
 
@@ -149,8 +150,7 @@ def test_a_queued_run_stopped_while_waiting_never_starts():
 
 def test_list_runs_reads_everything_from_disk():
     done, failed = make_run("done"), make_run("failed")
-    runs.write_status(done, state="completed", started=100.0, ended=160.0, best_eval_loss=0.8, step=40,
-                      total_steps=40)  # fmt: skip
+    runs.write_status(done, state="completed", started=100.0, ended=160.0, best_eval_loss=0.8, step=40, total_steps=40)
     mark_running(failed, dead_pid())
 
     summaries = {summary["name"]: summary for summary in runs.list_runs()}

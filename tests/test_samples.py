@@ -55,8 +55,12 @@ def is_human_text(message: dict) -> bool:
 
 
 def thread_lines(thread_key: str) -> list[tuple[str, str]]:
-    return [(PEOPLE[speaker], text) for conversation in CONVERSATIONS
-            if conversation["thread"] == thread_key for _, speaker, text in conversation["lines"]]
+    return [
+        (PEOPLE[speaker], text)
+        for conversation in CONVERSATIONS
+        if conversation["thread"] == thread_key
+        for _, speaker, text in conversation["lines"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +70,7 @@ def archive():
 
 
 # ------------------------------------------------------------------ the hand-written dialogues
+
 
 def test_dialogues_are_big_enough_and_mostly_friends():
     lines = [line for conversation in CONVERSATIONS for line in conversation["lines"]]
@@ -88,8 +93,7 @@ def test_every_speaker_belongs_to_the_thread_and_references_are_valid():
             assert reactor in members and lines[index][1] != reactor  # nobody reacts to themselves
         for _, speaker, kind, _ in conversation.get("events", []):
             assert speaker in members
-            assert kind in {"photo", "sticker", "missed_call", "share", "unsent", "connected",
-                            "rename"}
+            assert kind in {"photo", "sticker", "missed_call", "share", "unsent", "connected", "rename"}
 
 
 def test_sam_texts_in_his_own_style():
@@ -101,8 +105,7 @@ def test_sam_texts_in_his_own_style():
     for habit in ["lol", "ya", "ok ok", "wait", "!!", "😭", "🙃"]:
         assert habit in joined
     assert sum("?" in text for text in sam_lines) >= 20  # he asks follow-up questions
-    runs = sum(1 for c in CONVERSATIONS for a, b in zip(c["lines"], c["lines"][1:])
-               if a[1] == b[1] == SELF)
+    runs = sum(1 for c in CONVERSATIONS for a, b in zip(c["lines"], c["lines"][1:]) if a[1] == b[1] == SELF)
     assert runs >= 80  # several bubbles in a row
 
 
@@ -121,6 +124,7 @@ def test_conversations_are_sessions_days_apart():
 
 
 # ------------------------------------------------------------------ the generated files
+
 
 def test_builder_reproduces_the_checked_in_files_byte_for_byte(tmp_path):
     zip_path, jsonl_path = build_samples.build(tmp_path)
@@ -149,8 +153,11 @@ def test_export_is_ascii_mojibake_that_decodes_to_the_dialogues(archive):
     assert raw.isascii() and b"caf\\u00c3\\u00a9" in raw  # "café" the way Facebook writes it
     for thread_key in THREADS:
         messages = all_messages(thread_documents(archive, thread_key))
-        texts = [(fix_mojibake(m["sender_name"]), fix_mojibake(m["content"]))
-                 for m in sorted(messages, key=lambda m: m["timestamp_ms"]) if is_human_text(m)]
+        texts = [
+            (fix_mojibake(m["sender_name"]), fix_mojibake(m["content"]))
+            for m in sorted(messages, key=lambda m: m["timestamp_ms"])
+            if is_human_text(m)
+        ]
         assert texts == thread_lines(thread_key)
 
 
@@ -186,8 +193,7 @@ def test_export_carries_realistic_non_text_events(archive):
     contents = [fix_mojibake(m["content"]) for m in messages if "content" in m]
     assert messenger_dyi.CONNECTED_NOTICE in contents
     assert "Maya Chen named the group climbing crew 🧗." in contents
-    reactions = Counter(fix_mojibake(reaction["reaction"])
-                        for m in messages for reaction in m.get("reactions", []))
+    reactions = Counter(fix_mojibake(reaction["reaction"]) for m in messages for reaction in m.get("reactions", []))
     assert reactions["❤"] >= 3 and reactions["😂"] >= 3
 
 
@@ -203,21 +209,25 @@ def test_persona_jsonl_opens_with_system_then_user_and_keeps_sams_turns():
         lines = conversation["lines"]
         first_friend = next(n for n, line in enumerate(lines) if line[1] != SELF)
         sam_after = [text for _, speaker, text in lines[first_friend:] if speaker == SELF]
-        assistant = [line for turn in turns if turn["role"] == "assistant"
-                     for line in turn["content"].split("\n")]
+        assistant = [line for turn in turns if turn["role"] == "assistant" for line in turn["content"].split("\n")]
         assert assistant == sam_after
-    crew_user = next(t["content"] for r, c in zip(records, CONVERSATIONS) if c["thread"] == "crew"
-                     for t in r["messages"] if t["role"] == "user")
+    crew_user = next(
+        t["content"]
+        for r, c in zip(records, CONVERSATIONS)
+        if c["thread"] == "crew"
+        for t in r["messages"]
+        if t["role"] == "user"
+    )
     assert all(line.split(": ", 1)[0] in PEOPLE.values() for line in crew_user.split("\n"))
 
 
 # ------------------------------------------------------------------ the synthetic large export
 
+
 def read_generated(root: Path) -> dict[str, list[dict]]:
     """Thread folder -> its documents, message_1 first."""
     threads: dict[str, list[dict]] = defaultdict(list)
-    paths = sorted(root.glob(f"{ROOT}/*/*/message_*.json"),
-                   key=lambda path: (path.parent, int(path.stem[8:])))
+    paths = sorted(root.glob(f"{ROOT}/*/*/message_*.json"), key=lambda path: (path.parent, int(path.stem[8:])))
     for path in paths:
         threads[str(path.parent.relative_to(root))].append(json.loads(path.read_bytes()))
     return threads
@@ -237,8 +247,7 @@ def test_generated_export_has_the_requested_size_and_layout(tmp_path):
     assert thread_types == {"Regular", "RegularGroup"}
     events = sum("content" not in m or m["type"] != "Generic" for m in messages)
     assert 0.015 < events / len(messages) < 0.045
-    texts = [fix_mojibake(m["content"]) for m in messages
-             if m["type"] == "Generic" and "content" in m]
+    texts = [fix_mojibake(m["content"]) for m in messages if m["type"] == "Generic" and "content" in m]
     assert len(set(texts)) / len(texts) > 0.8
     assert any(not text.isascii() for text in texts)
     photo = next(p["uri"] for m in messages for p in m.get("photos", []))

@@ -76,8 +76,10 @@ def test_a_zip_bigger_than_the_total_limit_is_refused_before_inflating(tmp_path,
 
 def test_an_ordinary_compressible_export_still_reads(tmp_path):
     # A real chat export compresses ~10x: far from the ratio limit, whatever its size.
-    lines = [f"[{n % 28 + 1:02d}/01/2024, 10:{n % 60:02d}:00] Maya: message number {n} about {n * 7919 % 1000}\n"
-             for n in range(60_000)]  # fmt: skip
+    lines = [
+        f"[{n % 28 + 1:02d}/01/2024, 10:{n % 60:02d}:00] Maya: message number {n} about {n * 7919 % 1000}\n"
+        for n in range(60_000)
+    ]
     data = "".join(lines).encode()
     archive = make_zip(tmp_path / "whatsapp.zip", {"_chat.txt": data})
     assert len(data) > 2 * sources.RATIO_CHECKED_FROM_BYTES

@@ -41,16 +41,28 @@ def merged(tmp_path_factory):
 
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
-    with HubServer(users={TOKEN: "alice", READ_TOKEN: "alice", BOB_TOKEN: "bob"}, read_only_tokens={READ_TOKEN}) as server:
+    with HubServer(
+        users={TOKEN: "alice", READ_TOKEN: "alice", BOB_TOKEN: "bob"}, read_only_tokens={READ_TOKEN}
+    ) as server:
         point_huggingface_hub_at(server, monkeypatch, tmp_path)
         yield server
 
 
 def test_deploy_pushes_a_private_model_and_a_space_that_reads_it_with_a_secret(merged, hub):
     limits = ChatLimits(max_new_tokens=20, message_chars=500)
-    result = deploy_bot_space(merged, "alice/sam-bot", token=TOKEN, read_token=READ_TOKEN, hardware="cpu-basic",
-                              decoding=parse_decoding(DECODING), limits=limits, endpoint=hub.url)  # fmt: skip
-    assert result["model_url"] == f"{hub.url}/alice/sam-bot" and result["space_url"] == f"{hub.url}/spaces/alice/sam-bot"
+    result = deploy_bot_space(
+        merged,
+        "alice/sam-bot",
+        token=TOKEN,
+        read_token=READ_TOKEN,
+        hardware="cpu-basic",
+        decoding=parse_decoding(DECODING),
+        limits=limits,
+        endpoint=hub.url,
+    )
+    assert (
+        result["model_url"] == f"{hub.url}/alice/sam-bot" and result["space_url"] == f"{hub.url}/spaces/alice/sam-bot"
+    )
     model, space = hub.state.repo("alice/sam-bot"), hub.state.repo("alice/sam-bot", "space")
     assert model.private and not space.private  # the weights stay private; the page is for friends
     assert space.sdk == "gradio" and space.hardware == "cpu-basic"
@@ -62,18 +74,30 @@ def test_deploy_pushes_a_private_model_and_a_space_that_reads_it_with_a_secret(m
     requirements = space.files["requirements.txt"].decode()
     assert f"gradio=={front['sdk_version']}" in requirements and "download.pytorch.org/whl/cpu" in requirements
     assert not any(name in requirements for name in TRAINING_STACK)
-    assert space.variables == {"TALKLIKE_CHAT_ONLY": "alice/sam-bot", "TALKLIKE_DECODING": space.variables["TALKLIKE_DECODING"],
-                               **limits.to_env()}  # fmt: skip
+    assert space.variables == {
+        "TALKLIKE_CHAT_ONLY": "alice/sam-bot",
+        "TALKLIKE_DECODING": space.variables["TALKLIKE_DECODING"],
+        **limits.to_env(),
+    }
     assert parse_decoding(space.variables["TALKLIKE_DECODING"]) == parse_decoding(DECODING)
     assert space.secrets == {"HF_TOKEN": READ_TOKEN} and result["notes"] == []
     secrets = (TOKEN.encode(), READ_TOKEN.encode())
-    assert not [name for repo in (model, space) for name, content in repo.files.items() if any(s in content for s in secrets)]
+    assert not [
+        name for repo in (model, space) for name, content in repo.files.items() if any(s in content for s in secrets)
+    ]
     assert hub.state.unhandled == []
 
 
 def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_model(merged, hub, tmp_path):
-    deploy_bot_space(merged, "alice/sam-bot", token=TOKEN, read_token=READ_TOKEN, decoding=parse_decoding(DECODING),
-                     limits=ChatLimits(max_new_tokens=20), endpoint=hub.url)  # fmt: skip
+    deploy_bot_space(
+        merged,
+        "alice/sam-bot",
+        token=TOKEN,
+        read_token=READ_TOKEN,
+        decoding=parse_decoding(DECODING),
+        limits=ChatLimits(max_new_tokens=20),
+        endpoint=hub.url,
+    )
     space = hub.state.repo("alice/sam-bot", "space")
     checkout = tmp_path / "space"
     for name, content in space.files.items():  # what the Space's container clones
@@ -81,30 +105,50 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
         (checkout / name).write_bytes(content)
     port, modules = free_port(), tmp_path / "modules.json"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TALKLIKE_", "PYTHONPATH"))}
-    env.update(space.variables, **space.secrets, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1", GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               TALKLIKE_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-    runner = ("import atexit, json, runpy, sys\n"
-              f"atexit.register(lambda: open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
-              "sys.argv = ['app.py']\nrunpy.run_path('app.py', run_name='__main__')\n")  # fmt: skip
+    env.update(
+        space.variables,
+        **space.secrets,
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        TALKLIKE_DATA_DIR=str(tmp_path / "data"),
+    )
+    runner = (
+        "import atexit, json, runpy, sys\n"
+        f"atexit.register(lambda: open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+        "sys.argv = ['app.py']\nrunpy.run_path('app.py', run_name='__main__')\n"
+    )
     log = tmp_path / "space.log"
     with log.open("w") as sink:  # a file, not a pipe: a full pipe would stall the app
-        space_app = subprocess.Popen([sys.executable, "-c", runner], cwd=checkout, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        space_app = subprocess.Popen(
+            [sys.executable, "-c", runner], cwd=checkout, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         url = _wait_until_serving(space_app, port, log)
         message = "hey Sam, are we still on for tonight?"
-        _, tuned, _, _ = call(Client(url, verbose=False), "/chat", Message=message)  # the page's defaults: the variables
+        _, tuned, _, _ = call(
+            Client(url, verbose=False), "/chat", Message=message
+        )  # the page's defaults: the variables
         local = generate.load_chat_model(str(merged))
         expected = generate.reply(local, [], message, decoding.preset("Greedy", max_new_tokens=12))
-        replies = [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
-                   for m in tuned if m["role"] == "assistant"]  # fmt: skip
+        replies = [
+            m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"])
+            for m in tuned
+            if m["role"] == "assistant"
+        ]
         assert "\n".join(replies) == "\n".join(generate.split_bubbles(expected, local.separator))
     finally:
         space_app.send_signal(signal.SIGINT)
         space_app.wait(timeout=60)
     output = log.read_text()
     assert hub.requests("GET", "/alice/sam-bot/resolve/")  # it fetched the private weights, with the secret
-    assert all(r.headers.get("authorization") == f"Bearer {READ_TOKEN}" for r in hub.requests(contains="/alice/sam-bot/resolve/"))
+    assert all(
+        r.headers.get("authorization") == f"Bearer {READ_TOKEN}"
+        for r in hub.requests(contains="/alice/sam-bot/resolve/")
+    )
     # What talklike's own code imported while the Space ran comes with its requirements.txt (or with theirs).
     loaded = json.loads(modules.read_text())
     assert not {name.split(".")[0] for name in loaded} & set(TRAINING_STACK)
@@ -132,8 +176,22 @@ def test_cli_deploys_a_public_model_with_no_secret_and_says_where(hub, monkeypat
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     run = adapter_run(tmp_path_factory)
-    args = build_parser().parse_args(["export", str(run.path), "--merge", "--out", str(tmp_path / "out"), "--space", "alice/pub-bot",
-                                      "--public", "--decoding", "Balanced", "--max-new-tokens", "64"])  # fmt: skip
+    args = build_parser().parse_args(
+        [
+            "export",
+            str(run.path),
+            "--merge",
+            "--out",
+            str(tmp_path / "out"),
+            "--space",
+            "alice/pub-bot",
+            "--public",
+            "--decoding",
+            "Balanced",
+            "--max-new-tokens",
+            "64",
+        ]
+    )
     result = args.handler(args)
     assert result["space_url"] == f"{hub.url}/spaces/alice/pub-bot" and json.loads(capsys.readouterr().out) == result
     space = hub.state.repo("alice/pub-bot", "space")
@@ -195,7 +253,11 @@ def _third_party_imports(checkout: Path, loaded: list[str]) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
     top_loaded = {name.split(".")[0] for name in loaded}
-    return {name for name in names & top_loaded if name not in sys.stdlib_module_names and name not in ("training", "components")}
+    return {
+        name
+        for name in names & top_loaded
+        if name not in sys.stdlib_module_names and name not in ("training", "components")
+    }
 
 
 def _installed_outside(modules: set[str], distributions: set[str]) -> set[str]:
@@ -203,5 +265,8 @@ def _installed_outside(modules: set[str], distributions: set[str]) -> set[str]:
     from importlib.metadata import packages_distributions
 
     owners = packages_distributions()
-    return {module for module in modules if module in owners
-            and not any(d.lower().replace("_", "-") in distributions for d in owners[module])}  # fmt: skip
+    return {
+        module
+        for module in modules
+        if module in owners and not any(d.lower().replace("_", "-") in distributions for d in owners[module])
+    }

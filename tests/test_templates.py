@@ -82,9 +82,7 @@ def trl_prepared(model_dir, tokenizer, rows, tmp_path, max_length):
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    config = SFTConfig(
-        output_dir=str(tmp_path / "trl"), max_length=max_length, use_cpu=True, bf16=False, report_to=[]
-    )
+    config = SFTConfig(output_dir=str(tmp_path / "trl"), max_length=max_length, use_cpu=True, bf16=False, report_to=[])
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     return [(ex["input_ids"], [int(label != -100) for label in ex["labels"]]) for ex in trainer.train_dataset]
@@ -247,8 +245,13 @@ def test_length_stats_on_rows_of_known_length(tokenizer):
     rows = [{"text": "<|im_start|>" * k} for k in range(1, 11)]
     stats = length_stats(tokenizer, rows, max_length=8)
     assert {k: stats[k] for k in ("count", "mean", "median", "max", "over_max", "dropped")} == {
-        "count": 10, "mean": 6.5, "median": 6.5, "max": 11, "over_max": 3, "dropped": 0,
-    }  # fmt: skip
+        "count": 10,
+        "mean": 6.5,
+        "median": 6.5,
+        "max": 11,
+        "over_max": 3,
+        "dropped": 0,
+    }
     assert stats["p90"] == pytest.approx(10.1) and stats["p99"] == pytest.approx(10.91)
     assert stats["trained_tokens"] == sum(range(2, 9)) + 3 * 8
     assert stats["histogram"] == [(n, n + 1, 0 if n < 2 else 1) for n in range(12)]

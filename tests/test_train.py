@@ -80,9 +80,17 @@ def test_each_method_trains_and_saves(tmp_path, llama, data, method, options):
 
 def test_seq2seq_blenderbot_with_adalora_prunes_ranks(tmp_path, blenderbot, data):
     config = tiny_config(
-        tmp_path, blenderbot, data, method="adalora", adalora_init_r=6, adalora_target_r=2, max_steps=10,
-        target_modules="auto", validation_file=str(data["validation"]), early_stopping_patience=3,
-    )  # fmt: skip
+        tmp_path,
+        blenderbot,
+        data,
+        method="adalora",
+        adalora_init_r=6,
+        adalora_target_r=2,
+        max_steps=10,
+        target_modules="auto",
+        validation_file=str(data["validation"]),
+        early_stopping_patience=3,
+    )
     status = train(config)
 
     assert status["state"] == "completed", status
@@ -101,8 +109,10 @@ def test_seq2seq_input_joins_messages_with_the_separator(blenderbot, data):
     from training.train.dataset import seq2seq_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(blenderbot)
-    row = {"prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "yo\nyou up?"}],
-           "completion": [{"role": "assistant", "content": "always\nlol"}]}  # fmt: skip
+    row = {
+        "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "yo\nyou up?"}],
+        "completion": [{"role": "assistant", "content": "always\nlol"}],
+    }
     dataset, _ = seq2seq_dataset(tokenizer, [row], RunConfig(model=str(blenderbot)), separator="|")
 
     assert tokenizer.decode(dataset[0]["input_ids"], skip_special_tokens=True) == "yo|you up?"
@@ -112,11 +122,22 @@ def test_seq2seq_input_joins_messages_with_the_separator(blenderbot, data):
 def test_rows_in_every_persona_shape_are_read_and_split(tmp_path):
     from training.train.dataset import load_rows, read_rows
 
-    messages = {"messages": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hi"},
-                             {"role": "assistant", "content": "yo"}, {"role": "user", "content": "sup"},
-                             {"role": "assistant", "content": "nm"}]}  # fmt: skip
-    distinct = [{"prompt": [{"role": "user", "content": f"message {n}"}], "completion": [{"role": "assistant", "content": f"reply {n}"}]}
-                for n in range(18)]  # fmt: skip
+    messages = {
+        "messages": [
+            {"role": "system", "content": "You are Sam."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo"},
+            {"role": "user", "content": "sup"},
+            {"role": "assistant", "content": "nm"},
+        ]
+    }
+    distinct = [
+        {
+            "prompt": [{"role": "user", "content": f"message {n}"}],
+            "completion": [{"role": "assistant", "content": f"reply {n}"}],
+        }
+        for n in range(18)
+    ]
     path = write_jsonl(tmp_path / "mixed.jsonl", [messages, {"text": "Question: hi. Answer: yo"}, *distinct])
 
     rows = read_rows(path)

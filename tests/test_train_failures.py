@@ -83,7 +83,9 @@ def test_killed_training_process_is_reported_and_resumes(tmp_path, llama, data, 
             process.wait()
     final = runs.read_status(run)
     assert final["state"] == "completed" and final["step"] == killed_at + 4
-    resumed_steps = [line["step"] for line in metrics(run.path) if line["step"] > killed_at and line["loss"] is not None]
+    resumed_steps = [
+        line["step"] for line in metrics(run.path) if line["step"] > killed_at and line["loss"] is not None
+    ]
     assert resumed_steps == [killed_at + 1, killed_at + 2, killed_at + 3, killed_at + 4]
     assert [summary["state"] for summary in runs.list_runs()] == ["completed"]
 
@@ -138,8 +140,18 @@ def test_user_errors_end_the_run_with_their_message(tmp_path, llama, data, field
 
 
 def test_cli_exit_code_and_one_line_error(tmp_path, llama, data):
-    command = [sys.executable, "-m", "training", "train", "--model", str(llama), "--data", str(tmp_path / "none.jsonl"),
-               "--output", str(tmp_path / "run")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--model",
+        str(llama),
+        "--data",
+        str(tmp_path / "none.jsonl"),
+        "--output",
+        str(tmp_path / "run"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=runs.PROJECT_ROOT, timeout=120)
 
     assert result.returncode == 2
@@ -164,8 +176,14 @@ def test_stop_file_ends_training_after_the_current_step_with_a_save(tmp_path):
 
 def cli_train(*args, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "TALKLIKE_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "training", "train", *map(str, args)], capture_output=True,
-                          text=True, cwd=runs.PROJECT_ROOT, timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "training", "train", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=runs.PROJECT_ROOT,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -216,16 +234,27 @@ def test_cli_refuses_a_second_run_while_one_is_active(tmp_path, llama, data):
     other = subprocess.Popen(["sleep", "60"])  # stands in for the training process of the active run
     try:
         runs.write_status(busy, state="running", pid=other.pid, pid_started=runs.process_identity(other.pid))
-        result = cli_train("--model", llama, "--data", data["train"], "--name", "second", "--max-steps", 2,
-                           data_dir=data_dir)  # fmt: skip
-        elsewhere = cli_train("--model", llama, "--data", data["train"], "--output", tmp_path / "own-folder",
-                              "--max-steps", 2, data_dir=data_dir)  # fmt: skip
+        result = cli_train(
+            "--model", llama, "--data", data["train"], "--name", "second", "--max-steps", 2, data_dir=data_dir
+        )
+        elsewhere = cli_train(
+            "--model",
+            llama,
+            "--data",
+            data["train"],
+            "--output",
+            tmp_path / "own-folder",
+            "--max-steps",
+            2,
+            data_dir=data_dir,
+        )
     finally:
         other.kill()
         other.wait()
     for refused in (result, elsewhere):
-        assert one_line_error(refused) == "error: a run is already active: busy; stop it first, or pass --wait to queue this one"
+        assert (
+            one_line_error(refused)
+            == "error: a run is already active: busy; stop it first, or pass --wait to queue this one"
+        )
     assert runs.read_status(runs.Run(data_dir / "runs" / "second"))["state"] != "running"
     assert not (data_dir / "runs" / "second" / "final").exists() and not (tmp_path / "own-folder" / "final").exists()
-
-

@@ -51,8 +51,15 @@ def test_estimate_start_watch_reconnect_and_stop(ui):
     returns = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/load_preset"]["returns"]
     form = {r["label"]: value for r, value in zip(returns[1:], values)}
     assert form["Model: Hub id, local folder, or offline-tiny"] == "offline-tiny"
-    form.update({"Recipe": "offline-tiny", "Max steps (0 = by epochs)": 400, "Log every (steps)": 2,
-                 "Evaluate every (steps)": 10, "Checkpoint every (steps)": 10})  # fmt: skip
+    form.update(
+        {
+            "Recipe": "offline-tiny",
+            "Max steps (0 = by epochs)": 400,
+            "Log every (steps)": 2,
+            "Evaluate every (steps)": 10,
+            "Checkpoint every (steps)": 10,
+        }
+    )
     report = call(client, "/estimate", **form)
     assert "trainable" in report and "Peak memory" in report and "400 steps" in report
 
@@ -115,8 +122,10 @@ def test_add_data_set_mixes_a_knowledge_set_into_the_run(ui):
     notes = train_file.parent / "notes"
     notes.mkdir()
     (notes / "climbing.md").write_text("# Climbing\n\nThe gym opens at 7 and the slab wall is my favourite.\n")
-    knowledge_file, _ = knowledge.save(knowledge.build(knowledge.template_rows(knowledge.read_knowledge([notes])), []),
-                                       train_file.parent / "knowledge.jsonl")  # fmt: skip
+    knowledge_file, _ = knowledge.save(
+        knowledge.build(knowledge.template_rows(knowledge.read_knowledge([notes])), []),
+        train_file.parent / "knowledge.jsonl",
+    )
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="Add data set: .*nowhere.jsonl does not exist"):
         client.predict([], "/nowhere.jsonl", 0.5, api_name="/add_data_set")
@@ -128,11 +137,16 @@ def test_add_data_set_mixes_a_knowledge_set_into_the_run(ui):
     source, *values = client.predict("offline-tiny", str(train_file), [], api_name="/load_preset")
     returns = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/load_preset"]["returns"]
     form = {r["label"]: value for r, value in zip(returns[1:], values)}
-    form.update({"Recipe": "offline-tiny", "Max steps (0 = by epochs)": 2, "Mixed-in data sets (PATH=WEIGHT)": again["value"]})
+    form.update(
+        {"Recipe": "offline-tiny", "Max steps (0 = by epochs)": 2, "Mixed-in data sets (PATH=WEIGHT)": again["value"]}
+    )
     run = call(client, "/start_run", **form)[0]["value"]
     status, *_ = wait_for(lambda s, p, rows, log: "completed" in s or "failed" in s, client, run)
     assert "completed" in status, status
     run_dir = Path(status.split("Saved model: `")[1].split("`")[0]).parent
     mix = json.loads((run_dir / "mix.json").read_text())
-    assert [(Path(s["path"]).name, s["weight"], s["rows"]) for s in mix["sources"]] == [("sam.jsonl", 1.0, 217), ("knowledge.jsonl", 0.5, 1)]
+    assert [(Path(s["path"]).name, s["weight"], s["rows"]) for s in mix["sources"]] == [
+        ("sam.jsonl", 1.0, 217),
+        ("knowledge.jsonl", 0.5, 1),
+    ]
     assert mix["leak_check"]["leaked"] == 0 and mix["leak_check"]["validation_rows"] == 28

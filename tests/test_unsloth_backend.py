@@ -36,7 +36,9 @@ class StandIn:
         self.loaded = kwargs
         if self.fail_with is not None:
             raise self.fail_with
-        return AutoModelForCausalLM.from_pretrained(kwargs["model_name"]), AutoTokenizer.from_pretrained(kwargs["model_name"])
+        return AutoModelForCausalLM.from_pretrained(kwargs["model_name"]), AutoTokenizer.from_pretrained(
+            kwargs["model_name"]
+        )
 
     def get_peft_model(self, model, **kwargs):
         self.adapted = kwargs
@@ -109,11 +111,14 @@ def test_unsloth_that_cannot_be_imported_falls_back(monkeypatch, llama):
     assert loaded.backend == "transformers+peft" and "Unsloth cannot be imported" in loaded.backend_note
 
 
-@pytest.mark.parametrize("fields, hardware, reason", [
-    ({"dtype": "fp32"}, GPU, "dtype fp32"),
-    ({"method": "dora"}, GPU, "does not train method dora"),
-    ({}, methods.Hardware(cuda=False, bf16=False), "no CUDA GPU"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fields, hardware, reason",
+    [
+        ({"dtype": "fp32"}, GPU, "dtype fp32"),
+        ({"method": "dora"}, GPU, "does not train method dora"),
+        ({}, methods.Hardware(cuda=False, bf16=False), "no CUDA GPU"),
+    ],
+)
 def test_runs_unsloth_cannot_train_say_why_and_on_refuses_them(unsloth, llama, fields, hardware, reason):
     stand_in = unsloth()
     config = gpu_config(llama, **fields)
@@ -143,6 +148,6 @@ def test_the_training_process_reaches_unsloth_before_importing_transformers_trl_
         "methods.import_unsloth_first = first\n"
         "from training.cli import main\n"
         f"main(['train', '--preset', 'offline-tiny', '--data', 'unused.jsonl', '--output', {str(tmp_path / 'run')!r}])\n"
-    )  # fmt: skip
+    )
     result = subprocess.run([sys.executable, "-c", spy], capture_output=True, text=True, timeout=120)
     assert "imported: []" in result.stdout, result.stdout + result.stderr

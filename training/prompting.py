@@ -88,7 +88,10 @@ def message_turns(messages: Iterable[Message], me: str, separator: str) -> list[
 
 
 _SPEAKER_AND_SIDE = attrgetter("speaker", "mine")
-_SENDER, _TEXT = attrgetter("sender"), attrgetter("text")  # one sender is always on one side, so it alone cuts the same runs
+_SENDER, _TEXT = (
+    attrgetter("sender"),
+    attrgetter("text"),
+)  # one sender is always on one side, so it alone cuts the same runs
 _new_turn = partial(tuple.__new__, Turn)  # Turn((speaker, text, mine)) without NamedTuple's Python-level __new__
 
 

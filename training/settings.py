@@ -28,8 +28,9 @@ from typing import Any
 from training.errors import UserError
 
 
-def setting(default: Any = dataclasses.MISSING, *, label: str, help: str, factory: Any = dataclasses.MISSING,
-            **meta: Any) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, *, label: str, help: str, factory: Any = dataclasses.MISSING, **meta: Any
+) -> Any:
     """A dataclass field with its description; `factory` for mutable defaults (lists)."""
     return dataclasses.field(default=default, default_factory=factory, metadata={"label": label, "help": help, **meta})
 
@@ -140,8 +141,14 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
 
 
 _FAILED = object()
-_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true/false", str: "text",
-               list[str]: "a list of names", type(None): "empty"}
+_TYPE_WORDS = {
+    int: "a whole number",
+    float: "a number",
+    bool: "true/false",
+    str: "text",
+    list[str]: "a list of names",
+    type(None): "empty",
+}
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 

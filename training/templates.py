@@ -145,18 +145,21 @@ def render_loss_mask(tokenizer: Any, row: dict, max_length: int | None = None) -
     """
     encoded = _encode(tokenizer, [row], with_offsets=True)[0]
     labels = [
-        CUT_OFF if max_length is not None and index >= max_length
-        else TRAINED if index >= encoded.trained_from
+        CUT_OFF
+        if max_length is not None and index >= max_length
+        else TRAINED
+        if index >= encoded.trained_from
         else None
         for index in range(len(encoded.ids))
-    ]  # fmt: skip
+    ]
     if encoded.offsets is None:
         return _runs_by_decoding(tokenizer, encoded.ids, labels)
     return _runs_by_offsets(tokenizer, encoded, labels)
 
 
-def length_stats(tokenizer: Any, rows: list[dict], max_length: int | None,
-                 char_budget: int = STATS_CHAR_BUDGET) -> dict[str, Any]:  # fmt: skip
+def length_stats(
+    tokenizer: Any, rows: list[dict], max_length: int | None, char_budget: int = STATS_CHAR_BUDGET
+) -> dict[str, Any]:
     """Token lengths of the rows as trained, and what max_length does to them.
 
     count: rows measured (the first rows within `char_budget` characters, at least one);
@@ -241,8 +244,9 @@ def _is_message(message: Any) -> bool:
     )
 
 
-def _encode(tokenizer: Any, rows: list[dict], with_offsets: bool = False, first: int = 1,
-            numbered: bool | None = None) -> list[_Encoded]:  # fmt: skip
+def _encode(
+    tokenizer: Any, rows: list[dict], with_offsets: bool = False, first: int = 1, numbered: bool | None = None
+) -> list[_Encoded]:
     """Render and tokenize rows in two batched tokenizer calls (chat rows, text rows).
 
     apply_chat_template(tokenize=True), which TRL calls, is render + tokenizer(text,

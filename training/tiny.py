@@ -66,9 +66,7 @@ def build_tiny_model(
     return out
 
 
-def train_tokenizer(
-    corpus: list[str], vocab_size: int = 2048, model_max_length: int = 2048
-) -> PreTrainedTokenizerFast:
+def train_tokenizer(corpus: list[str], vocab_size: int = 2048, model_max_length: int = 2048) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with ChatML special tokens and a ChatML template with generation markers."""
     texts = [text for text in corpus if isinstance(text, str) and text]
     if not texts:
@@ -98,20 +96,34 @@ def _build_model(arch: str, vocab: int, ids: dict[str, int]) -> PreTrainedModel:
     special = {"pad_token_id": ids[PAD], "eos_token_id": ids[EOS], "bos_token_id": ids[EOS]}
     if arch == "llama":  # ~5M parameters
         config = LlamaConfig(
-            vocab_size=vocab, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=2, intermediate_size=1024, max_position_embeddings=_CONTEXT[arch],
-            tie_word_embeddings=False, **special,
-        )  # fmt: skip
+            vocab_size=vocab,
+            hidden_size=256,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=1024,
+            max_position_embeddings=_CONTEXT[arch],
+            tie_word_embeddings=False,
+            **special,
+        )
         return LlamaForCausalLM(config)
     if arch == "gpt2":  # ~4M parameters
         config = GPT2Config(vocab_size=vocab, n_embd=256, n_layer=4, n_head=4, n_positions=_CONTEXT[arch], **special)
         return GPT2LMHeadModel(config)
     config = BlenderbotConfig(  # ~4M parameters; BART-style: the decoder starts from EOS
-        vocab_size=vocab, d_model=256, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=1024, decoder_ffn_dim=1024,
-        max_position_embeddings=_CONTEXT[arch], decoder_start_token_id=ids[EOS], forced_eos_token_id=ids[EOS],
+        vocab_size=vocab,
+        d_model=256,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=1024,
+        decoder_ffn_dim=1024,
+        max_position_embeddings=_CONTEXT[arch],
+        decoder_start_token_id=ids[EOS],
+        forced_eos_token_id=ids[EOS],
         **special,
-    )  # fmt: skip
+    )
     return BlenderbotForConditionalGeneration(config)
 
 
@@ -148,22 +160,53 @@ _OPENERS = ["hey", "hi", "hello", "yo", "morning", "hey hey", "hiya", "evening",
 _TIMES = ["tonight", "tomorrow", "at 7", "after work", "on Saturday", "this weekend", "around noon", "later"]
 _PLACES = ["the cafe", "the park", "Marco's place", "the cinema", "the gym", "the station", "the pub", "the beach"]
 _QUESTIONS = [
-    "how are you?", "what are you up to?", "are we still on for {time}?", "did you see the game?",
-    "want to meet at {place} {time}?", "can you call me {time}?", "did you finish the report?",
-    "have you eaten yet?", "is it raining where you are?", "what time does it start?",
-    "do you need anything from the shop?", "how was the trip?", "are you coming {time}?",
+    "how are you?",
+    "what are you up to?",
+    "are we still on for {time}?",
+    "did you see the game?",
+    "want to meet at {place} {time}?",
+    "can you call me {time}?",
+    "did you finish the report?",
+    "have you eaten yet?",
+    "is it raining where you are?",
+    "what time does it start?",
+    "do you need anything from the shop?",
+    "how was the trip?",
+    "are you coming {time}?",
 ]
 _ANSWERS = [
-    "good thanks, you?", "not much, just chilling", "yes! see you {time}", "haha no, I missed it",
-    "sure, {place} works for me", "can't {time}, sorry. maybe tomorrow?", "almost done, sending it soon",
-    "not yet, starving", "pouring all day lol", "I think it starts at 8", "milk and bread please :)",
-    "amazing, the food was great", "omg yes", "I'll be a bit late, traffic is terrible",
-    "ok cool", "sounds good!", "lol same", "no worries", "thanks so much!", "I'm on my way",
+    "good thanks, you?",
+    "not much, just chilling",
+    "yes! see you {time}",
+    "haha no, I missed it",
+    "sure, {place} works for me",
+    "can't {time}, sorry. maybe tomorrow?",
+    "almost done, sending it soon",
+    "not yet, starving",
+    "pouring all day lol",
+    "I think it starts at 8",
+    "milk and bread please :)",
+    "amazing, the food was great",
+    "omg yes",
+    "I'll be a bit late, traffic is terrible",
+    "ok cool",
+    "sounds good!",
+    "lol same",
+    "no worries",
+    "thanks so much!",
+    "I'm on my way",
 ]
 _FOLLOW_UPS = [
-    "great, see you then", "ok, text me when you get there", "perfect, thanks {name}",
-    "haha fair enough", "let me know if anything changes", "love it", "bring a jacket, it's cold",
-    "what should I bring?", "can't wait!", "ok talk soon",
+    "great, see you then",
+    "ok, text me when you get there",
+    "perfect, thanks {name}",
+    "haha fair enough",
+    "let me know if anything changes",
+    "love it",
+    "bring a jacket, it's cold",
+    "what should I bring?",
+    "can't wait!",
+    "ok talk soon",
 ]
 
 

@@ -34,7 +34,9 @@ def read_histories(path: str | os.PathLike) -> list[dict]:
     except FileNotFoundError:
         raise UserError(f"--prompts: {path} does not exist") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path.name}: not UTF-8 text; expected JSONL with one {{\"messages\": [...]}} per line") from None
+        raise UserError(
+            f'{path.name}: not UTF-8 text; expected JSONL with one {{"messages": [...]}} per line'
+        ) from None
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -47,7 +49,7 @@ def read_histories(path: str | os.PathLike) -> list[dict]:
         _check_history(record, where)
         records.append(record)
     if not records:
-        raise UserError(f"{path.name}: no lines; expected one {{\"messages\": [...]}} per line")
+        raise UserError(f'{path.name}: no lines; expected one {{"messages": [...]}} per line')
     return records
 
 
@@ -56,23 +58,38 @@ def _check_history(record, where: str) -> None:
         raise UserError(f'{where}: expected {{"messages": [{{"role": ..., "content": ...}}, ...]}}')
     for index, message in enumerate(record["messages"], start=1):
         if not (isinstance(message, dict) and message.get("role") in ROLES and isinstance(message.get("content"), str)):
-            raise UserError(f"{where}: message {index}: expected {{\"role\": system|user|assistant, \"content\": text}}")
+            raise UserError(f'{where}: message {index}: expected {{"role": system|user|assistant, "content": text}}')
     if record["messages"][-1]["role"] != "user":
-        raise UserError(f"{where}: the last message must be the user's (the one to answer), not {record['messages'][-1]['role']!r}")
+        raise UserError(
+            f"{where}: the last message must be the user's (the one to answer), not {record['messages'][-1]['role']!r}"
+        )
 
 
-def reply_all(model, records: list[dict], settings=None, use_adapter: bool = True,
-              cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None,
-              memory=None) -> list[dict]:  # fmt: skip
+def reply_all(
+    model,
+    records: list[dict],
+    settings=None,
+    use_adapter: bool = True,
+    cancel: threading.Event | None = None,
+    advance: Callable[[int], None] | None = None,
+    memory=None,
+) -> list[dict]:
     """Each record with "reply" added: the model's answer to its last message, given the ones before."""
     requests = [(record["messages"][:-1], record["messages"][-1]["content"]) for record in records]
     replies = generate_batch(model, requests, settings, use_adapter, cancel, advance, memory=memory)
     return [{**record, "reply": text} for record, text in zip(records, replies)]
 
 
-def generate_batch(model, requests: list[tuple[list[dict], str]], settings=None, use_adapter: bool = True,
-                   cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None,
-                   batch_size: int = BATCH_SIZE, memory=None) -> list[str]:  # fmt: skip
+def generate_batch(
+    model,
+    requests: list[tuple[list[dict], str]],
+    settings=None,
+    use_adapter: bool = True,
+    cancel: threading.Event | None = None,
+    advance: Callable[[int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+    memory=None,
+) -> list[str]:
     """The replies to (history, message) requests, in order; `advance(done)` after each batch.
 
     `memory` (memory_prompt.ChatMemory) recalls past exchanges into each prompt.
@@ -84,8 +101,10 @@ def generate_batch(model, requests: list[tuple[list[dict], str]], settings=None,
     settings = dataclasses.replace(settings or DecodingSettings()).validate()
     if not use_adapter and not model.has_adapter:
         raise UserError(f"base model: {model.name} has no adapter to switch off (a full fine-tune or a plain model)")
-    prompts = [build_prompt(model, history, message, settings.max_new_tokens, memory).input_ids
-               for history, message in requests]  # fmt: skip
+    prompts = [
+        build_prompt(model, history, message, settings.max_new_tokens, memory).input_ids
+        for history, message in requests
+    ]
     order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))  # similar lengths pad least
     replies: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
@@ -109,18 +128,29 @@ def _generate_together(model, prompts: list[list[int]], settings, use_adapter: b
     config = _generation_config(model, settings)
     width = max(len(ids) for ids in prompts)
     # A causal model continues the prompt's last token, so padding goes on the left; an encoder's on the right.
-    rows = [([config.pad_token_id] * (width - len(ids)) + ids) if not model.seq2seq else
-            (ids + [config.pad_token_id] * (width - len(ids))) for ids in prompts]  # fmt: skip
-    masks = [([0] * (width - len(ids)) + [1] * len(ids)) if not model.seq2seq else
-             ([1] * len(ids) + [0] * (width - len(ids))) for ids in prompts]  # fmt: skip
+    rows = [
+        ([config.pad_token_id] * (width - len(ids)) + ids)
+        if not model.seq2seq
+        else (ids + [config.pad_token_id] * (width - len(ids)))
+        for ids in prompts
+    ]
+    masks = [
+        ([0] * (width - len(ids)) + [1] * len(ids))
+        if not model.seq2seq
+        else ([1] * len(ids) + [0] * (width - len(ids)))
+        for ids in prompts
+    ]
     inputs = torch.tensor(rows, device=model.device)
     extra = {"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}
     criteria = StoppingCriteriaList([_event_criteria_class()([cancel])] if cancel is not None else [])
     with model.lock, _adapter(model, use_adapter), _seeded(settings.seed, model.device), torch.no_grad():
         output = model.model.generate(
-            input_ids=inputs, attention_mask=torch.tensor(masks, device=model.device), generation_config=config,
-            stopping_criteria=criteria, **extra,
-        )  # fmt: skip
+            input_ids=inputs,
+            attention_mask=torch.tensor(masks, device=model.device),
+            generation_config=config,
+            stopping_criteria=criteria,
+            **extra,
+        )
     new_tokens = output if model.seq2seq else output[:, width:]
     texts = model.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     return [_before_stop(text, model.stop_strings)[0] for text in texts]

@@ -40,13 +40,28 @@ def _lock(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / ".feedback.lock"
 
 
-def record(run_dir: str | os.PathLike, prompt: list[dict], reply: str, column: str, verdict: str,
-           rewrite: str | None = None, decoding: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def record(
+    run_dir: str | os.PathLike,
+    prompt: list[dict],
+    reply: str,
+    column: str,
+    verdict: str,
+    rewrite: str | None = None,
+    decoding: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Append one judgement to the run's feedback file and return it (with its new id)."""
-    entry = _checked({
-        "id": uuid.uuid4().hex[:12], "time": round(time.time(), 3), "prompt": prompt, "reply": reply,
-        "column": column, "decoding": dict(decoding or {}), "verdict": verdict, "rewrite": rewrite,
-    })  # fmt: skip
+    entry = _checked(
+        {
+            "id": uuid.uuid4().hex[:12],
+            "time": round(time.time(), 3),
+            "prompt": prompt,
+            "reply": reply,
+            "column": column,
+            "decoding": dict(decoding or {}),
+            "verdict": verdict,
+            "rewrite": rewrite,
+        }
+    )
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     folder = Path(run_dir)
     if not folder.is_dir():
@@ -87,8 +102,9 @@ def read_feedback(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return entries
 
 
-def edit(run_dir: str | os.PathLike, entry_id: str, verdict: str | None = None,
-         rewrite: str | None = None) -> dict[str, Any]:  # fmt: skip
+def edit(
+    run_dir: str | os.PathLike, entry_id: str, verdict: str | None = None, rewrite: str | None = None
+) -> dict[str, Any]:
     """Change a judgement's verdict and/or rewrite; a rewrite given alone makes the verdict "rewrite"."""
 
     def change(entry: dict) -> dict:
@@ -131,8 +147,11 @@ def _checked(entry: Any) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise UserError(f"expected a JSON object, got {type(entry).__name__}")
     prompt = entry.get("prompt")
-    if not (isinstance(prompt, list) and prompt and all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in prompt)):  # fmt: skip
+    if not (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in prompt)
+    ):
         raise UserError("prompt: expected a non-empty list of {role: system|user|assistant, content: text}")
     if not isinstance(entry.get("reply"), str):
         raise UserError("reply: expected the generated text")

@@ -68,8 +68,13 @@ class Prompt:
     remembered: Remembered | None = None  # the facts and past exchanges it was given (Memory on)
 
 
-def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict, max_new_tokens: int = 128,
-                 memory: ChatMemory | None = None) -> Prompt:  # fmt: skip
+def build_prompt(
+    model: ChatModel,
+    history: Sequence[dict],
+    message: str | dict,
+    max_new_tokens: int = 128,
+    memory: ChatMemory | None = None,
+) -> Prompt:
     """The model's input for history + message, built as its training rows were (prompting.py).
 
     `history` and a dict `message` are OpenAI messages; a user message's `name` makes it a group chat.
@@ -86,8 +91,10 @@ def build_prompt(model: ChatModel, history: Sequence[dict], message: str | dict,
         raise UserError(f"max_new_tokens: {max_new_tokens} leaves no room; the model takes {model.context_size} tokens")
     if model.seq2seq:
         if memory is not None:
-            raise UserError(f"memory: {model.name} is an encoder-decoder model, trained without a system prompt "
-                            "to hold memories; use memory with a chat (causal) model")  # fmt: skip
+            raise UserError(
+                f"memory: {model.name} is an encoder-decoder model, trained without a system prompt "
+                "to hold memories; use memory with a chat (causal) model"
+            )
         return _seq2seq_prompt(model, messages, limit)
     if memory is None:
         best = _fit(model, messages, limit)
@@ -166,9 +173,11 @@ def stream_reply(
     stop_events = [event for event in (halt, cancel) if event is not None]
     failures: list[BaseException] = []
     worker = threading.Thread(
-        target=_generate, args=(model, prompt, settings, use_adapter, streamer, stop_events, failures),
-        name="talklike-generate", daemon=True,
-    )  # fmt: skip
+        target=_generate,
+        args=(model, prompt, settings, use_adapter, streamer, stop_events, failures),
+        name="talklike-generate",
+        daemon=True,
+    )
     worker.start()
     text, shown = "", ""
     try:
@@ -191,8 +200,14 @@ def stream_reply(
         raise failures[0]
 
 
-def reply(model: ChatModel, history: Sequence[dict], message: str, settings: DecodingSettings | None = None,
-          use_adapter: bool = True, memory: ChatMemory | None = None) -> str:  # fmt: skip
+def reply(
+    model: ChatModel,
+    history: Sequence[dict],
+    message: str,
+    settings: DecodingSettings | None = None,
+    use_adapter: bool = True,
+    memory: ChatMemory | None = None,
+) -> str:
     text = ""
     for text in stream_reply(model, history, message, settings, use_adapter, memory=memory):  # noqa: B007 - the last one
         pass
@@ -214,9 +229,13 @@ def _generate(model, prompt, settings, use_adapter, streamer, stop_events, failu
             extra = {"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}
             with _adapter(model, use_adapter), _seeded(settings.seed, model.device):
                 model.model.generate(
-                    input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=streamer,
-                    generation_config=_generation_config(model, settings), stopping_criteria=criteria, **extra,
-                )  # fmt: skip
+                    input_ids=inputs,
+                    attention_mask=torch.ones_like(inputs),
+                    streamer=streamer,
+                    generation_config=_generation_config(model, settings),
+                    stopping_criteria=criteria,
+                    **extra,
+                )
         finally:
             model.lock.release()
     except BaseException as error:  # noqa: BLE001 - handed to the consumer thread, which re-raises it
@@ -230,11 +249,13 @@ def _generation_config(model: ChatModel, settings: DecodingSettings):
     sampling = dict(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     # Greedy: unset the model's own sampling defaults, which transformers would warn are ignored.
     config.update(
-        do_sample=settings.do_sample, max_new_tokens=settings.max_new_tokens, max_length=None,
+        do_sample=settings.do_sample,
+        max_new_tokens=settings.max_new_tokens,
+        max_length=None,
         repetition_penalty=settings.repetition_penalty if settings.repetition_penalty != 1 else None,
         no_repeat_ngram_size=settings.no_repeat_ngram_size or None,
         **(sampling if settings.do_sample else dict.fromkeys(sampling)),
-    )  # fmt: skip
+    )
     if config.pad_token_id is None:
         config.pad_token_id = model.tokenizer.pad_token_id or model.tokenizer.eos_token_id
     return config

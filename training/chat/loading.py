@@ -145,11 +145,15 @@ def _plan_folder(path: Path) -> _Plan:
         chat_template = folder.info["chat_template"]
     signature = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.path.iterdir() if p.is_file()))
     return _Plan(
-        name=name, weights=str(folder.path), base=base if folder.adapter else None,
-        tokenizer=str(folder.path) if folder.has_tokenizer or not folder.adapter else base, prompt=prompt,
-        chat_template=chat_template, trained_length=trained_length if isinstance(trained_length, int) else None,
+        name=name,
+        weights=str(folder.path),
+        base=base if folder.adapter else None,
+        tokenizer=str(folder.path) if folder.has_tokenizer or not folder.adapter else base,
+        prompt=prompt,
+        chat_template=chat_template,
+        trained_length=trained_length if isinstance(trained_length, int) else None,
         signature=signature,
-    )  # fmt: skip
+    )
 
 
 def load_plan(source: str | os.PathLike, load_in: str = "auto", device: str | None = None):
@@ -186,11 +190,19 @@ def _load(plan: _Plan, device: str, load_in: str) -> ChatModel:
     if not seq2seq:
         ensure_chat_template(tokenizer, fallback=plan.chat_template)
     return ChatModel(
-        model=model, tokenizer=tokenizer, name=plan.name, seq2seq=seq2seq, has_adapter=plan.base is not None,
+        model=model,
+        tokenizer=tokenizer,
+        name=plan.name,
+        seq2seq=seq2seq,
+        has_adapter=plan.base is not None,
         prompt=plan.prompt or PromptStyle(separator=default_separator(seq2seq)),
-        stop_strings=_stop_strings(tokenizer, model), context_size=_context_size(model.config, tokenizer),
-        device=device, trained_length=plan.trained_length, precision=precision.label, load_note=precision.note,
-    )  # fmt: skip
+        stop_strings=_stop_strings(tokenizer, model),
+        context_size=_context_size(model.config, tokenizer),
+        device=device,
+        trained_length=plan.trained_length,
+        precision=precision.label,
+        load_note=precision.note,
+    )
 
 
 def _stop_strings(tokenizer: Any, model: Any) -> list[str]:

@@ -56,7 +56,13 @@ class Exchange:
     people: tuple[str, ...] = ()  # the others in that thread
 
     def to_dict(self) -> dict[str, Any]:
-        return {"them": self.them, "you": self.you, "thread": self.thread, "title": self.title, "people": list(self.people)}
+        return {
+            "them": self.them,
+            "you": self.you,
+            "thread": self.thread,
+            "title": self.title,
+            "people": list(self.people),
+        }
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,13 @@ def build_memory(exchanges: list[Exchange], out: str | os.PathLike, built_from: 
         scipy.sparse.save_npz(temp / "vectors.npz", matrix, compressed=False)
         np.save(temp / "idf.npy", idf, allow_pickle=False)
         settings = {**VECTORIZER, "ngram_range": list(VECTORIZER["ngram_range"]), "key_chars": KEY_CHARS}
-        info = {"format_version": FORMAT_VERSION, "vectorizer": settings, "exchanges": len(exchanges),
-                "with_threads": sum(bool(e.thread) for e in exchanges), "built_from": built_from}  # fmt: skip
+        info = {
+            "format_version": FORMAT_VERSION,
+            "vectorizer": settings,
+            "exchanges": len(exchanges),
+            "with_threads": sum(bool(e.thread) for e in exchanges),
+            "built_from": built_from,
+        }
         (temp / "memory.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         _replace_folder(temp, out)
     except BaseException:
@@ -128,8 +139,9 @@ def build_memory(exchanges: list[Exchange], out: str | os.PathLike, built_from: 
     return out
 
 
-def build_memory_for(train_file: str | os.PathLike, sources: Sequence | None = None,
-                     rows: list[dict] | None = None) -> Path:  # fmt: skip
+def build_memory_for(
+    train_file: str | os.PathLike, sources: Sequence | None = None, rows: list[dict] | None = None
+) -> Path:
     """X.memory/ from the training rows of X.jsonl (read from the file when `rows` is None)."""
     train_file = Path(train_file)
     if rows is None:
@@ -153,10 +165,7 @@ def _with_known_threads(exchanges: list[Exchange], folder: Path) -> list[Exchang
     except (OSError, ValueError, KeyError, TypeError):
         return exchanges  # no earlier index (or an unreadable one): nothing to keep
     known = {(e.them, e.you): e for e in old if e.thread}
-    return [
-        e if e.thread or (e.them, e.you) not in known else known[(e.them, e.you)]
-        for e in exchanges
-    ]
+    return [e if e.thread or (e.them, e.you) not in known else known[(e.them, e.you)] for e in exchanges]
 
 
 def index_in_memory(exchanges: list[Exchange]) -> MemoryIndex:
@@ -191,8 +200,11 @@ def _vectorize(exchanges: list[Exchange]):
     from sklearn.feature_extraction.text import TfidfTransformer
 
     positions: dict[str, int] = {}
-    rows = np.fromiter((positions.setdefault(e.them[:KEY_CHARS], len(positions)) for e in exchanges),
-                       dtype=np.int64, count=len(exchanges))  # fmt: skip
+    rows = np.fromiter(
+        (positions.setdefault(e.them[:KEY_CHARS], len(positions)) for e in exchanges),
+        dtype=np.int64,
+        count=len(exchanges),
+    )
     counts = _vectorizer().transform(list(positions))[rows]
     tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
     matrix = tfidf.transform(counts).astype(np.float32).tocsr()
@@ -250,8 +262,9 @@ class MemoryIndex:
     def people(self) -> list[str]:
         return sorted({person for e in self.exchanges for person in e.people})
 
-    def recall(self, message: str, k: int = 4, exclude_threads: Iterable[str] = (),
-               exclude_people: Iterable[str] = ()) -> list[Recalled]:  # fmt: skip
+    def recall(
+        self, message: str, k: int = 4, exclude_threads: Iterable[str] = (), exclude_people: Iterable[str] = ()
+    ) -> list[Recalled]:
         """The k exchanges whose key is most like `message`, best first; none from excluded threads or people."""
         np = self._np
         if k < 1 or not message.strip() or not self.exchanges:
@@ -287,8 +300,10 @@ def open_memory(train_file_or_folder: str | os.PathLike) -> MemoryIndex:
     folder = path if path.suffix == SUFFIX else memory_path(path)
     info_file = folder / "memory.json"
     if not info_file.is_file():
-        raise UserError(f"{folder.name}: no memory index; build it with `python -m training memory build "
-                        f"{folder.with_name(folder.name.removesuffix(SUFFIX) + '.jsonl')}`")  # fmt: skip
+        raise UserError(
+            f"{folder.name}: no memory index; build it with `python -m training memory build "
+            f"{folder.with_name(folder.name.removesuffix(SUFFIX) + '.jsonl')}`"
+        )
     key = (str(folder.resolve()), info_file.stat().st_mtime_ns)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -314,15 +329,24 @@ def _read(folder: Path) -> MemoryIndex:
         matrix = scipy.sparse.load_npz(folder / "vectors.npz").tocsr()
         idf = np.load(folder / "idf.npy", allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{folder.name}: unreadable memory index ({error}); rebuild it with `python -m training memory build`") from None
+        raise UserError(
+            f"{folder.name}: unreadable memory index ({error}); rebuild it with `python -m training memory build`"
+        ) from None
     if matrix.shape[0] != len(exchanges) or idf.shape != (matrix.shape[1],):
-        raise UserError(f"{folder.name}: the memory's files do not match; rebuild it with `python -m training memory build`")
+        raise UserError(
+            f"{folder.name}: the memory's files do not match; rebuild it with `python -m training memory build`"
+        )
     return MemoryIndex(folder, exchanges, matrix, idf)
 
 
 def _exchange(data: dict) -> Exchange:
-    return Exchange(str(data["them"]), str(data["you"]), str(data.get("thread") or ""), str(data.get("title") or ""),
-                    tuple(str(p) for p in data.get("people") or ()))  # fmt: skip
+    return Exchange(
+        str(data["them"]),
+        str(data["you"]),
+        str(data.get("thread") or ""),
+        str(data.get("title") or ""),
+        tuple(str(p) for p in data.get("people") or ()),
+    )
 
 
 # ---- facts ---------------------------------------------------------------------------------------
@@ -338,7 +362,9 @@ def read_facts(path: str | os.PathLike | None) -> list[str]:
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path.name}: not a readable facts file ({error}); expected UTF-8 text, one fact per line") from None
+        raise UserError(
+            f"{path.name}: not a readable facts file ({error}); expected UTF-8 text, one fact per line"
+        ) from None
     return check_facts(text.splitlines(), path.name)
 
 
@@ -348,7 +374,9 @@ def check_facts(lines: Iterable[str], where: str = "facts") -> list[str]:
         raise UserError(f"{where}: {len(facts)} facts; keep at most {MAX_FACTS} (they go into every prompt)")
     long = next((fact for fact in facts if len(fact) > MAX_FACT_CHARS), None)
     if long is not None:
-        raise UserError(f"{where}: a fact of {len(long)} characters ({long[:30]!r}...); keep each under {MAX_FACT_CHARS}")
+        raise UserError(
+            f"{where}: a fact of {len(long)} characters ({long[:30]!r}...); keep each under {MAX_FACT_CHARS}"
+        )
     return facts
 
 

@@ -80,14 +80,19 @@ class ChatMemory:
     data_file: str = ""
 
     def remember(self, message: str) -> Remembered:
-        recalled = () if self.index is None else tuple(self.index.recall(
-            message, self.settings.k, self.settings.exclude_threads, self.settings.exclude_people
-        ))  # fmt: skip
+        recalled = (
+            ()
+            if self.index is None
+            else tuple(
+                self.index.recall(message, self.settings.k, self.settings.exclude_threads, self.settings.exclude_people)
+            )
+        )
         return Remembered(self.facts, recalled)
 
 
-def open_chat_memory(source: str | os.PathLike, settings: MemorySettings | None = None,
-                     facts_file: str | os.PathLike | None = None) -> ChatMemory:  # fmt: skip
+def open_chat_memory(
+    source: str | os.PathLike, settings: MemorySettings | None = None, facts_file: str | os.PathLike | None = None
+) -> ChatMemory:
     """The memory for chatting with `source`: a run (its training data's memory) or a data set X.jsonl."""
     settings = (settings or MemorySettings()).validate()
     data_file = memory_data_file(source)
@@ -96,7 +101,9 @@ def open_chat_memory(source: str | os.PathLike, settings: MemorySettings | None 
     return ChatMemory(open_memory(data_file), settings, facts, str(data_file))
 
 
-def training_rows_memory(rows: list[dict], settings: MemorySettings, facts: list[str] | tuple[str, ...] = ()) -> ChatMemory:
+def training_rows_memory(
+    rows: list[dict], settings: MemorySettings, facts: list[str] | tuple[str, ...] = ()
+) -> ChatMemory:
     """A memory of exactly these training rows, held in memory: what an evaluation recalls from, so
     no held-out conversation (a validation split of the same file included) is ever recalled."""
     from training.chat.memory import exchanges_from_rows, index_in_memory
@@ -119,14 +126,17 @@ def memory_data_file(source: str | os.PathLike) -> Path:
     except UserError:
         if (path / "config.yaml").is_file() or (path.parent / "config.yaml").is_file():
             raise  # a run whose own files are wrong: its error says which
-        raise UserError(f"memory: {path.name} is not a run or a data set (X.jsonl); memory comes from the "
-                        "data a run trained on") from None  # fmt: skip
+        raise UserError(
+            f"memory: {path.name} is not a run or a data set (X.jsonl); memory comes from the data a run trained on"
+        ) from None
     if not record.config.train_file:
         raise UserError(f"memory: {record.name} names no training data, so it has no memory")
     data_file = Path(record.config.train_file)
     if not memory_path(data_file).is_dir():
-        raise UserError(f"memory: {data_file.name} has no memory index beside it; build it with "
-                        f"`python -m training memory build {data_file}`")  # fmt: skip
+        raise UserError(
+            f"memory: {data_file.name} has no memory index beside it; build it with "
+            f"`python -m training memory build {data_file}`"
+        )
     return data_file
 
 

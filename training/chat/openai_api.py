@@ -118,7 +118,12 @@ def openai_router(
         try:
             authorize(request)
             if model_id not in models():
-                raise ApiError(404, f"model {model_id!r} does not exist here; GET /v1/models lists them", "model_not_found", "model")
+                raise ApiError(
+                    404,
+                    f"model {model_id!r} does not exist here; GET /v1/models lists them",
+                    "model_not_found",
+                    "model",
+                )
         except ApiError as error:
             return error.response()
         return _model_card(model_id)
@@ -149,8 +154,11 @@ def openai_router(
             await run_in_threadpool(_check_prompt_fits, model, call)  # a 400 now, not an error mid-stream
             if call.stream:
                 entered = False  # the stream releases its slot when it ends
-                return StreamingResponse(_events(model, call, leave), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+                return StreamingResponse(
+                    _events(model, call, leave),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
             return await run_in_threadpool(_complete, model, call)
         except ApiError as error:
             return error.response()
@@ -189,7 +197,9 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
 def _parse(body: dict[str, Any], models: dict[str, str], limits: ChatLimits, defaults) -> _Request:
     model_id = body.get("model")
     if not isinstance(model_id, str) or model_id not in models:
-        raise ApiError(404, f"model {model_id!r} does not exist here; GET /v1/models lists them", "model_not_found", "model")
+        raise ApiError(
+            404, f"model {model_id!r} does not exist here; GET /v1/models lists them", "model_not_found", "model"
+        )
     if body.get("n", 1) not in (1, None):
         raise ApiError(400, "n: only one choice per request", param="n")
     turns = _messages(body.get("messages"))
@@ -207,10 +217,15 @@ def _parse(body: dict[str, Any], models: dict[str, str], limits: ChatLimits, def
         raise ApiError(400, f"stop: a string or up to {MAX_STOP_STRINGS} non-empty strings", param="stop")
     options = body.get("stream_options") or {}
     return _Request(
-        model_id, models[model_id], history, last["content"], _settings(body, limits, defaults),
-        stream=body.get("stream") is True, include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        model_id,
+        models[model_id],
+        history,
+        last["content"],
+        _settings(body, limits, defaults),
+        stream=body.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         stop=stop,
-    )  # fmt: skip
+    )
 
 
 def _messages(messages: Any) -> list[dict[str, str]]:
@@ -223,7 +238,9 @@ def _messages(messages: Any) -> list[dict[str, str]]:
         if role in ("system", "developer"):
             continue
         if role not in ("user", "assistant"):
-            raise ApiError(400, f"messages[{index}].role: {role!r}; expected system, user or assistant", param="messages")
+            raise ApiError(
+                400, f"messages[{index}].role: {role!r}; expected system, user or assistant", param="messages"
+            )
         turns.append({"role": role, "content": _text(message.get("content"), index)})
     return turns
 
@@ -233,9 +250,15 @@ def _text(content: Any, index: int) -> str:
         return ""
     if isinstance(content, str):
         return content
-    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+    if isinstance(content, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+    ):
         return "".join(part["text"] for part in content)
-    raise ApiError(400, f"messages[{index}].content: expected text (a string or text parts); this bot reads only text", param="messages")
+    raise ApiError(
+        400,
+        f"messages[{index}].content: expected text (a string or text parts); this bot reads only text",
+        param="messages",
+    )
 
 
 def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> DecodingSettings:
@@ -265,18 +288,28 @@ def _settings(body: dict[str, Any], limits: ChatLimits, defaults) -> DecodingSet
 
 def _complete(model, call: _Request) -> dict[str, Any]:
     text, stopped, counts = "", False, {}
-    for text in generate.stream_reply(model, call.history, call.message, call.settings, usage=counts, memory=call.memory):
+    for text in generate.stream_reply(
+        model, call.history, call.message, call.settings, usage=counts, memory=call.memory
+    ):
         text, stopped = _cut(text, call.stop)
         if stopped:
             break
     usage = _usage(counts)
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": call.model_id,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                     "finish_reason": _finish_reason(usage, call, stopped)}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": _finish_reason(usage, call, stopped),
+            }
+        ],
         "usage": usage,
-    }  # fmt: skip
+    }
 
 
 async def _events(model, call: _Request, leave: Callable[[], None]):
@@ -286,14 +319,21 @@ async def _events(model, call: _Request, leave: Callable[[], None]):
     at once (the wait on the queue is abandoned) and generation stops at the next token.
     """
     cancel, texts, counts = threading.Event(), queue.SimpleQueue(), {}
-    producer = threading.Thread(target=_produce, args=(model, call, cancel, texts, counts), name="talklike-api-reply",
-                                daemon=True)  # fmt: skip
+    producer = threading.Thread(
+        target=_produce, args=(model, call, cancel, texts, counts), name="talklike-api-reply", daemon=True
+    )
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def event(delta: dict | None, finish: str | None = None, usage: dict | None = None) -> str:
         choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        chunk = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": call.model_id,
-                 "choices": choices, **({"usage": usage} if usage is not None else {})}  # fmt: skip
+        chunk = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": call.model_id,
+            "choices": choices,
+            **({"usage": usage} if usage is not None else {}),
+        }
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
     sent, stopped = "", False
@@ -327,8 +367,9 @@ async def _events(model, call: _Request, leave: Callable[[], None]):
 
 def _produce(model, call: _Request, cancel: threading.Event, texts: queue.SimpleQueue, counts: dict) -> None:
     try:
-        for text in generate.stream_reply(model, call.history, call.message, call.settings, cancel=cancel, usage=counts,
-                                          memory=call.memory):  # fmt: skip
+        for text in generate.stream_reply(
+            model, call.history, call.message, call.settings, cancel=cancel, usage=counts, memory=call.memory
+        ):
             texts.put(text)
     except BaseException as error:  # noqa: BLE001 - handed to the event stream, which reports it
         texts.put(error)
@@ -352,5 +393,5 @@ def _usage(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _finish_reason(usage: dict[str, int], call: _Request, stopped: bool) -> str:
-    """"length" when the reply ran into max_tokens, "stop" when it ended its turn (or met a stop string)."""
+    """ "length" when the reply ran into max_tokens, "stop" when it ended its turn (or met a stop string)."""
     return "length" if not stopped and usage["completion_tokens"] >= call.settings.max_new_tokens else "stop"

@@ -79,9 +79,15 @@ def finished_run(run: str | os.PathLike):
     return record
 
 
-def build_pairs(run: str | os.PathLike, from_feedback: bool = False, from_heldout: int | None = None,
-                kto: bool = False, seed: int = 0, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                advance: Callable[[int, int], None] | None = None) -> Pairs:  # fmt: skip
+def build_pairs(
+    run: str | os.PathLike,
+    from_feedback: bool = False,
+    from_heldout: int | None = None,
+    kto: bool = False,
+    seed: int = 0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    advance: Callable[[int, int], None] | None = None,
+) -> Pairs:
     """The preference rows of a finished run, from its feedback and/or `from_heldout` held-out prompts."""
     if not from_feedback and from_heldout is None:
         raise UserError("pairs: choose a source: --from-feedback and/or --from-heldout N")
@@ -105,8 +111,13 @@ def build_pairs(run: str | os.PathLike, from_feedback: bool = False, from_heldou
     return result
 
 
-def heldout_pairs(record, count: int, seed: int = 0, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                  advance: Callable[[int, int], None] | None = None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+def heldout_pairs(
+    record,
+    count: int,
+    seed: int = 0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    advance: Callable[[int, int], None] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
     """`count` held-out prompts: chosen = the real reply, rejected = the tuned model's greedy reply."""
     from training.chat.batch import generate_batch
     from training.chat.decoding import preset

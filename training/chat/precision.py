@@ -49,8 +49,10 @@ def plan_load(model_config: Any, requested: str, device: str) -> LoadPlan:
     if not cuda:
         about = f" (about {size(need['full'])})" if need else ""
         if requested in ("8bit", "4bit"):
-            raise UserError(f"load_in {requested}: 8-bit and 4-bit loading need a CUDA GPU (bitsandbytes' kernels run "
-                            f"there); this machine has none, so the model loads in fp32{about}; choose auto or full")  # fmt: skip
+            raise UserError(
+                f"load_in {requested}: 8-bit and 4-bit loading need a CUDA GPU (bitsandbytes' kernels run "
+                f"there); this machine has none, so the model loads in fp32{about}; choose auto or full"
+            )
         return LoadPlan("full", dtype, need, None, f"fp32 on the CPU{about}: no CUDA GPU, so no 8-bit or 4-bit")
     has_bitsandbytes = bitsandbytes_installed()
     if requested in ("8bit", "4bit") and not has_bitsandbytes:
@@ -136,7 +138,8 @@ def load_arguments(plan: LoadPlan, device: str) -> dict[str, Any]:
     if plan.mode == "8bit":
         quantization = BitsAndBytesConfig(load_in_8bit=True)
     else:
-        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                          bnb_4bit_compute_dtype=dtype)  # fmt: skip
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
     # Quantized weights are placed while loading and cannot be moved afterwards.
     return {"dtype": dtype, "quantization_config": quantization, "device_map": {"": torch.device(device).index or 0}}

@@ -17,9 +17,13 @@ SKIPPED = ["*.gguf", "*.png", "Modelfile", ".*"]  # not needed to chat; a GGUF c
 def is_hub_id(source: str) -> bool:
     text = source.strip()
     return (
-        bool(text) and text != OFFLINE_TINY and not Path(text).expanduser().exists()
-        and not text.startswith(("/", ".", "~")) and "\\" not in text and text.count("/") <= 1
-    )  # fmt: skip
+        bool(text)
+        and text != OFFLINE_TINY
+        and not Path(text).expanduser().exists()
+        and not text.startswith(("/", ".", "~"))
+        and "\\" not in text
+        and text.count("/") <= 1
+    )
 
 
 def model_id(source: str) -> str:
@@ -44,6 +48,9 @@ def local_copy(source: str) -> str:
         raise UserError(f"model {source!r}: not a folder here and not a valid Hub repo id (namespace/name)") from None
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
-        hint = ("not found, or private: give the server read access with HF_TOKEN (on a Space, a secret)"
-                if status in (401, 403, 404) else f"cannot download it ({type(error).__name__})")  # fmt: skip
+        hint = (
+            "not found, or private: give the server read access with HF_TOKEN (on a Space, a secret)"
+            if status in (401, 403, 404)
+            else f"cannot download it ({type(error).__name__})"
+        )
         raise UserError(f"model {source!r}: {hint}") from None

@@ -38,7 +38,9 @@ class ChatLimits:
     per_address: int = _limit(1, "replies in progress per network address; more are refused at once")
     queue_size: int = _limit(32, "requests waiting for a free slot, everyone together; more are refused", low=0)
     message_chars: int = _limit(2_000, "longest message a visitor may send, in characters")
-    history_messages: int = _limit(40, "earlier messages of the conversation read as context (older ones are dropped)", low=0)
+    history_messages: int = _limit(
+        40, "earlier messages of the conversation read as context (older ones are dropped)", low=0
+    )
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -76,8 +78,12 @@ class ChatLimits:
         """`--max-new-tokens N` etc., defaulting to the environment, then to the field defaults."""
         defaults = cls.from_env()
         for item in fields(cls):
-            parser.add_argument(flag_name(item.name), type=int, default=getattr(defaults, item.name),
-                                help=f"visitors: {item.metadata['help']} (or {env_name(item.name)})")  # fmt: skip
+            parser.add_argument(
+                flag_name(item.name),
+                type=int,
+                default=getattr(defaults, item.name),
+                help=f"visitors: {item.metadata['help']} (or {env_name(item.name)})",
+            )
 
     @classmethod
     def from_args(cls, args) -> ChatLimits:
@@ -196,7 +202,9 @@ def parse_decoding(text: str | None):
     try:
         values = json.loads(text)
     except json.JSONDecodeError:
-        raise UserError(f"decoding: {text[:60]!r}; expected {', '.join(PRESETS)} or a JSON object of settings") from None
+        raise UserError(
+            f"decoding: {text[:60]!r}; expected {', '.join(PRESETS)} or a JSON object of settings"
+        ) from None
     known = {item.name for item in fields(DecodingSettings)}
     if not isinstance(values, dict) or set(values) - known:
         unknown = sorted(set(values) - known) if isinstance(values, dict) else type(values).__name__

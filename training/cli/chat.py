@@ -17,54 +17,95 @@ def register(commands) -> None:
 
 
 def _chat_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-small, offline-tiny")
+    parser.add_argument(
+        "source", metavar="RUN_OR_MODEL", help="run, adapter or model folder, Hub id, offline-small, offline-tiny"
+    )
     parser.add_argument("--prompt", help="the message to answer")
     parser.add_argument("--prompts", metavar="IN.jsonl", help='histories to answer, one {"messages": [...]} per line')
     parser.add_argument("--out", metavar="OUT.jsonl", help='with --prompts: each input line plus "reply"')
     decoding_arguments(parser)
     parser.add_argument("--base", action="store_true", help="answer with the base model (adapter switched off)")
-    parser.add_argument("--print-prompt", action="store_true",
-                        help="print the text the model would receive for --prompt (its chat template, system "
-                             "prompt, persona settings) and exit without replying")  # fmt: skip
-    parser.add_argument("--load-in", choices=LOAD_MODES, default="auto",
-                        help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
-                             "when the model would not fit the GPU otherwise")  # fmt: skip
+    parser.add_argument(
+        "--print-prompt",
+        action="store_true",
+        help="print the text the model would receive for --prompt (its chat template, system "
+        "prompt, persona settings) and exit without replying",
+    )
+    parser.add_argument(
+        "--load-in",
+        choices=LOAD_MODES,
+        default="auto",
+        help="weights in full precision, 8 or 4 bits (CUDA + bitsandbytes); auto = quantize only "
+        "when the model would not fit the GPU otherwise",
+    )
     memory_arguments(parser)
 
 
 def memory_arguments(parser: argparse.ArgumentParser) -> None:
     """The memory flags (also `report`'s): recall past exchanges of the training data into the system prompt."""
-    group = parser.add_argument_group("memory", "your past replies (from the training data only) and facts, "
-                                      "given to the model in its system prompt")  # fmt: skip
+    group = parser.add_argument_group(
+        "memory", "your past replies (from the training data only) and facts, given to the model in its system prompt"
+    )
     group.add_argument("--memory", action="store_true", help="recall past exchanges like the message, and the facts")
-    group.add_argument("--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)")
-    group.add_argument("--memory-from", metavar="DATA.jsonl", help="the data set whose memory to use (default: the run's training data)")
-    group.add_argument("--facts", metavar="FILE", help="facts about you, one per line (default: DATA.facts.txt beside the data)")
-    group.add_argument("--memory-exclude-thread", action="append", default=[], metavar="TITLE_OR_ID", help="never recall from this thread")
-    group.add_argument("--memory-exclude-person", action="append", default=[], metavar="NAME", help="never recall from threads with this person")
+    group.add_argument(
+        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)"
+    )
+    group.add_argument(
+        "--memory-from",
+        metavar="DATA.jsonl",
+        help="the data set whose memory to use (default: the run's training data)",
+    )
+    group.add_argument(
+        "--facts", metavar="FILE", help="facts about you, one per line (default: DATA.facts.txt beside the data)"
+    )
+    group.add_argument(
+        "--memory-exclude-thread",
+        action="append",
+        default=[],
+        metavar="TITLE_OR_ID",
+        help="never recall from this thread",
+    )
+    group.add_argument(
+        "--memory-exclude-person",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never recall from threads with this person",
+    )
     group.add_argument("--show-memory", action="store_true", help="print the memories used before the reply")
 
 
 def memory_from_args(args: argparse.Namespace, source: str | None = None):
     """The ChatMemory the flags ask for, or None without --memory (checked before any model loads)."""
-    given = [flag for flag, value in (("--memory-k", args.memory_k), ("--memory-from", args.memory_from),
-             ("--facts", args.facts), ("--memory-exclude-thread", args.memory_exclude_thread),
-             ("--memory-exclude-person", args.memory_exclude_person),
-             ("--show-memory", getattr(args, "show_memory", False))) if value]  # fmt: skip
+    given = [
+        flag
+        for flag, value in (
+            ("--memory-k", args.memory_k),
+            ("--memory-from", args.memory_from),
+            ("--facts", args.facts),
+            ("--memory-exclude-thread", args.memory_exclude_thread),
+            ("--memory-exclude-person", args.memory_exclude_person),
+            ("--show-memory", getattr(args, "show_memory", False)),
+        )
+        if value
+    ]
     if not args.memory:
         if given:
             raise UserError(f"{given[0]}: only with --memory")
         return None
     from training.chat.memory_prompt import DEFAULT_K, MemorySettings, open_chat_memory
 
-    settings = MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k,
-                              exclude_threads=tuple(args.memory_exclude_thread),
-                              exclude_people=tuple(args.memory_exclude_person))  # fmt: skip
+    settings = MemorySettings(
+        k=DEFAULT_K if args.memory_k is None else args.memory_k,
+        exclude_threads=tuple(args.memory_exclude_thread),
+        exclude_people=tuple(args.memory_exclude_person),
+    )
     return open_chat_memory(args.memory_from or source or args.source, settings, facts_file=args.facts)
 
 
-def decoding_arguments(parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True,
-                       max_new_tokens: int | None = None) -> None:  # fmt: skip
+def decoding_arguments(
+    parser: argparse.ArgumentParser, preset: str = "Balanced", seed: bool = True, max_new_tokens: int | None = None
+) -> None:
     """The decoding flags (also `report`'s): a preset, then any knob to change in it."""
     from training.chat.decoding import PRESETS  # no torch: --help stays fast
 
@@ -87,8 +128,12 @@ def settings_from_args(args: argparse.Namespace):
     given_sampling = [f"--{name.replace('_', '-')}" for name, value in sampling.items() if value is not None]
     if args.greedy and given_sampling:
         raise UserError(f"--greedy and {given_sampling[0]}: choose one (greedy does not sample)")
-    other = {"repetition_penalty": args.repetition_penalty, "no_repeat_ngram_size": args.no_repeat_ngram,
-             "max_new_tokens": args.max_new_tokens, "seed": args.seed}  # fmt: skip
+    other = {
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+    }
     overrides = {name: value for name, value in {**sampling, **other}.items() if value is not None}
     if given_sampling:
         overrides["do_sample"] = True
@@ -119,7 +164,9 @@ def run_chat_command(args: argparse.Namespace) -> None:
         print(f"talklike: {model.name} loaded in {model.load_note}", file=sys.stderr, flush=True)
     printed = ""
     show = _print_memories if args.show_memory else None
-    for text in stream_reply(model, [], args.prompt, settings, use_adapter=not args.base, memory=memory, on_prompt=show):
+    for text in stream_reply(
+        model, [], args.prompt, settings, use_adapter=not args.base, memory=memory, on_prompt=show
+    ):
         # Stripping can only shorten the end, so each text extends what was printed.
         sys.stdout.write(text[len(printed) :] if text.startswith(printed) else "\n" + text)
         sys.stdout.flush()

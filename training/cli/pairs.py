@@ -11,10 +11,15 @@ def register(commands) -> None:
         "pairs", help="preference pairs from a finished run's chat feedback and held-out replies (for --method dpo/kto)"
     )
     pairs.add_argument("run", help="a finished run folder, or a run name under the runs folder")
-    pairs.add_argument("--from-feedback", action="store_true",
-                       help="the rewrites given in the Chat tab (with --kto: the thumbs too)")  # fmt: skip
-    pairs.add_argument("--from-heldout", type=int, metavar="N",
-                       help="N held-out conversations: the real reply chosen, the tuned model's greedy reply rejected")  # fmt: skip
+    pairs.add_argument(
+        "--from-feedback", action="store_true", help="the rewrites given in the Chat tab (with --kto: the thumbs too)"
+    )
+    pairs.add_argument(
+        "--from-heldout",
+        type=int,
+        metavar="N",
+        help="N held-out conversations: the real reply chosen, the tuned model's greedy reply rejected",
+    )
     pairs.add_argument("--kto", action="store_true", help="write unpaired rows {prompt, completion, label} for KTO")
     pairs.add_argument("--seed", type=int, default=0, help="picks the held-out conversations")
     pairs.add_argument("--max-new-tokens", type=int, default=64, help="length bound of the generated replies")
@@ -28,8 +33,15 @@ def run_pairs_command(args) -> None:
     def advance(done: int, total: int) -> None:
         print(f"\r{done}/{total} held-out replies", end="", file=sys.stderr, flush=True)
 
-    pairs = build_pairs(args.run, from_feedback=args.from_feedback, from_heldout=args.from_heldout, kto=args.kto,
-                        seed=args.seed, max_new_tokens=args.max_new_tokens, advance=advance)  # fmt: skip
+    pairs = build_pairs(
+        args.run,
+        from_feedback=args.from_feedback,
+        from_heldout=args.from_heldout,
+        kto=args.kto,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        advance=advance,
+    )
     if args.from_heldout is not None:
         print(file=sys.stderr)
     path = write_pairs(pairs.rows, args.out)

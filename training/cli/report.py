@@ -13,12 +13,20 @@ def register(commands) -> None:
     report = commands.add_parser("report", help="persona report: held-out loss, style, classifier, base vs tuned")
     _report_arguments(report)
     report.set_defaults(handler=run_report_command)
-    blind = commands.add_parser("blind-test", help="prepare a blind test (friends pick which reply is really you) or show its votes")
+    blind = commands.add_parser(
+        "blind-test", help="prepare a blind test (friends pick which reply is really you) or show its votes"
+    )
     blind.add_argument("run", help="run folder, or a run name under the runs folder")
-    blind.add_argument("--items", type=int, default=20, help="held-out conversations to show, picked with the seed (20)")
+    blind.add_argument(
+        "--items", type=int, default=20, help="held-out conversations to show, picked with the seed (20)"
+    )
     blind.add_argument("--seed", type=int, default=0, help="picks the conversations; seeds the bot's replies")
-    blind.add_argument("--allow-showing-my-texts", action="store_true", dest="consent",
-                       help="agree that visitors of the page see these real held-out messages of yours")
+    blind.add_argument(
+        "--allow-showing-my-texts",
+        action="store_true",
+        dest="consent",
+        help="agree that visitors of the page see these real held-out messages of yours",
+    )
     blind.add_argument("--results", action="store_true", help="only show the votes so far (the fool rate)")
     decoding_arguments(blind, seed=False, max_new_tokens=64)
     blind.set_defaults(handler=run_blind_test_command)
@@ -30,13 +38,21 @@ def _report_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, help="at most N held-out rows, picked at random with the seed")
     parser.add_argument("--seed", type=int, default=0, help="picks rows, halves, resamples, examples; seeds decoding")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--include-examples", action="store_true",
-                        help="quote a few held-out conversations side by side (private text; off by default)")
+    parser.add_argument(
+        "--include-examples",
+        action="store_true",
+        help="quote a few held-out conversations side by side (private text; off by default)",
+    )
     decoding_arguments(parser, seed=False, max_new_tokens=64)
-    parser.add_argument("--memory", action="store_true",
-                        help="also reply with memory (past exchanges from the training rows only, and the facts): "
-                             "tuned+memory and base+memory next to tuned and base")  # fmt: skip
-    parser.add_argument("--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also reply with memory (past exchanges from the training rows only, and the facts): "
+        "tuned+memory and base+memory next to tuned and base",
+    )
+    parser.add_argument(
+        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)"
+    )
 
 
 def run_report_command(args) -> dict:
@@ -52,8 +68,14 @@ def run_report_command(args) -> dict:
         from training.chat.memory_prompt import DEFAULT_K, MemorySettings
 
         memory = MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k).validate()
-    options = ReportOptions(data=args.data, limit=args.limit, seed=args.seed,
-                            include_examples=args.include_examples, decoding=settings, memory=memory)  # fmt: skip
+    options = ReportOptions(
+        data=args.data,
+        limit=args.limit,
+        seed=args.seed,
+        include_examples=args.include_examples,
+        decoding=settings,
+        memory=memory,
+    )
     report = build_report(args.run, options, progress=_progress_line)
     print(file=sys.stderr)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else to_markdown(report))

@@ -31,8 +31,9 @@ def _train_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     parser.add_argument("--wait", action="store_true", help="queue: wait until no other run is active")
     # Every RunConfig field is a flag (README: training settings); `preset` is the flag above.
-    add_setting_flags(parser.add_argument_group("settings (override the config file or preset)"), RunConfig,
-                      skip=("preset",))
+    add_setting_flags(
+        parser.add_argument_group("settings (override the config file or preset)"), RunConfig, skip=("preset",)
+    )
 
 
 def config_from_arguments(args):

@@ -51,8 +51,13 @@ class GenerationReport:
     problems: list[str] = field(default_factory=list)  # "<file>: <what was wrong>", for the malformed ones
 
     def as_dict(self) -> dict:
-        return {"documents": self.documents, "pairs": self.pairs, "malformed_answers": self.malformed,
-                "pairs_over_cap": self.over_cap, "seconds": round(self.seconds, 1)}  # fmt: skip
+        return {
+            "documents": self.documents,
+            "pairs": self.pairs,
+            "malformed_answers": self.malformed,
+            "pairs_over_cap": self.over_cap,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 # ---- reading the answer ---------------------------------------------------------------------------
@@ -70,9 +75,9 @@ def parse_pairs(answer: str) -> list[tuple[str, str]]:
     for line in answer.splitlines():
         if match := _QUESTION.match(line):
             _keep(pairs, question, reply)
-            question, reply = line[match.end():].strip().strip("*").strip(), None
+            question, reply = line[match.end() :].strip().strip("*").strip(), None
         elif question is not None and (match := _ANSWER.match(line)):
-            reply = line[match.end():].strip()
+            reply = line[match.end() :].strip()
         elif reply is not None and line.strip():
             reply += "\n" + line.strip()
     _keep(pairs, question, reply)
@@ -156,8 +161,12 @@ class EndpointGenerator:
         return str(models[0]["id"])
 
     def __call__(self, prompt: str) -> str:
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
-                "max_tokens": self.max_new_tokens}  # fmt: skip
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": 0,
+            "max_tokens": self.max_new_tokens,
+        }
         answer = self._request("POST", "/chat/completions", json=body)
         try:
             return str(answer["choices"][0]["message"]["content"] or "")
@@ -170,7 +179,9 @@ class EndpointGenerator:
         try:
             response = self.client.request(method, self.base + route, **options)
         except httpx.HTTPError as error:
-            raise UserError(f"generator {self.base}: cannot reach it ({type(error).__name__}); is the server running?") from None
+            raise UserError(
+                f"generator {self.base}: cannot reach it ({type(error).__name__}); is the server running?"
+            ) from None
         if response.status_code >= 400:
             hint = " (set TALKLIKE_GENERATOR_KEY to its API key)" if response.status_code in (401, 403) else ""
             raise UserError(f"generator {self.base}{route}: HTTP {response.status_code}{hint}")
@@ -188,8 +199,10 @@ def check_request(per_document: int, prompt: str) -> str:
     if not 1 <= per_document <= MAX_PAIRS_PER_DOCUMENT:
         raise UserError(f"generate: {per_document}; expected 1 to {MAX_PAIRS_PER_DOCUMENT} pairs per document")
     if "{text}" not in prompt:
-        raise UserError("prompt: it has no {text} placeholder, so the generator would never see the document; "
-                        "keep {text} (and optionally {n} and {title})")  # fmt: skip
+        raise UserError(
+            "prompt: it has no {text} placeholder, so the generator would never see the document; "
+            "keep {text} (and optionally {n} and {title})"
+        )
     return prompt
 
 

@@ -40,6 +40,15 @@ def _row_encoder() -> Callable[[Any], str]:
         return settings.encode
     # The arguments JSONEncoder.iterencode passes for a one-shot encode; a fresh `markers` dict per
     # file, as each encode call gets one (it finds circular references).
-    one_shot = make({}, settings.default, json_encoder.encode_basestring, settings.indent, settings.key_separator,
-                    settings.item_separator, settings.sort_keys, settings.skipkeys, settings.allow_nan)  # fmt: skip
+    one_shot = make(
+        {},
+        settings.default,
+        json_encoder.encode_basestring,
+        settings.indent,
+        settings.key_separator,
+        settings.item_separator,
+        settings.sort_keys,
+        settings.skipkeys,
+        settings.allow_nan,
+    )
     return lambda row: "".join(one_shot(row, 0))

@@ -31,9 +31,26 @@ from training.errors import UserError
 DOCUMENT_SUFFIXES = {".md", ".markdown", ".mdx", ".txt", ".text", ".rst", ".org", ".adoc", ""}
 DATA_SET_SUFFIXES = {".jsonl", ".ndjson"}  # training data, not knowledge: left for `prepare`
 CODE_LANGUAGES = {  # the fence label of a code answer, so chat renders it as code
-    ".py": "python", ".js": "javascript", ".ts": "typescript", ".tsx": "tsx", ".jsx": "jsx", ".json": "json",
-    ".sh": "bash", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".go": "go", ".rs": "rust", ".java": "java",
-    ".rb": "ruby", ".c": "c", ".h": "c", ".cpp": "cpp", ".sql": "sql", ".scala": "scala", ".kt": "kotlin",
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".tsx": "tsx",
+    ".jsx": "jsx",
+    ".json": "json",
+    ".sh": "bash",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".rb": "ruby",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".sql": "sql",
+    ".scala": "scala",
+    ".kt": "kotlin",
 }
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -82,8 +99,10 @@ def read_knowledge(paths: Iterable[str], skipped: list[str] | None = None) -> li
         if text.strip():
             files.append(_knowledge_file(source, text))
     if not files:
-        raise UserError(f"{', '.join(map(str, paths))}: no text documents or code files found; expected "
-                        "markdown/text documents or source files")  # fmt: skip
+        raise UserError(
+            f"{', '.join(map(str, paths))}: no text documents or code files found; expected "
+            "markdown/text documents or source files"
+        )
     return files
 
 
@@ -91,8 +110,12 @@ def _knowledge_file(source: SourceFile, text: str) -> KnowledgeFile:
     """A file inside a folder or zip the user gave is named from there: that folder is its repo."""
     repo, path = (source.name.split("/", 1) + [""])[:2] if source.in_container else (None, source.name)
     repo = repo.removesuffix(".zip") if repo else None
-    return KnowledgeFile(path=path or source.name, repo=repo, text=text.replace("\r\n", "\n"),
-                         is_code=source.suffix not in DOCUMENT_SUFFIXES)  # fmt: skip
+    return KnowledgeFile(
+        path=path or source.name,
+        repo=repo,
+        text=text.replace("\r\n", "\n"),
+        is_code=source.suffix not in DOCUMENT_SUFFIXES,
+    )
 
 
 # ---- documents: titles and sections from headings --------------------------------------------------
@@ -150,7 +173,9 @@ def section_rows(file: KnowledgeFile, budget: int, count: Callable[[str], int] =
 # ---- code: "What does PATH look like in the repo?" -----------------------------------------------
 
 
-def code_rows(file: KnowledgeFile, as_of: str | None, budget: int, count: Callable[[str], int] = estimate_tokens) -> list[dict]:
+def code_rows(
+    file: KnowledgeFile, as_of: str | None, budget: int, count: Callable[[str], int] = estimate_tokens
+) -> list[dict]:
     """Kind (3): the file as it was on `as_of`, in parts of at most `budget` tokens."""
     where = f"the {file.repo} repo" if file.repo else "the repo"
     fence = CODE_LANGUAGES.get(PurePosixPath(file.path).suffix.lower(), "")
@@ -165,8 +190,12 @@ def code_rows(file: KnowledgeFile, as_of: str | None, budget: int, count: Callab
     return rows
 
 
-def template_rows(files: list[KnowledgeFile], as_of: str | None = None, chunk_tokens: int = 1024,
-                  count: Callable[[str], int] = estimate_tokens) -> list[dict]:  # fmt: skip
+def template_rows(
+    files: list[KnowledgeFile],
+    as_of: str | None = None,
+    chunk_tokens: int = 1024,
+    count: Callable[[str], int] = estimate_tokens,
+) -> list[dict]:
     """Kinds (2) and (3) for every file, in the order given."""
     as_of = check_as_of(as_of)
     budget = chunk_tokens - 40  # room for the question and the "As of ..." line inside max_length
@@ -215,8 +244,12 @@ def build(templates: list[dict], pairs: list[dict], val_fraction: float = DEFAUL
     kinds: dict[str, int] = {}
     for row in templates + pairs:
         kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
-    counts = {"rows": len(templates) + len(pairs), **kinds, "train": len(templates) + len(train_pairs),
-              "validation": len(validation)}  # fmt: skip
+    counts = {
+        "rows": len(templates) + len(pairs),
+        **kinds,
+        "train": len(templates) + len(train_pairs),
+        "validation": len(validation),
+    }
     return Knowledge(train=templates + train_pairs, validation=validation, counts=counts)
 
 

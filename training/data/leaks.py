@@ -56,9 +56,11 @@ class LeakReport:
         return ", ".join(f"{count} in {source}" for source, count in counts.most_common())
 
     def message(self) -> str:
-        return (f"leak check: {len(self.leaks)} of {self.checked} validation rows also appear in the training data "
-                f"({self.where()}); eval loss on them would look better than the model is. Remove that text from "
-                "the training files, or set leaks: drop to evaluate without those rows")  # fmt: skip
+        return (
+            f"leak check: {len(self.leaks)} of {self.checked} validation rows also appear in the training data "
+            f"({self.where()}); eval loss on them would look better than the model is. Remove that text from "
+            "the training files, or set leaks: drop to evaluate without those rows"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         counts = Counter(leak.training_source for leak in self.leaks)
@@ -129,8 +131,9 @@ def _index(validation: list[tuple[dict, str]], n: int) -> _Wanted:
     return wanted
 
 
-def find_leaks(train: list[tuple[dict, str]], validation: list[tuple[dict, str]], n: int = NGRAM,
-               containment: float = CONTAINMENT) -> LeakReport:  # fmt: skip
+def find_leaks(
+    train: list[tuple[dict, str]], validation: list[tuple[dict, str]], n: int = NGRAM, containment: float = CONTAINMENT
+) -> LeakReport:
     """Which validation rows the training rows hold; rows come as (row, data file name).
 
     A part under n words (a short question) counts as found when a training row holding some of the
@@ -170,7 +173,9 @@ def find_leaks(train: list[tuple[dict, str]], validation: list[tuple[dict, str]]
         matched = [[found[gram] for gram in grams if gram in found] for grams in parts]
         share = min(len(hits) / len(grams) for hits, grams in zip(matched, parts, strict=True))
         if share >= containment:  # named by where its short part sits, else where most of it was found
-            source = next(iter(short.values()), None) or Counter(s for hits in matched for s in hits).most_common(1)[0][0]
+            source = (
+                next(iter(short.values()), None) or Counter(s for hits in matched for s in hits).most_common(1)[0][0]
+            )
             report.leaks.append(Leak(index, validation[index][1], source, share))
     return report
 

@@ -100,18 +100,27 @@ def prepare(result: ImportResult, options: ShapingOptions) -> PreparedData:
         validation = [row for key, row in examples if key in held_out]
         sources = _row_sources(result, options.me, [key for key, _ in examples if key not in held_out])
         summary = _summary(result, options, people, dropped, pii, sessions, train, validation)
-    return PreparedData(train=train, validation=validation, summary=summary, manifest=build_manifest(options, summary),
-                        train_sources=sources)  # fmt: skip
+    return PreparedData(
+        train=train,
+        validation=validation,
+        summary=summary,
+        manifest=build_manifest(options, summary),
+        train_sources=sources,
+    )
 
 
 def _row_sources(result: ImportResult, me: str, keys: list[str]) -> list[RowSource]:
     """The thread of each row, from its split key ("<conversation id>#<session>" or a document's id)."""
-    threads = {c.id: RowSource(c.id, c.title, tuple(sorted({m.sender for m in c.messages} - {me})))
-               for c in result.conversations}  # fmt: skip
+    threads = {
+        c.id: RowSource(c.id, c.title, tuple(sorted({m.sender for m in c.messages} - {me})))
+        for c in result.conversations
+    }
     return [threads.get(key.rpartition("#")[0]) or RowSource(key, key, ()) for key in keys]
 
 
-def _examples(result: ImportResult, options: ShapingOptions, dropped: Counter, pii: Counter) -> tuple[list[tuple[str, dict]], int]:
+def _examples(
+    result: ImportResult, options: ShapingOptions, dropped: Counter, pii: Counter
+) -> tuple[list[tuple[str, dict]], int]:
     """(split key, row) for every example, and how many sessions they came from."""
     examples: list[tuple[str, dict]] = []
     seen: set[tuple[str, str]] = set()
@@ -273,7 +282,17 @@ def _summary(result, options, people, dropped, pii, sessions, train, validation)
 
 def build_manifest(options: ShapingOptions, summary: dict) -> dict:
     """What made the rows, for save() to write beside them (training/data/manifest.py describes the file)."""
-    counted = ("threads", "conversations", "documents", "messages", "examples", "train", "validation", "dropped", "pii_replaced")
+    counted = (
+        "threads",
+        "conversations",
+        "documents",
+        "messages",
+        "examples",
+        "train",
+        "validation",
+        "dropped",
+        "pii_replaced",
+    )
     return {
         "format_version": FORMAT_VERSION,
         "prompt": options.prompt_style().to_dict(),
@@ -328,9 +347,11 @@ def atomic_files(paths: list[Path]) -> Iterator[list]:
         with contextlib.ExitStack() as stack:
             handles = []
             for path in paths:
-                handle = stack.enter_context(tempfile.NamedTemporaryFile(
-                    "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-                ))  # fmt: skip
+                handle = stack.enter_context(
+                    tempfile.NamedTemporaryFile(
+                        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+                    )
+                )
                 temps.append(Path(handle.name))
                 handles.append(handle)
             yield handles

@@ -88,6 +88,7 @@ def scrub(text: str, counts: Counter | None = None) -> str:
     if not _MAYBE_PII.search(text):
         return text
     for kind, pattern, accept in _RULES:
+
         def replace(match: re.Match, kind: str = kind, accept=accept) -> str:
             if accept is not None and not accept(match):
                 return match.group()

@@ -31,12 +31,60 @@ MAX_ZIP_MEMBERS = 200_000
 
 # Attachments that ride along in chat exports; never chat text, so never read into memory.
 SKIPPED_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".bmp", ".tiff", ".svg", ".ico",
-    ".mp4", ".mov", ".avi", ".mkv", ".webm", ".3gp", ".mp3", ".m4a", ".aac", ".ogg", ".opus",
-    ".wav", ".flac", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".vcf",
-    ".zip", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".tar", ".exe", ".dll", ".so",
-    ".bin", ".safetensors", ".pt", ".pth", ".gguf", ".woff", ".woff2", ".ttf", ".otf",
-    ".html", ".htm", ".css",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".webp",
+    ".heic",
+    ".bmp",
+    ".tiff",
+    ".svg",
+    ".ico",
+    ".mp4",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".3gp",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".ogg",
+    ".opus",
+    ".wav",
+    ".flac",
+    ".pdf",
+    ".doc",
+    ".docx",
+    ".xls",
+    ".xlsx",
+    ".ppt",
+    ".pptx",
+    ".vcf",
+    ".zip",
+    ".gz",
+    ".tgz",
+    ".bz2",
+    ".xz",
+    ".7z",
+    ".rar",
+    ".tar",
+    ".exe",
+    ".dll",
+    ".so",
+    ".bin",
+    ".safetensors",
+    ".pt",
+    ".pth",
+    ".gguf",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".otf",
+    ".html",
+    ".htm",
+    ".css",
 }
 SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", "__MACOSX"}
 
@@ -104,8 +152,9 @@ def parse_json(text: str, name: str) -> Any:
         raise UserError(f"{name}: not usable JSON ({exc})") from None
 
 
-def read_inputs(paths: Iterable[str | os.PathLike], skipped: list[str] | None = None,
-                wanted: str = "chat export or data set files") -> list[SourceFile]:
+def read_inputs(
+    paths: Iterable[str | os.PathLike], skipped: list[str] | None = None, wanted: str = "chat export or data set files"
+) -> list[SourceFile]:
     """Files, folders (recursively) and zips -> SourceFiles, attachments skipped.
 
     `skipped` collects the names of files left unread (media, hidden folders), so the UI can

@@ -183,8 +183,8 @@ def _add_tokenizer(writer, folder: Path, vocab_size: int) -> None:
     # chat template the model trained on its rendering, which starts with BOS only if it writes one.
     bos_id = special.special_token_ids.get("bos")
     special.add_special_token["bos"] = (
-        _template_starts_with_bos(folder) if template else _adds_bos(folder, bos_id)
-    ) if bos_id is not None else False  # fmt: skip
+        (_template_starts_with_bos(folder) if template else _adds_bos(folder, bos_id)) if bos_id is not None else False
+    )
     special.add_to_gguf(writer, quiet=True)
     end_of_turn = _end_of_turn_id(data, template)
     if end_of_turn is not None:
@@ -257,8 +257,14 @@ def _add_tensors(writer, folder: Path, config: dict[str, Any], outtype: str) -> 
 def _file_type(outtype: str):
     import gguf
 
-    names = {"f32": "ALL_F32", "f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "q8_0": "MOSTLY_Q8_0",
-             "q5_1": "MOSTLY_Q5_1", "q4_0": "MOSTLY_Q4_0"}  # fmt: skip
+    names = {
+        "f32": "ALL_F32",
+        "f16": "MOSTLY_F16",
+        "bf16": "MOSTLY_BF16",
+        "q8_0": "MOSTLY_Q8_0",
+        "q5_1": "MOSTLY_Q5_1",
+        "q4_0": "MOSTLY_Q4_0",
+    }
     return getattr(gguf.LlamaFileType, names[outtype])
 
 
@@ -289,4 +295,8 @@ def permute_for_rope(weights, n_head: int, n_head_kv: int):
     """
     if n_head != n_head_kv:
         n_head = n_head_kv
-    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )

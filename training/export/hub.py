@@ -17,7 +17,9 @@ from pathlib import Path
 from training.errors import UserError
 
 logger = logging.getLogger(__name__)
-LOGIN_HINT = "log in with `hf auth login`, set HF_TOKEN, or paste a token (huggingface.co/settings/tokens, with write access)"
+LOGIN_HINT = (
+    "log in with `hf auth login`, set HF_TOKEN, or paste a token (huggingface.co/settings/tokens, with write access)"
+)
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{30,}")  # real tokens: hf_ + 34 letters/digits
 IGNORED = [".*", "**/.*"]  # hidden files: editor leftovers, .cache from downloads
 
@@ -31,7 +33,9 @@ def resolve_token(token: str | None = None) -> str:
         raise UserError(f"token: none found; {LOGIN_HINT}")
     if any(char.isspace() for char in token) or not token.isascii():
         # httpx would put the raw header value, token included, into its error message.
-        raise UserError("token: contains spaces, line breaks or non-ASCII characters; copy it again from huggingface.co/settings/tokens")
+        raise UserError(
+            "token: contains spaces, line breaks or non-ASCII characters; copy it again from huggingface.co/settings/tokens"
+        )
     return token
 
 
@@ -92,13 +96,17 @@ def hub_errors(api, repo_id: str, token: str) -> Iterator[None]:
         raise UserError("push: offline mode is on (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE to push") from None
     except HFValidationError as error:
         first = scrub(str(error).strip().splitlines()[0], token)
-        raise UserError(f"repo_id: {repo_id!r} is not a valid repo name ({first}); use name or namespace/name") from None
+        raise UserError(
+            f"repo_id: {repo_id!r} is not a valid repo name ({first}); use name or namespace/name"
+        ) from None
     except HfHubHTTPError as error:
         message = _http_message(api, repo_id, error)
         raise UserError(scrub(message, token)) from None
     except (httpx.TransportError, ConnectionError) as error:
         reason = scrub(str(error) or type(error).__name__, token)
-        raise UserError(f"push: cannot reach {api.endpoint} ({reason}); check your internet connection and try again") from None
+        raise UserError(
+            f"push: cannot reach {api.endpoint} ({reason}); check your internet connection and try again"
+        ) from None
 
 
 # What to tell the user for each refusal; {whose} (a 403's likely cause) needs a whoami call, made only then.
@@ -118,7 +126,9 @@ def _http_message(api, repo_id: str, error) -> str:
     detail = f" (the Hub said: {said[0][:200]})" if said else ""
     if status in _HTTP_ADVICE:
         whose = _whose(api, repo_id) if status == 403 else ""
-        return _HTTP_ADVICE[status].format(endpoint=api.endpoint, repo=repo_id, detail=detail, login_hint=LOGIN_HINT, whose=whose)
+        return _HTTP_ADVICE[status].format(
+            endpoint=api.endpoint, repo=repo_id, detail=detail, login_hint=LOGIN_HINT, whose=whose
+        )
     if status is not None and status >= 500:
         return f"push: the Hub had an internal error ({status}){detail}; try again later"
     return f"push to {repo_id} failed ({status}){detail}"
@@ -172,6 +182,8 @@ def retarget_card(folder: Path, repo_id: str) -> None:
         return
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")
-        readme.write_text(text.replace(f"model_id = {json.dumps(old)}", f"model_id = {json.dumps(repo_id)}"), encoding="utf-8")
+        readme.write_text(
+            text.replace(f"model_id = {json.dumps(old)}", f"model_id = {json.dumps(repo_id)}"), encoding="utf-8"
+        )
     info["model_id"] = repo_id
     info_path.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")

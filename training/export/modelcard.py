@@ -27,17 +27,43 @@ PRIVACY_WARNING = (
 # Settings shown in the card, in this order; method-specific ones only when the method uses them.
 # Paths (train_file, output_dir) and the run's name are left out: they can hold names and home folders.
 RECIPE_FIELDS = (
-    "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization_bits", "adalora_init_r",
-    "adalora_target_r", "epochs", "max_steps", "batch_size", "grad_accumulation", "learning_rate", "scheduler",
-    "warmup_steps", "warmup_ratio", "weight_decay", "optimizer", "max_length", "completion_only_loss", "packing",
-    "padding_free", "neftune_noise_alpha", "dtype", "seed", "chat_template", "preset",
-)  # fmt: skip
+    "method",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "quantization_bits",
+    "adalora_init_r",
+    "adalora_target_r",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accumulation",
+    "learning_rate",
+    "scheduler",
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "optimizer",
+    "max_length",
+    "completion_only_loss",
+    "packing",
+    "padding_free",
+    "neftune_noise_alpha",
+    "dtype",
+    "seed",
+    "chat_template",
+    "preset",
+)
 _ONLY_FOR = {
-    "lora_r": ("lora", "dora", "rslora", "qlora"), "lora_alpha": ("lora", "dora", "rslora", "qlora", "adalora"),
+    "lora_r": ("lora", "dora", "rslora", "qlora"),
+    "lora_alpha": ("lora", "dora", "rslora", "qlora", "adalora"),
     "lora_dropout": ("lora", "dora", "rslora", "qlora", "adalora"),
-    "target_modules": ("lora", "dora", "rslora", "qlora", "adalora"), "quantization_bits": ("qlora",),
-    "adalora_init_r": ("adalora",), "adalora_target_r": ("adalora",),
-}  # fmt: skip
+    "target_modules": ("lora", "dora", "rslora", "qlora", "adalora"),
+    "quantization_bits": ("qlora",),
+    "adalora_init_r": ("adalora",),
+    "adalora_target_r": ("adalora",),
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -45,8 +71,11 @@ def check_samples(samples: list[dict[str, str]] | None) -> list[dict[str, str]]:
     """The sample replies to show, each {"prompt": ..., "reply": ...} with text in both."""
     checked = []
     for number, sample in enumerate(samples or [], start=1):
-        if not (isinstance(sample, dict) and all(isinstance(sample.get(k), str) and sample[k].strip() for k in ("prompt", "reply"))):
-            raise UserError(f"samples: item {number}: expected {{\"prompt\": text, \"reply\": text}}, got {sample!r:.80}")
+        if not (
+            isinstance(sample, dict)
+            and all(isinstance(sample.get(k), str) and sample[k].strip() for k in ("prompt", "reply"))
+        ):
+            raise UserError(f'samples: item {number}: expected {{"prompt": text, "reply": text}}, got {sample!r:.80}')
         checked.append({"prompt": sample["prompt"].strip(), "reply": sample["reply"].strip()})
     return checked
 
@@ -58,8 +87,9 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and name not in BUILT_ON_FIRST_USE and not Path(name).expanduser().exists()
 
 
-def write_model_card(source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]],
-                     report_examples: bool = False) -> Path:  # fmt: skip
+def write_model_card(
+    source, folder: Path, merged: bool, model_id: str, samples: list[dict[str, str]], report_examples: bool = False
+) -> Path:
     """README.md (+ loss_curve.png when the run logged losses) in `folder`; returns the README path.
 
     The run's persona report, if it has one, adds its numbers; its side-by-side examples quote held-out
@@ -72,7 +102,8 @@ def write_model_card(source, folder: Path, merged: bool, model_id: str, samples:
     best_eval = _best(metrics, "eval_loss", source.status.get("best_eval_loss"))
     data = card_data(source, merged, model_id, best_eval)
     body = "\n\n".join(
-        part for part in (
+        part
+        for part in (
             f"# {model_id.split('/')[-1]}",
             _summary(source, merged),
             PRIVACY_WARNING,
@@ -83,8 +114,9 @@ def write_model_card(source, folder: Path, merged: bool, model_id: str, samples:
             _report_section(source, report_examples),
             _samples_section(samples),
             _versions(),
-        ) if part
-    )  # fmt: skip
+        )
+        if part
+    )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
     path = folder / "README.md"
     card.save(path)
@@ -102,24 +134,36 @@ def card_data(source, merged: bool, model_id: str, best_eval: float | None):
     tags += ["peft"] if adapter else ["merged"] if source.adapter else []
     results = None
     if best_eval is not None:
-        results = [EvalResult(
-            task_type=pipeline, dataset_type="private", dataset_name="private chat history", dataset_split="validation",
-            metric_type="loss", metric_name="eval loss", metric_value=round(best_eval, 4),
-        )]  # fmt: skip
+        results = [
+            EvalResult(
+                task_type=pipeline,
+                dataset_type="private",
+                dataset_name="private chat history",
+                dataset_split="validation",
+                metric_type="loss",
+                metric_name="eval loss",
+                metric_value=round(best_eval, 4),
+            )
+        ]
     return ModelCardData(
         base_model=config.model if is_hub_id(config.model) else None,
         library_name="peft" if adapter else "transformers",
-        pipeline_tag=pipeline, tags=tags, model_name=model_id.split("/")[-1], eval_results=results,
-    )  # fmt: skip
+        pipeline_tag=pipeline,
+        tags=tags,
+        model_name=model_id.split("/")[-1],
+        eval_results=results,
+    )
 
 
 def _summary(source, merged: bool) -> str:
     base = source.config.model if is_hub_id(source.config.model) else f"a local model ({Path(source.base_model).name})"
     kind = (
-        "the full fine-tuned model" if not source.adapter
-        else f"the base model with the {source.config.method} adapter merged into its weights" if merged
+        "the full fine-tuned model"
+        if not source.adapter
+        else f"the base model with the {source.config.method} adapter merged into its weights"
+        if merged
         else f"a {source.config.method} adapter; loading it also downloads the base model"
-    )  # fmt: skip
+    )
     text = f"A chat persona fine-tuned with talklike from **{base}**. This repository holds {kind}."
     if not is_hub_id(source.config.model) and source.adapter and not merged:
         text += " The base is not on the Hub, so this adapter loads only where that folder exists; export merged to share it."
@@ -135,7 +179,9 @@ def usage_snippet(source, merged: bool, model_id: str) -> str:
         generate = "reply = model.generate(**inputs, max_new_tokens=60)\nprint(tokenizer.decode(reply[0], skip_special_tokens=True))"
     else:
         loader = "AutoModelForCausalLM" if merged or not source.adapter else "AutoPeftModelForCausalLM"
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": "hey, how was your day?"}]
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": "hey, how was your day?"}
+        ]
         prompt = (
             f"messages = {json.dumps(messages, ensure_ascii=False)}\n"
             "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', return_dict=True)"
@@ -180,8 +226,11 @@ def dataset_counts(source) -> dict[str, int | float | None]:
     validation = _count_rows(config.validation_file) if config.validation_file else None
     if train is None and config.train_file:
         train = _count_rows(config.train_file)
-    return {"train_examples": train, "validation_examples": validation,
-            "validation_split": config.validation_split or None}  # fmt: skip
+    return {
+        "train_examples": train,
+        "validation_examples": validation,
+        "validation_split": config.validation_split or None,
+    }
 
 
 def _count_rows(path: str) -> int | None:
@@ -194,7 +243,9 @@ def _count_rows(path: str) -> int | None:
 
 def _data_summary(source) -> str:
     counts = dataset_counts(source)
-    lines = ["Private chat history, prepared with talklike into prompt/reply pairs (the replies are the persona's own messages).\n"]
+    lines = [
+        "Private chat history, prepared with talklike into prompt/reply pairs (the replies are the persona's own messages).\n"
+    ]
     if counts["train_examples"] is not None:
         lines.append(f"- training examples: {counts['train_examples']:,}")
     if counts["validation_examples"] is not None:
@@ -216,7 +267,9 @@ def _results(source, metrics: list[dict[str, Any]], best_eval: float | None, has
         lines.append(f"- best validation loss: **{best_eval:.4f}**")
     losses = [r for r in metrics if isinstance(r.get("loss"), (int, float))]
     if losses:
-        lines.append(f"- training loss: {losses[0]['loss']:.4f} at step {losses[0].get('step')} → {losses[-1]['loss']:.4f} at step {losses[-1].get('step')}")
+        lines.append(
+            f"- training loss: {losses[0]['loss']:.4f} at step {losses[0].get('step')} → {losses[-1]['loss']:.4f} at step {losses[-1].get('step')}"
+        )
     if source.status.get("step") is not None:
         lines.append(f"- optimizer steps: {source.status['step']}")
     if has_plot:
@@ -264,9 +317,13 @@ def write_loss_plot(metrics: list[dict[str, Any]], path: Path, size: tuple[int, 
     from PIL import Image, ImageDraw, ImageFont
 
     series = {
-        key: [(r["step"], r[key]) for r in metrics if isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), (int, float))]
+        key: [
+            (r["step"], r[key])
+            for r in metrics
+            if isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), (int, float))
+        ]
         for key in ("loss", "eval_loss")
-    }  # fmt: skip
+    }
     points = series["loss"] + series["eval_loss"]
     if not points:
         return False

@@ -27,10 +27,16 @@ from training.errors import UserError
 
 PROBES = (  # conversations that tell the families apart and check every role and turn boundary
     [{"role": "user", "content": "hey, you up?"}],
-    [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hey"},
-     {"role": "assistant", "content": "yo what's up"}, {"role": "user", "content": "movie tonight?"}],
-)  # fmt: skip
-ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    [
+        {"role": "system", "content": "You are Sam."},
+        {"role": "user", "content": "hey"},
+        {"role": "assistant", "content": "yo what's up"},
+        {"role": "user", "content": "movie tonight?"},
+    ],
+)
+ALPACA_PREAMBLE = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,18 @@ def _chatml(messages, eos):
 
 
 def _llama3(messages, eos):
-    turns = "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>" for m in messages)
+    turns = "".join(
+        f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>" for m in messages
+    )
     return turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
 def _alpaca(messages, eos):
     head = messages[0]["content"] + "\n\n" if messages[0]["role"] == "system" else ALPACA_PREAMBLE + "\n\n"
     body = {"user": "### Instruction:\n{}\n\n", "assistant": "### Response:\n{}" + eos + "\n\n"}
-    return head + "".join(body[m["role"]].format(m["content"]) for m in messages if m["role"] in body) + "### Response:\n"
+    return (
+        head + "".join(body[m["role"]].format(m["content"]) for m in messages if m["role"] in body) + "### Response:\n"
+    )
 
 
 def _openchatkit(messages, eos):
@@ -84,35 +94,64 @@ def _mistral_inst(messages, eos):
 
 
 # Go's text/template: {{- and -}} trim the whitespace (newlines too) on that side of an action.
-_FIRST_USER = '{{ if not $started }}{{ if $.System }}{{ $.System }}\n\n{{ end }}{{ end }}'
+_FIRST_USER = "{{ if not $started }}{{ if $.System }}{{ $.System }}\n\n{{ end }}{{ end }}"
 FAMILIES: tuple[TemplateFamily, ...] = (
-    TemplateFamily("chatml", (
-        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
-    ), _chatml, ("<|im_end|>", "<|im_start|>")),
-    TemplateFamily("llama3", (
-        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
-        "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
-    ), _llama3, ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>")),
-    TemplateFamily("alpaca", (
-        "{{- if .System }}{{ .System }}\n\n{{ else }}" + ALPACA_PREAMBLE + "\n\n{{ end }}"
-        '{{- range .Messages }}{{ if eq .Role "user" }}### Instruction:\n{{ .Content }}\n\n'
-        '{{ else if eq .Role "assistant" }}### Response:\n{{ .Content }}{eos}\n\n{{ end }}{{ end }}### Response:\n'
-    ), _alpaca, ("### Instruction:",)),
-    TemplateFamily("openchatkit", (
-        '{{- range .Messages }}{{ if eq .Role "system" }}{{ .Content }}\n'
-        '{{ else if eq .Role "user" }}<human>: {{ .Content }}\n{{ else }}<bot>: {{ .Content }}{eos}\n{{ end }}{{ end }}<bot>:'
-    ), _openchatkit, ("<human>:",)),
-    TemplateFamily("question_answer", (  # the system prompt is folded into the first question
-        '{{- $started := false }}{{ range .Messages }}{{ if eq .Role "user" }}{{ if $started }}\n{{ end }}'
-        "Question: " + _FIRST_USER + "{{ .Content }}. Answer:{{ $started = true }}"
-        '{{ else if eq .Role "assistant" }} {{ .Content }}{eos}{{ $started = true }}{{ end }}{{ end }}'
-    ), _question_answer, ("Question:",)),
-    TemplateFamily("mistral_inst", (
-        '{{- $started := false }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] ' + _FIRST_USER
-        + "{{ .Content }} [/INST]{{ $started = true }}"
-        '{{ else if eq .Role "assistant" }} {{ .Content }}{eos}{{ $started = true }}{{ end }}{{ end }}'
-    ), _mistral_inst, ("[INST]",)),
-)  # fmt: skip
+    TemplateFamily(
+        "chatml",
+        ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"),
+        _chatml,
+        ("<|im_end|>", "<|im_start|>"),
+    ),
+    TemplateFamily(
+        "llama3",
+        (
+            "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
+            "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        ),
+        _llama3,
+        ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"),
+    ),
+    TemplateFamily(
+        "alpaca",
+        (
+            "{{- if .System }}{{ .System }}\n\n{{ else }}" + ALPACA_PREAMBLE + "\n\n{{ end }}"
+            '{{- range .Messages }}{{ if eq .Role "user" }}### Instruction:\n{{ .Content }}\n\n'
+            '{{ else if eq .Role "assistant" }}### Response:\n{{ .Content }}{eos}\n\n{{ end }}{{ end }}### Response:\n'
+        ),
+        _alpaca,
+        ("### Instruction:",),
+    ),
+    TemplateFamily(
+        "openchatkit",
+        (
+            '{{- range .Messages }}{{ if eq .Role "system" }}{{ .Content }}\n'
+            '{{ else if eq .Role "user" }}<human>: {{ .Content }}\n{{ else }}<bot>: {{ .Content }}{eos}\n{{ end }}{{ end }}<bot>:'
+        ),
+        _openchatkit,
+        ("<human>:",),
+    ),
+    TemplateFamily(
+        "question_answer",
+        (  # the system prompt is folded into the first question
+            '{{- $started := false }}{{ range .Messages }}{{ if eq .Role "user" }}{{ if $started }}\n{{ end }}'
+            "Question: " + _FIRST_USER + "{{ .Content }}. Answer:{{ $started = true }}"
+            '{{ else if eq .Role "assistant" }} {{ .Content }}{eos}{{ $started = true }}{{ end }}{{ end }}'
+        ),
+        _question_answer,
+        ("Question:",),
+    ),
+    TemplateFamily(
+        "mistral_inst",
+        (
+            '{{- $started := false }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] '
+            + _FIRST_USER
+            + "{{ .Content }} [/INST]{{ $started = true }}"
+            '{{ else if eq .Role "assistant" }} {{ .Content }}{eos}{{ $started = true }}{{ end }}{{ end }}'
+        ),
+        _mistral_inst,
+        ("[INST]",),
+    ),
+)
 
 
 @dataclass
@@ -176,7 +215,9 @@ def modelfile_text(gguf_name: str, template: OllamaTemplate, system_prompt: str,
     if template.go is not None:
         lines.append(f'TEMPLATE """{template.go}"""')
     else:
-        lines.append("# No TEMPLATE: this chat template is not one talklike can translate; Ollama reads the GGUF's own.")
+        lines.append(
+            "# No TEMPLATE: this chat template is not one talklike can translate; Ollama reads the GGUF's own."
+        )
     system = system_prompt or template.default_system
     if system:
         if '"""' in system:
@@ -193,8 +234,11 @@ def _parameters(decoding) -> list[str]:
     if not decoding.do_sample:
         lines.append("PARAMETER temperature 0")
     else:
-        lines += [f"PARAMETER temperature {decoding.temperature:g}", f"PARAMETER top_p {decoding.top_p:g}",
-                  f"PARAMETER top_k {decoding.top_k}"]  # fmt: skip
+        lines += [
+            f"PARAMETER temperature {decoding.temperature:g}",
+            f"PARAMETER top_p {decoding.top_p:g}",
+            f"PARAMETER top_k {decoding.top_k}",
+        ]
     if decoding.repetition_penalty != 1:
         lines.append(f"PARAMETER repeat_penalty {decoding.repetition_penalty:g}")
     if decoding.seed is not None and decoding.do_sample:
@@ -204,7 +248,9 @@ def _parameters(decoding) -> list[str]:
     return lines
 
 
-def write_modelfile(model_folder: str | os.PathLike, gguf_file: str | os.PathLike, decoding) -> tuple[Path, OllamaTemplate]:
+def write_modelfile(
+    model_folder: str | os.PathLike, gguf_file: str | os.PathLike, decoding
+) -> tuple[Path, OllamaTemplate]:
     """Write `Modelfile` beside `gguf_file` for the model in `model_folder` (its tokenizer and talklike.json)."""
     from transformers import AutoTokenizer
 
@@ -223,7 +269,9 @@ def write_modelfile(model_folder: str | os.PathLike, gguf_file: str | os.PathLik
     return out, template
 
 
-def export_for_ollama(model_folder: str | os.PathLike, gguf_file: str | os.PathLike, quant: str, decoding) -> dict[str, Any]:
+def export_for_ollama(
+    model_folder: str | os.PathLike, gguf_file: str | os.PathLike, quant: str, decoding
+) -> dict[str, Any]:
     """A GGUF of type `quant` (when talklike can write it) and its Modelfile beside it.
 
     Returns {"gguf": path or None, "modelfile": path, "template": family or None, "commands": [...]}:
@@ -250,5 +298,9 @@ def export_for_ollama(model_folder: str | os.PathLike, gguf_file: str | os.PathL
         commands.append(gguf.llama_quantize_command(target, quant))
         final = gguf.quantized_path(target, quant)
     modelfile, template = write_modelfile(folder, final, decoding)
-    return {"gguf": gguf_path, "modelfile": modelfile, "template": template.family.name if template.family else None,
-            "commands": commands}  # fmt: skip
+    return {
+        "gguf": gguf_path,
+        "modelfile": modelfile,
+        "template": template.family.name if template.family else None,
+        "commands": commands,
+    }

@@ -34,9 +34,16 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 # trainer state (optimizer, RNG) or anything else a run folder may hold.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-)  # fmt: skip
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
 def read_run(run_dir: str | os.PathLike) -> RunRecord:
@@ -44,7 +51,9 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
     record = read_record(run_dir)
     if record.model is None:
         state = record.status.get("state", "created")
-        raise UserError(f"{record.path}: no trained model in final/ yet (run is {state}); export it once training has finished")
+        raise UserError(
+            f"{record.path}: no trained model in final/ yet (run is {state}); export it once training has finished"
+        )
     return record
 
 
@@ -61,7 +70,9 @@ def export_sizes(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not source.adapter:
         full = _folder_bytes(source.final_dir, lambda p: p.name.endswith(WEIGHT_SUFFIXES)) + support
         return {"adapter_mb": None, "merged_mb": round(full / MB, 2), "method": source.config.method}
-    adapter = sum((source.final_dir / name).stat().st_size for name in ADAPTER_FILES if (source.final_dir / name).is_file())
+    adapter = sum(
+        (source.final_dir / name).stat().st_size for name in ADAPTER_FILES if (source.final_dir / name).is_file()
+    )
     base = base_weight_bytes(source.base_model, source.seq2seq)
     return {
         "adapter_mb": round((adapter + support) / MB, 2),
@@ -78,7 +89,9 @@ def base_weight_bytes(base_model: str, seq2seq: bool = False) -> int | None:
     """Bytes of the base model's weights: its files for a folder, else parameters x dtype size."""
     folder = Path(base_model)
     if folder.is_dir():
-        weights = [p for p in folder.iterdir() if p.suffix == ".safetensors"] or [p for p in folder.iterdir() if p.suffix == ".bin"]
+        weights = [p for p in folder.iterdir() if p.suffix == ".safetensors"] or [
+            p for p in folder.iterdir() if p.suffix == ".bin"
+        ]
         if weights:
             return sum(p.stat().st_size for p in weights)
     try:  # a Hub id: count parameters on the meta device, from the (cached) config only
@@ -137,11 +150,17 @@ def export_run(
         _write_tokenizer(source, stage)
         _write_generation_config(source, stage)
         model_id = repo_id or out.name
-        info = {**source.info, "export": "merged" if merged else "adapter", "model_id": model_id,
-                "model": _shareable(source.config.model), "base_model": _shareable(source.base_model)}  # fmt: skip
+        info = {
+            **source.info,
+            "export": "merged" if merged else "adapter",
+            "model_id": model_id,
+            "model": _shareable(source.config.model),
+            "base_model": _shareable(source.base_model),
+        }
         write_model_info(stage, info)  # the prompt settings only: the data's manifest stays private
-        write_model_card(source, stage, merged=merged, model_id=model_id, samples=samples,
-                         report_examples=report_examples)  # fmt: skip
+        write_model_card(
+            source, stage, merged=merged, model_id=model_id, samples=samples, report_examples=report_examples
+        )
     return out
 
 
@@ -207,14 +226,19 @@ def _disk_full_message(out: Path, needed: int, free: int) -> str:
 def _copy_adapter(source: RunRecord, stage: Path) -> None:
     copied = [name for name in ADAPTER_FILES if (source.final_dir / name).is_file()]
     if not any(name.startswith("adapter_model") for name in copied):
-        raise UserError(f"{source.final_dir}: adapter_config.json without adapter weights; the run did not finish saving")
+        raise UserError(
+            f"{source.final_dir}: adapter_config.json without adapter weights; the run did not finish saving"
+        )
     for name in copied:
         shutil.copy2(source.final_dir / name, stage / name)
 
 
 def _copy_full_model(source: RunRecord, stage: Path) -> None:
     for path in source.final_dir.iterdir():
-        is_model_file = path.name.endswith(WEIGHT_SUFFIXES) or path.name in ("config.json", "model.safetensors.index.json")
+        is_model_file = path.name.endswith(WEIGHT_SUFFIXES) or path.name in (
+            "config.json",
+            "model.safetensors.index.json",
+        )
         if path.is_file() and is_model_file and path.name != "training_args.bin":
             shutil.copy2(path, stage / path.name)
 
@@ -229,7 +253,9 @@ def load_run_model(source: RunRecord, merged: bool = False):
     from peft import PeftModel
 
     base = load_pretrained(loader.from_pretrained, source.base_model, dtype="auto")
-    model = load_pretrained(lambda adapter: PeftModel.from_pretrained(base, adapter), str(source.final_dir), source.name)
+    model = load_pretrained(
+        lambda adapter: PeftModel.from_pretrained(base, adapter), str(source.final_dir), source.name
+    )
     model.eval()
     return model.merge_and_unload() if merged else model
 
@@ -271,7 +297,6 @@ def _write_generation_config(source: RunRecord, stage: Path) -> None:
             continue
     tokenizer = AutoTokenizer.from_pretrained(stage)
     GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(stage)
-
 
 
 def read_samples(path: str | os.PathLike) -> list[dict[str, str]]:

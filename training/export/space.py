@@ -31,8 +31,16 @@ from training.export.hub import IGNORED, hub_errors, push, resolve_token
 ROOT = Path(__file__).resolve().parent.parent.parent
 # The chat-only page's code: app.py, the chat tab, the server's guards (limits, middleware) and the
 # training package (the chat loader reads run records through it), never the studio's other tabs. tests/test_space.py runs a Space built from these.
-SPACE_CODE = ("app.py", "components/__init__.py", "components/common.py", "components/chat_tab.py", "components/limits.py",
-              "components/memory_panel.py", "components/server.py", "training")  # fmt: skip
+SPACE_CODE = (
+    "app.py",
+    "components/__init__.py",
+    "components/common.py",
+    "components/chat_tab.py",
+    "components/limits.py",
+    "components/memory_panel.py",
+    "components/server.py",
+    "training",
+)
 # The chat's packages (and what talklike's modules import at load time); never TRL or datasets.
 CHAT_PACKAGES = ("torch", "transformers", "peft", "gradio", "huggingface_hub", "pyyaml", "psutil", "scikit_learn")
 CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -77,24 +85,42 @@ def deploy_bot_space(
     secret = None
     if not public_model:
         secret = resolve_token(read_token) if read_token else token
-        _check_can_read(HfApi(endpoint=endpoint, token=secret), model_id, secret, "read token" if read_token else "token")
+        _check_can_read(
+            HfApi(endpoint=endpoint, token=secret), model_id, secret, "read token" if read_token else "token"
+        )
         if not read_token:
-            notes.append("The Space reads the private model with your write token (a Space secret). "
-                         "A read-only token is safer: pass one with --space-read-token.")  # fmt: skip
-    variables = {"TALKLIKE_CHAT_ONLY": model_id, DECODING_ENV: decoding_text(decoding or parse_decoding(None)),
-                 **(limits or ChatLimits()).to_env()}  # fmt: skip
+            notes.append(
+                "The Space reads the private model with your write token (a Space secret). "
+                "A read-only token is safer: pass one with --space-read-token."
+            )
+    variables = {
+        "TALKLIKE_CHAT_ONLY": model_id,
+        DECODING_ENV: decoding_text(decoding or parse_decoding(None)),
+        **(limits or ChatLimits()).to_env(),
+    }
     api = HfApi(endpoint=endpoint, token=token)
     with hub_errors(api, space_id, token):
         existed = api.repo_exists(space_id, repo_type="space")
-        space_url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private_space,
-                                    space_hardware=hardware, exist_ok=True)  # fmt: skip
+        space_url = api.create_repo(
+            space_id,
+            repo_type="space",
+            space_sdk="gradio",
+            private=private_space,
+            space_hardware=hardware,
+            exist_ok=True,
+        )
         full_id = space_url.repo_id or space_id
         if existed:
             api.request_space_hardware(full_id, hardware)
         with tempfile.TemporaryDirectory() as folder:
             stage_space(Path(folder), model_id, hardware)
-            api.upload_folder(folder_path=folder, repo_id=full_id, repo_type="space",
-                              commit_message="Deploy the talklike chat page", ignore_patterns=IGNORED)  # fmt: skip
+            api.upload_folder(
+                folder_path=folder,
+                repo_id=full_id,
+                repo_type="space",
+                commit_message="Deploy the talklike chat page",
+                ignore_patterns=IGNORED,
+            )
         for key, value in variables.items():
             api.add_space_variable(full_id, key, value)
         if secret is not None:
@@ -178,8 +204,10 @@ def _check_loadable_on_a_space(folder: Path) -> None:
     if adapter_config.is_file() and not (folder / "config.json").is_file():
         base = str(json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")
         if not is_hub_id(base):
-            raise UserError(f"{folder.name}: the adapter's base model {base!r} is a local folder a Space cannot "
-                            "reach; export the merged model instead (--merge)")  # fmt: skip
+            raise UserError(
+                f"{folder.name}: the adapter's base model {base!r} is a local folder a Space cannot "
+                "reach; export the merged model instead (--merge)"
+            )
 
 
 def _check_can_read(api, model_id: str, secret: str, which: str) -> None:
@@ -188,5 +216,7 @@ def _check_can_read(api, model_id: str, secret: str, which: str) -> None:
     try:
         api.model_info(model_id)
     except HfHubHTTPError:
-        raise UserError(f"{which}: cannot read {model_id}, so the Space could not load it; use a token of the "
-                        "repo's owner (or an org member) with read access") from None  # fmt: skip
+        raise UserError(
+            f"{which}: cannot read {model_id}, so the Space could not load it; use a token of the "
+            "repo's owner (or an org member) with read access"
+        ) from None

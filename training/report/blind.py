@@ -42,8 +42,14 @@ class Item:
     bot: str
 
 
-def prepare_items(run_dir: str | os.PathLike, count: int = 20, seed: int = 0, consent: bool = False,
-                  decoding=None, device: str | None = None) -> Path:  # fmt: skip
+def prepare_items(
+    run_dir: str | os.PathLike,
+    count: int = 20,
+    seed: int = 0,
+    consent: bool = False,
+    decoding=None,
+    device: str | None = None,
+) -> Path:
     """Generate the bot's replies to `count` held-out conversations and save them with the real ones."""
     from training.chat.batch import generate_batch
     from training.chat.generate import load_chat_model
@@ -53,10 +59,14 @@ def prepare_items(run_dir: str | os.PathLike, count: int = 20, seed: int = 0, co
 
     run = read_run(run_dir)
     if not consent:
-        raise UserError(f"{run.name}: the blind test shows your real held-out messages to whoever opens the page; "
-                        f"pass {CONSENT_FLAG} (in the app: tick the box) to agree")  # fmt: skip
+        raise UserError(
+            f"{run.name}: the blind test shows your real held-out messages to whoever opens the page; "
+            f"pass {CONSENT_FLAG} (in the app: tick the box) to agree"
+        )
     if run.model is None:
-        raise UserError(f"{run.name}: no trained model in final/ yet; prepare the blind test once training has finished")
+        raise UserError(
+            f"{run.name}: no trained model in final/ yet; prepare the blind test once training has finished"
+        )
     if count < 1:
         raise UserError(f"items: {count}; expected a whole number >= 1")
     rows = held_out_rows(run.config, limit=count, seed=seed).rows
@@ -70,11 +80,20 @@ def prepare_items(run_dir: str | os.PathLike, count: int = 20, seed: int = 0, co
             turns = [m for m in row["prompt"] if m["role"] != "system"][-CONTEXT_TURNS:]
             items.append({"id": f"item-{number}", "context": turns, "real": real, "bot": reply.strip()})
     if not items:
-        raise UserError(f"{run.name}: the model's replies were all empty or identical to the real ones; nothing to vote on")
+        raise UserError(
+            f"{run.name}: the model's replies were all empty or identical to the real ones; nothing to vote on"
+        )
     folder = Path(run.path) / FOLDER
     folder.mkdir(exist_ok=True)
-    record = {"version": 1, "run": run.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "consent": True,
-              "separator": model.separator, "decoding": settings.__dict__, "items": items}  # fmt: skip
+    record = {
+        "version": 1,
+        "run": run.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "consent": True,
+        "separator": model.separator,
+        "decoding": settings.__dict__,
+        "items": items,
+    }
     return _write_atomically(folder / "items.json", json.dumps(record, ensure_ascii=False, indent=1))
 
 
@@ -84,8 +103,10 @@ def load_items(run_dir: str | os.PathLike) -> tuple[list[Item], str]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{Path(run_dir).name}: no blind test prepared; run python -m training blind-test "
-                        f"{Path(run_dir).name} --items 20 {CONSENT_FLAG}") from None  # fmt: skip
+        raise UserError(
+            f"{Path(run_dir).name}: no blind test prepared; run python -m training blind-test "
+            f"{Path(run_dir).name} --items 20 {CONSENT_FLAG}"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path}: not a blind test file (expected the JSON `training blind-test` writes)") from None
     if not record.get("consent"):
@@ -96,8 +117,9 @@ def load_items(run_dir: str | os.PathLike) -> tuple[list[Item], str]:
 class BallotBox:
     """The votes of one run's blind test, counted by the server."""
 
-    def __init__(self, run_dir: str | os.PathLike, voters_per_address: int = VOTERS_PER_ADDRESS,
-                 max_voters: int = MAX_VOTERS) -> None:  # fmt: skip
+    def __init__(
+        self, run_dir: str | os.PathLike, voters_per_address: int = VOTERS_PER_ADDRESS, max_voters: int = MAX_VOTERS
+    ) -> None:
         self.items, self.separator = load_items(run_dir)
         self._by_id = {item.id: item for item in self.items}
         self.path = Path(run_dir) / FOLDER / "votes.jsonl"
@@ -141,7 +163,9 @@ class BallotBox:
             known = voter in self._voted
             if not known and voter not in self._voters_at[address]:
                 if len(self._voters_at[address]) >= self.voters_per_address:
-                    raise UserError(f"Votes from one network are capped at {self.voters_per_address} people; thanks for playing!")
+                    raise UserError(
+                        f"Votes from one network are capped at {self.voters_per_address} people; thanks for playing!"
+                    )
                 if len(self._voted) >= self.max_voters:
                     raise UserError("This blind test is full: it has all the votes it can take.")
             vote = {"item": item_id, "voter": voter, "picked": picked, "time": round(time.time())}
@@ -162,8 +186,14 @@ def tally(votes: list[dict]) -> dict:
     from scipy.stats import binomtest
 
     fooled, count = sum(v["picked"] == "bot" for v in votes), len(votes)
-    result = {"votes": count, "voters": len({v["voter"] for v in votes}), "fooled": fooled,
-              "items": len({v["item"] for v in votes}), "fool_rate": None, "interval": None}  # fmt: skip
+    result = {
+        "votes": count,
+        "voters": len({v["voter"] for v in votes}),
+        "fooled": fooled,
+        "items": len({v["item"] for v in votes}),
+        "fool_rate": None,
+        "interval": None,
+    }
     if count:
         interval = binomtest(fooled, count).proportion_ci(confidence_level=0.95, method="wilson")
         result.update(fool_rate=fooled / count, interval=[interval.low, interval.high])
@@ -174,10 +204,12 @@ def tally_markdown(result: dict) -> str:
     if not result["votes"]:
         return "**Blind test**: no votes yet."
     low, high = result["interval"]
-    return (f"**Blind test**: friends picked the bot's reply as the real one in **{result['fool_rate']:.0%}** of "
-            f"{result['votes']} votes ({result['fooled']} fooled; 95% interval {low:.0%}-{high:.0%}) from "
-            f"{result['voters']} voters on {result['items']} conversations. 50% means they could not tell the "
-            "bot from you; the interval treats every vote as independent.")  # fmt: skip
+    return (
+        f"**Blind test**: friends picked the bot's reply as the real one in **{result['fool_rate']:.0%}** of "
+        f"{result['votes']} votes ({result['fooled']} fooled; 95% interval {low:.0%}-{high:.0%}) from "
+        f"{result['voters']} voters on {result['items']} conversations. 50% means they could not tell the "
+        "bot from you; the interval treats every vote as independent."
+    )
 
 
 def votes_of(run_dir: str | os.PathLike) -> dict:

@@ -54,8 +54,12 @@ class ReportOptions:
     memory: Any = None  # chat.memory_prompt.MemorySettings: also reply with memory (tuned+memory, base+memory)
 
 
-def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = None, progress: Progress | None = None,
-                 cancel: threading.Event | None = None) -> dict:  # fmt: skip
+def build_report(
+    run_dir: str | os.PathLike,
+    options: ReportOptions | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> dict:
     """The report for the run at `run_dir` (a folder or a run name), saved to its report.json.
 
     `progress(fraction, what)` is called as work is done; setting `cancel` raises loss.Cancelled.
@@ -66,8 +70,10 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
     settings = (options.decoding or default_decoding(options.seed)).validate()
     run = read_run(run_dir)
     if run.model is None:
-        raise UserError(f"{run.name}: no trained model in final/ yet (run is {run.status.get('state', 'created')}); "
-                        "report on it once training has finished")  # fmt: skip
+        raise UserError(
+            f"{run.name}: no trained model in final/ yet (run is {run.status.get('state', 'created')}); "
+            "report on it once training has finished"
+        )
     config = run.config
     held = held_out_rows(config, options.data, options.limit, options.seed)
     generations = 4 if options.memory is not None else 2
@@ -75,8 +81,10 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
     tracker.note("loading the models")
     tuned, base, base_is = _models(run, config, options.device)
     if options.memory is not None and tuned.model.seq2seq:
-        raise UserError(f"memory: {run.name} is an encoder-decoder model, trained without a system prompt to hold "
-                        "memories; report on it without memory")  # fmt: skip
+        raise UserError(
+            f"memory: {run.name} is an encoder-decoder model, trained without a system prompt to hold "
+            "memories; report on it without memory"
+        )
     started = time.perf_counter()
     losses = _losses(held.rows, tuned, base, config, tracker)
     loss_seconds = time.perf_counter() - started
@@ -88,19 +96,38 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
     generation_seconds = time.perf_counter() - started - loss_seconds
     tracker.note("scoring")
     report = {
-        "version": 1, "run": run.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "model": {"base_model": config.model, "method": config.method, "seq2seq": tuned.model.seq2seq, "base_is": base_is},
-        "data": {"file": held.where, "rows": len(held.rows), "available": held.available,
-                 "left_out_as_trained": held.left_out_as_trained},
-        "decoding": dataclasses.asdict(settings), "seed": options.seed,
+        "version": 1,
+        "run": run.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": {
+            "base_model": config.model,
+            "method": config.method,
+            "seq2seq": tuned.model.seq2seq,
+            "base_is": base_is,
+        },
+        "data": {
+            "file": held.where,
+            "rows": len(held.rows),
+            "available": held.available,
+            "left_out_as_trained": held.left_out_as_trained,
+        },
+        "decoding": dataclasses.asdict(settings),
+        "seed": options.seed,
         **score(replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed),
         "seconds": {"loss": round(loss_seconds, 1), "generation": round(generation_seconds, 1)},
-    }  # fmt: skip
+    }
     if remembered is not None:
         memory, memory_replies = remembered
-        scored = score(memory_replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed)
-        report["memory"] = {"k": memory.settings.k, "facts": len(memory.facts), "exchanges": len(memory.index),
-                            "metrics": scored["metrics"], "empty_replies": scored["empty_replies"]}  # fmt: skip
+        scored = score(
+            memory_replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed
+        )
+        report["memory"] = {
+            "k": memory.settings.k,
+            "facts": len(memory.facts),
+            "exchanges": len(memory.index),
+            "metrics": scored["metrics"],
+            "empty_replies": scored["empty_replies"],
+        }
     if options.include_examples:
         report["examples"] = examples(held.rows, replies, options.seed)
     save_report(run.path, report)
@@ -108,8 +135,15 @@ def build_report(run_dir: str | os.PathLike, options: ReportOptions | None = Non
     return report
 
 
-def score(replies: scoring.Replies, train_rows: list[dict], rows: list[dict], losses: dict, separator: str,
-          seq2seq: bool, seed: int) -> dict:  # fmt: skip
+def score(
+    replies: scoring.Replies,
+    train_rows: list[dict],
+    rows: list[dict],
+    losses: dict,
+    separator: str,
+    seq2seq: bool,
+    seed: int,
+) -> dict:
     """Every metric for these replies: the model-free half of a report."""
 
     def as_trained(texts: list[str]) -> list[str]:
@@ -117,8 +151,9 @@ def score(replies: scoring.Replies, train_rows: list[dict], rows: list[dict], lo
         return [t.replace("\n", separator) for t in texts] if seq2seq else texts
 
     trained_rows = [row for row in train_rows if "prompt" in row]
-    classifier = train_classifier(as_trained([reply_text(row) for row in trained_rows]),
-                                  as_trained(other_texts(trained_rows)), seed)  # fmt: skip
+    classifier = train_classifier(
+        as_trained([reply_text(row) for row in trained_rows]), as_trained(other_texts(trained_rows)), seed
+    )
     replies = dataclasses.replace(replies, real=as_trained(replies.real))
     style_found = scoring.style_metrics(replies, separator, seed)
     by_key = {metric["key"]: metric for metric in style_found}
@@ -143,10 +178,14 @@ def examples(rows: list[dict], replies: scoring.Replies, seed: int, count: int =
     """A few held-out messages with the real, tuned and base replies, picked at random with the seed."""
     picked = sorted(random.Random(seed).sample(range(len(rows)), min(count, len(rows))))
     return [
-        {"context": [m for m in rows[i]["prompt"] if m["role"] != "system"],
-         "real": replies.real[i], "tuned": replies.tuned[i], "base": replies.base[i]}
+        {
+            "context": [m for m in rows[i]["prompt"] if m["role"] != "system"],
+            "real": replies.real[i],
+            "tuned": replies.tuned[i],
+            "base": replies.base[i],
+        }
         for i in picked
-    ]  # fmt: skip
+    ]
 
 
 def save_report(run_path: Path, report: dict) -> Path:
@@ -194,8 +233,13 @@ def _models(run, config, device: str | None) -> tuple[_Side, _Side, str]:
         return _Side(tuned, True), _Side(tuned, False), "the same weights with the adapter switched off"
     base = load_chat_model(run.base_model, device)
     # Same prompts token for token: the run's tokenizer, template and prompt settings.
-    base = dataclasses.replace(base, tokenizer=tuned.tokenizer, prompt=tuned.prompt, stop_strings=tuned.stop_strings,
-                               trained_length=tuned.trained_length)  # fmt: skip
+    base = dataclasses.replace(
+        base,
+        tokenizer=tuned.tokenizer,
+        prompt=tuned.prompt,
+        stop_strings=tuned.stop_strings,
+        trained_length=tuned.trained_length,
+    )
     return _Side(tuned, True), _Side(base, True), f"the base model {config.model}, loaded on its own (a full fine-tune)"
 
 
@@ -205,8 +249,9 @@ def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Track
     for group, group_rows in (("person", rows), ("control", controls)):
         for name, side in (("base", base), ("tuned", tuned)):
             tracker.note(f"held-out loss: {'your replies' if group == 'person' else 'the others'}, {name} model")
-            found[group][name] = reply_losses(side.model, group_rows, config, side.use_adapter, tracker.cancel,
-                                              advance=tracker.advance)  # fmt: skip
+            found[group][name] = reply_losses(
+                side.model, group_rows, config, side.use_adapter, tracker.cancel, advance=tracker.advance
+            )
             tracker.advance(len(group_rows) - sum(row is not None for row in group_rows))
     return found
 
@@ -238,8 +283,9 @@ def _replies(rows: list[dict], tuned: _Side, base: _Side, settings, tracker: _Tr
             tracker.note(f"{name} model{with_memory} replying to held-out messages: {count} of {len(rows)}")
 
         try:
-            generated[name] = generate_batch(side.model, requests, settings, side.use_adapter, tracker.cancel, advance,
-                                             memory=memory)  # fmt: skip
+            generated[name] = generate_batch(
+                side.model, requests, settings, side.use_adapter, tracker.cancel, advance, memory=memory
+            )
         except UserError:
             tracker.check()  # stopped: report it as a cancel, not as an error
             raise

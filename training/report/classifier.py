@@ -1,4 +1,4 @@
-""""Is this the person?": a character n-gram classifier of who wrote a message.
+""" "Is this the person?": a character n-gram classifier of who wrote a message.
 
 Trained on the run's training rows only: the person's replies (the completions) against the other
 participants' messages (the user turns of the prompts). Character 1-4-grams keep case and

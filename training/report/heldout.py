@@ -56,7 +56,9 @@ def held_out_rows(config, data: str | None = None, limit: int | None = None, see
     if limit is not None and limit < len(kept):
         picked = sorted(random.Random(seed).sample(range(len(kept)), limit))
         kept = [kept[index] for index in picked]
-    where = _name(config) if config.validation_file else f"{config.validation_split:.0%} of {Path(config.train_file).name}"
+    where = (
+        _name(config) if config.validation_file else f"{config.validation_split:.0%} of {Path(config.train_file).name}"
+    )
     return HeldOut(kept, rows.train, where, len(chat), left_out)
 
 

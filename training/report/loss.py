@@ -22,8 +22,14 @@ class Cancelled(Exception):
     """The user stopped the report."""
 
 
-def reply_losses(model, rows: list[dict | None], config, use_adapter: bool = True,
-                 cancel: threading.Event | None = None, advance: Callable[[int], None] | None = None) -> RowLosses:  # fmt: skip
+def reply_losses(
+    model,
+    rows: list[dict | None],
+    config,
+    use_adapter: bool = True,
+    cancel: threading.Event | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> RowLosses:
     """Summed NLL and token count of each row's reply; a None row (no control turn) scores (0, 0).
 
     `model` is a chat.loading.ChatModel; `use_adapter=False` scores the base (the adapter switched off).
@@ -59,7 +65,9 @@ def _encode(model, rows: list[dict], config) -> list[dict[str, list[int]]]:
     for row in rows:
         item = tokenize_row(model.tokenizer, row, config.max_length)
         # Token t is predicted from the ones before it: the first token is never a target.
-        targets = [-100] + [token if mask else -100 for token, mask in zip(item["input_ids"][1:], item["completion_mask"][1:])]
+        targets = [-100] + [
+            token if mask else -100 for token, mask in zip(item["input_ids"][1:], item["completion_mask"][1:])
+        ]
         encoded.append({"input_ids": item["input_ids"], "targets": targets})
     return encoded
 
@@ -74,13 +82,16 @@ def _score(model, batch: list[dict[str, list[int]]]) -> tuple[list[float], list[
 
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     input_ids = padded("input_ids", pad)
-    attention = torch.tensor([[1] * len(item["input_ids"]) + [0] * (input_ids.shape[1] - len(item["input_ids"]))
-                              for item in batch], device=model.device)  # fmt: skip
+    attention = torch.tensor(
+        [[1] * len(item["input_ids"]) + [0] * (input_ids.shape[1] - len(item["input_ids"])) for item in batch],
+        device=model.device,
+    )
     with torch.no_grad():
         if model.seq2seq:
             labels = padded("labels", -100)
-            logits = model.model(input_ids=input_ids, attention_mask=attention,
-                                 decoder_input_ids=_decoder_inputs(model, labels)).logits  # fmt: skip
+            logits = model.model(
+                input_ids=input_ids, attention_mask=attention, decoder_input_ids=_decoder_inputs(model, labels)
+            ).logits
             targets = labels
         else:
             logits = model.model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]

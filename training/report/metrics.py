@@ -48,8 +48,16 @@ class Replies:
 Values = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def measure(key: str, label: str, goal: str, values: Callable[[np.ndarray], Values], floor: float | None,
-            count: int, seed: int, unit: str = "") -> dict:  # fmt: skip
+def measure(
+    key: str,
+    label: str,
+    goal: str,
+    values: Callable[[np.ndarray], Values],
+    floor: float | None,
+    count: int,
+    seed: int,
+    unit: str = "",
+) -> dict:
     """One metric: `values(indices)` gives (real, tuned, base) for each resample, one per row of
     `indices` (NaN where not defined; a distance has no "real" value)."""
 
@@ -61,11 +69,14 @@ def measure(key: str, label: str, goal: str, values: Callable[[np.ndarray], Valu
     low, high = stats.bootstrap_ci(statistic, count, seed)
     names = (*SOURCES, "difference")
     return {
-        "key": key, "label": label, "unit": unit, "goal": goal,
+        "key": key,
+        "label": label,
+        "unit": unit,
+        "goal": goal,
         **{name: _number(point[i]) for i, name in enumerate(SOURCES)},
         "floor": _number(floor),
         "ci": {name: [_number(low[i]), _number(high[i])] for i, name in enumerate(names)},
-    }  # fmt: skip
+    }
 
 
 def advantage(goal: str, real, tuned, base):
@@ -76,7 +87,7 @@ def advantage(goal: str, real, tuned, base):
 
 
 def verdict(metric: dict) -> str:
-    """"tuned" / "base" when the difference interval excludes 0 in that one's favour, else "unclear"."""
+    """ "tuned" / "base" when the difference interval excludes 0 in that one's favour, else "unclear"."""
     low, high = metric["ci"]["difference"]
     if low is None or high is None:
         return "unclear"
@@ -96,6 +107,7 @@ def style_metrics(replies: Replies, separator: str, seed: int) -> list[dict]:
     count = len(replies)
     found = []
     for habit in style.RATES:
+
         def rate(indices, habit=habit):
             return tuple(stats.mean(style.column(features[source][indices], habit)) for source in SOURCES)
 
@@ -104,11 +116,23 @@ def style_metrics(replies: Replies, separator: str, seed: int) -> list[dict]:
 
     def distance(indices):
         real = features["real"][indices]
-        return (np.nan, style.style_distance(features["tuned"][indices], real),
-                style.style_distance(features["base"][indices], real))  # fmt: skip
+        return (
+            np.nan,
+            style.style_distance(features["tuned"][indices], real),
+            style.style_distance(features["base"][indices], real),
+        )
 
-    found.append(measure("style_distance", "style distance (sum of habit-rate differences)", "lower", distance,
-                         style.style_distance(real_a, real_b), count, seed))  # fmt: skip
+    found.append(
+        measure(
+            "style_distance",
+            "style distance (sum of habit-rate differences)",
+            "lower",
+            distance,
+            style.style_distance(real_a, real_b),
+            count,
+            seed,
+        )
+    )
 
     def bubbles(indices):
         return tuple(stats.mean(style.column(features[source][indices], "bubbles")) for source in SOURCES)
@@ -119,7 +143,8 @@ def style_metrics(replies: Replies, separator: str, seed: int) -> list[dict]:
     for kind, distance_of, label, unit in (
         ("wasserstein", text.wasserstein, "reply length distance (Wasserstein)", "characters"),
         ("ks", text.ks, "reply length distance (Kolmogorov-Smirnov)", ""),
-    ):  # fmt: skip
+    ):
+
         def length_distance(indices, distance_of=distance_of):
             real = lengths["real"][indices]
             return (np.nan, distance_of(lengths["tuned"][indices], real), distance_of(lengths["base"][indices], real))
@@ -151,8 +176,18 @@ def classifier_metrics(replies: Replies, classifier: PersonClassifier, others: l
     def mean_probability(indices):
         return tuple(probability[source][indices].mean(axis=-1) for source in SOURCES)
 
-    found = [measure("p_person", "P(person) from the character n-gram classifier", "higher", mean_probability,
-                     floor, len(replies), seed, "probability")]  # fmt: skip
+    found = [
+        measure(
+            "p_person",
+            "P(person) from the character n-gram classifier",
+            "higher",
+            mean_probability,
+            floor,
+            len(replies),
+            seed,
+            "probability",
+        )
+    ]
     found[0]["auc"] = _number(auc(probability["real"], classifier.probability(others)))
     found[0]["trained_on"] = {"person": classifier.person_messages, "others": classifier.other_messages}
     return found
@@ -165,13 +200,27 @@ def content_metrics(replies: Replies, seed: int) -> list[dict]:
     """chrF against the real reply; the floor is chrF between two real replies to different messages."""
     scores = {source: text.chrf(replies.by_source()[source], replies.real) for source in ("tuned", "base")}
     half_a, half_b = stats.halves(len(replies), seed)
-    floor = float(text.chrf([replies.real[i] for i in half_a], [replies.real[i] for i in half_b]).mean()) if len(half_a) else None
+    floor = (
+        float(text.chrf([replies.real[i] for i in half_a], [replies.real[i] for i in half_b]).mean())
+        if len(half_a)
+        else None
+    )
 
     def overlap(indices):
         return (np.nan, scores["tuned"][indices].mean(axis=-1), scores["base"][indices].mean(axis=-1))
 
-    return [measure("chrf", "chrF against your real reply (content overlap, low weight)", "higher", overlap,
-                    floor, len(replies), seed, "0-100")]  # fmt: skip
+    return [
+        measure(
+            "chrf",
+            "chrF against your real reply (content overlap, low weight)",
+            "higher",
+            overlap,
+            floor,
+            len(replies),
+            seed,
+            "0-100",
+        )
+    ]
 
 
 def degeneracy_metrics(replies: Replies, seed: int) -> list[dict]:
@@ -180,12 +229,22 @@ def degeneracy_metrics(replies: Replies, seed: int) -> list[dict]:
     half_a, half_b = stats.halves(len(replies), seed)
     found = []
     for key, label, per_reply in (
-        ("repetition", "repetition within a reply (repeated word 3-grams)",
-         {s: np.array([text.repetition(t) for t in texts]) for s, texts in sources.items()}),
-        ("duplicates", "replies given word for word to another message too",
-         {s: text.duplicated(texts) for s, texts in sources.items()}),
-    ):  # fmt: skip
-        floor = abs(float(per_reply["real"][half_a].mean()) - float(per_reply["real"][half_b].mean())) if len(half_a) else None
+        (
+            "repetition",
+            "repetition within a reply (repeated word 3-grams)",
+            {s: np.array([text.repetition(t) for t in texts]) for s, texts in sources.items()},
+        ),
+        (
+            "duplicates",
+            "replies given word for word to another message too",
+            {s: text.duplicated(texts) for s, texts in sources.items()},
+        ),
+    ):
+        floor = (
+            abs(float(per_reply["real"][half_a].mean()) - float(per_reply["real"][half_b].mean()))
+            if len(half_a)
+            else None
+        )
 
         def share(indices, per_reply=per_reply):
             return tuple(per_reply[source][indices].mean(axis=-1) for source in SOURCES)
@@ -193,13 +252,18 @@ def degeneracy_metrics(replies: Replies, seed: int) -> list[dict]:
         found.append(measure(key, label, "match", share, floor, len(replies), seed, "share"))
     for n in (1, 2):
         halves_values = [text.distinct([replies.real[i] for i in half], n) for half in (half_a, half_b)]
-        found.append({
-            "key": f"distinct_{n}", "label": f"distinct-{n} (unique word {n}-grams over all)", "unit": "share",
-            "goal": "match", **{s: _number(text.distinct(texts, n)) for s, texts in sources.items()},
-            "floor": _number(abs(halves_values[0] - halves_values[1])),
-            # No bootstrap: a resample repeats replies, which would make any set look less diverse.
-            "ci": {name: [None, None] for name in (*SOURCES, "difference")},
-        })  # fmt: skip
+        found.append(
+            {
+                "key": f"distinct_{n}",
+                "label": f"distinct-{n} (unique word {n}-grams over all)",
+                "unit": "share",
+                "goal": "match",
+                **{s: _number(text.distinct(texts, n)) for s, texts in sources.items()},
+                "floor": _number(abs(halves_values[0] - halves_values[1])),
+                # No bootstrap: a resample repeats replies, which would make any set look less diverse.
+                "ci": {name: [None, None] for name in (*SOURCES, "difference")},
+            }
+        )
     return found
 
 
@@ -258,14 +322,20 @@ def loss_metrics(person: dict[str, RowLosses], control: dict[str, RowLosses], se
     def group(offset: int) -> dict:
         names = ("base", "tuned", "difference")
         return {
-            "base": _number(point[offset]), "tuned": _number(point[offset + 1]),
+            "base": _number(point[offset]),
+            "tuned": _number(point[offset + 1]),
             "ci": {name: [_number(low[offset + i]), _number(high[offset + i])] for i, name in enumerate(names)},
-        }  # fmt: skip
+        }
 
     return {
-        "person": group(0), "others": group(3),
-        "gap": {"value": _number(point[6]), "ci": [_number(low[6]), _number(high[6])],
-                "floor": _number(abs(drops[0] - drops[1]))},
-        "rows": count, "control_rows": int((control["tuned"].tokens > 0).sum()),
+        "person": group(0),
+        "others": group(3),
+        "gap": {
+            "value": _number(point[6]),
+            "ci": [_number(low[6]), _number(high[6])],
+            "floor": _number(abs(drops[0] - drops[1])),
+        },
+        "rows": count,
+        "control_rows": int((control["tuned"].tokens > 0).sum()),
         "tokens": {"person": int(person["tuned"].tokens.sum()), "others": int(control["tuned"].tokens.sum())},
-    }  # fmt: skip
+    }

@@ -13,23 +13,23 @@ from training.report.metrics import verdict
 # What each number says, in the words of a person reading it; {tuned} {base} {real} {floor} are filled in.
 SENTENCES = {
     "p_person": "A classifier that learned your messages against your contacts' takes the tuned model's replies "
-                "for yours with probability {tuned} (base {base}; your own held-out replies {real}, the ceiling)",
+    "for yours with probability {tuned} (base {base}; your own held-out replies {real}, the ceiling)",
     "style_distance": "The tuned model's texting habits differ from yours by {tuned}, summed over seven habits "
-                      "(base {base}; two halves of your own replies differ by {floor})",
+    "(base {base}; two halves of your own replies differ by {floor})",
     "length_wasserstein": "Its reply lengths are {tuned} characters off yours on average (base {base}; "
-                          "two halves of your own replies differ by {floor})",
+    "two halves of your own replies differ by {floor})",
     "length_ks": "The largest gap between its reply-length distribution and yours is {tuned}, where 0 is the same "
-                 "and 1 no overlap (base {base}; your own halves {floor})",
+    "and 1 no overlap (base {base}; your own halves {floor})",
     "bubbles": "It sends {tuned} messages per turn (base {base}, you {real})",
     "rate": "{label}: {tuned} of the tuned model's replies (base {base}, you {real})",
     "chrf": "Its replies share {tuned} chrF with what you actually answered (base {base}; two of your replies to "
-            "different messages share {floor}): this is topic overlap, not voice, so weigh it lightly",
+    "different messages share {floor}): this is topic overlap, not voice, so weigh it lightly",
     "repetition": "{tuned} of the word 3-grams in a tuned reply repeat within it (base {base}, you {real}); "
-                  "high means looping",
+    "high means looping",
     "duplicates": "{tuned} of the tuned model's replies are given word for word to another message too "
-                  "(base {base}, you {real})",
+    "(base {base}, you {real})",
     "distinct": "{label}: tuned {tuned}, base {base}, you {real}; low means it says the same things over and over",
-}  # fmt: skip
+}
 PERCENT_UNITS = ("share",)
 
 
@@ -37,8 +37,10 @@ def sentence(metric: dict) -> str:
     """The metric's one plain sentence, ending with what the comparison with the base shows."""
     key = metric["key"]
     template = SENTENCES.get("rate" if key.startswith("rate_") else "distinct" if key.startswith("distinct_") else key)
-    text = template.format(label=metric["label"].capitalize(), **{
-        name: _value(metric[name], metric["unit"]) for name in ("tuned", "base", "real", "floor")})  # fmt: skip
+    text = template.format(
+        label=metric["label"].capitalize(),
+        **{name: _value(metric[name], metric["unit"]) for name in ("tuned", "base", "real", "floor")},
+    )
     return text + _reading(metric) + "."
 
 
@@ -47,8 +49,11 @@ def _reading(metric: dict) -> str:
         return ""  # no interval: see metrics.degeneracy_metrics
     found = verdict(metric)
     closer = "higher than the base's" if metric["goal"] == "higher" else "closer to you than the base"
-    reading = {"tuned": f": {closer}, beyond chance", "base": ": the base does better here, beyond chance",
-               "unclear": ": no clear difference from the base at this sample size"}[found]  # fmt: skip
+    reading = {
+        "tuned": f": {closer}, beyond chance",
+        "base": ": the base does better here, beyond chance",
+        "unclear": ": no clear difference from the base at this sample size",
+    }[found]
     if _within_floor(metric):
         reading += ", and within your own variation"
     return reading
@@ -65,31 +70,42 @@ def _within_floor(metric: dict) -> bool:
 def loss_sentences(loss: dict) -> list[str]:
     """The held-out loss of your replies, of the control turns, and the person-specific gap."""
     lines = []
-    for group, who in (("person", "Your held-out replies"), ("others", "Your contacts' turns in the same chats (the control)")):
+    for group, who in (
+        ("person", "Your held-out replies"),
+        ("others", "Your contacts' turns in the same chats (the control)"),
+    ):
         base, tuned = loss[group]["base"], loss[group]["tuned"]
         if base is None or tuned is None:
             lines.append(f"{who}: not scored (no such turns in these rows).")
             continue
-        lines.append(f"{who}: loss {base:.3f} → {tuned:.3f} nats per token (perplexity {math.exp(base):.1f} → "
-                     f"{math.exp(tuned):.1f}, {(tuned - base) / base:+.0%}).")  # fmt: skip
+        lines.append(
+            f"{who}: loss {base:.3f} → {tuned:.3f} nats per token (perplexity {math.exp(base):.1f} → "
+            f"{math.exp(tuned):.1f}, {(tuned - base) / base:+.0%})."
+        )
     gap = loss["gap"]
     if gap["value"] is None:
         return lines
     low, high = gap["ci"]
     meaning = (
         "the tuned model learned something about you in particular, beyond texting in general"
-        if low is not None and low > 0 else
-        "it learned your contacts' way of texting more than yours: better at chat in general, not at you"
-        if high is not None and high < 0 else
-        "no clear difference: so far it learned texting in general as much as it learned you"
-    )  # fmt: skip
-    lines.append(f"Person-specific gap (drop on you minus drop on the others): {gap['value']:+.3f} nats per token "
-                 f"{_interval([low, high], '')}, noise floor {_value(gap['floor'], '')}: {meaning}.")  # fmt: skip
+        if low is not None and low > 0
+        else "it learned your contacts' way of texting more than yours: better at chat in general, not at you"
+        if high is not None and high < 0
+        else "no clear difference: so far it learned texting in general as much as it learned you"
+    )
+    lines.append(
+        f"Person-specific gap (drop on you minus drop on the others): {gap['value']:+.3f} nats per token "
+        f"{_interval([low, high], '')}, noise floor {_value(gap['floor'], '')}: {meaning}."
+    )
     return lines
 
 
-SECTIONS = {"voice": "Does it sound like you?", "habits": "Texting habits", "content": "Content overlap",
-            "degeneracy": "Degeneracy check"}  # fmt: skip
+SECTIONS = {
+    "voice": "Does it sound like you?",
+    "habits": "Texting habits",
+    "content": "Content overlap",
+    "degeneracy": "Degeneracy check",
+}
 SOURCE_NAMES = {"real": "you (real)", "tuned": "tuned", "base": "base"}
 
 
@@ -180,18 +196,26 @@ def habit_bars(report: dict) -> list[dict]:
 def examples_markdown(examples: list[dict]) -> str:
     parts = ["### Side by side (held-out messages, picked at random)"]
     for number, example in enumerate(examples, start=1):
-        context = "\n".join(f"> **{'you' if m['role'] == 'assistant' else 'them'}:** {_quoted(m['content'])}"
-                            for m in example["context"])  # fmt: skip
-        replies = "\n".join(f"- **{who}:** {_quoted(example[key]) or '(empty)'}"
-                            for who, key in (("you (real)", "real"), ("tuned", "tuned"), ("base", "base")))  # fmt: skip
+        context = "\n".join(
+            f"> **{'you' if m['role'] == 'assistant' else 'them'}:** {_quoted(m['content'])}"
+            for m in example["context"]
+        )
+        replies = "\n".join(
+            f"- **{who}:** {_quoted(example[key]) or '(empty)'}"
+            for who, key in (("you (real)", "real"), ("tuned", "tuned"), ("base", "base"))
+        )
         parts.append(f"**Example {number}**\n\n{context}\n\n{replies}")
     return "\n\n".join(parts)
 
 
 def card_section(report: dict, include_examples: bool = False) -> str:
     """The model card's persona-report section: the headline numbers (and examples only if asked)."""
-    lines = ["## Persona report", f"Measured by talklike on {report['data']['rows']} held-out replies the model "
-             "never trained on, against the base model (same prompts, decoding and seed).", ""]  # fmt: skip
+    lines = [
+        "## Persona report",
+        f"Measured by talklike on {report['data']['rows']} held-out replies the model "
+        "never trained on, against the base model (same prompts, decoding and seed).",
+        "",
+    ]
     lines += [f"- {line}" for line in loss_sentences(report["loss"])]
     headline = {"p_person", "style_distance", "length_wasserstein", "chrf"}
     metrics = [m for section in report["metrics"].values() for m in section if m["key"] in headline]
@@ -206,8 +230,11 @@ def card_section(report: dict, include_examples: bool = False) -> str:
 
 
 def _intervals(metric: dict) -> str:
-    shown = [f"{name} {_interval(metric['ci'][name], metric['unit'])}" for name in ("tuned", "base")
-             if None not in metric["ci"][name]]  # fmt: skip
+    shown = [
+        f"{name} {_interval(metric['ci'][name], metric['unit'])}"
+        for name in ("tuned", "base")
+        if None not in metric["ci"][name]
+    ]
     return f"({', '.join(shown)})" if shown else ""
 
 

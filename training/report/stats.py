@@ -28,8 +28,9 @@ def point(statistic: Callable[[np.ndarray], np.ndarray], count: int) -> np.ndarr
     return np.asarray(statistic(np.arange(count)[None, :]), dtype=float)[:, 0]
 
 
-def bootstrap_ci(statistic: Callable[[np.ndarray], np.ndarray], count: int, seed: int,
-                 resamples: int = RESAMPLES) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], np.ndarray], count: int, seed: int, resamples: int = RESAMPLES
+) -> tuple[np.ndarray, np.ndarray]:
     """95% percentile intervals (low, high) of each value the statistic returns, over `resamples`
     resamples of range(count) with replacement.
 
@@ -44,9 +45,14 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], np.ndarray], count: int, seed
     with warnings.catch_warnings():  # scipy warns when every resample gives the same value; that is an answer
         warnings.simplefilter("ignore")
         result = bootstrap(
-            (np.arange(count),), lambda indices, axis=-1: statistic(np.asarray(indices, dtype=int)), vectorized=True,
-            n_resamples=resamples, confidence_level=LEVEL, method="percentile", rng=seed,
-        )  # fmt: skip
+            (np.arange(count),),
+            lambda indices, axis=-1: statistic(np.asarray(indices, dtype=int)),
+            vectorized=True,
+            n_resamples=resamples,
+            confidence_level=LEVEL,
+            method="percentile",
+            rng=seed,
+        )
     low, high = result.confidence_interval
     return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
 

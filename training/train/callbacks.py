@@ -19,9 +19,18 @@ from training.train.runs import Run, write_status
 
 # Every metrics.jsonl line has these keys (null where not measured); other numeric log entries pass through.
 METRIC_KEYS = (
-    "step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second",
-    "elapsed", "eta", "memory_mb", "total_steps",
-)  # fmt: skip
+    "step",
+    "epoch",
+    "loss",
+    "eval_loss",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "elapsed",
+    "eta",
+    "memory_mb",
+    "total_steps",
+)
 
 
 def memory_mb() -> float:
@@ -61,7 +70,9 @@ class MetricsCallback(TrainerCallback):
         with open(self.run.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
-        if record["eval_loss"] is not None and (self.best_eval_loss is None or record["eval_loss"] < self.best_eval_loss):
+        if record["eval_loss"] is not None and (
+            self.best_eval_loss is None or record["eval_loss"] < self.best_eval_loss
+        ):
             self.best_eval_loss = record["eval_loss"]
         write_status(self.run, step=state.global_step, total_steps=state.max_steps, best_eval_loss=self.best_eval_loss)
 

@@ -85,7 +85,10 @@ def _is_messages(messages: Any) -> bool:
     return (
         isinstance(messages, list)
         and bool(messages)
-        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        )
     )
 
 
@@ -103,7 +106,9 @@ def load_rows(config: RunConfig, check_leaks: bool = True) -> Rows:
         shuffled = random.Random(config.seed).sample(main.train, len(main.train))
         held_out = max(1, round(len(main.train) * config.validation_split))
         if held_out >= len(main.train):
-            raise UserError(f"validation_split: {config.validation_split} leaves no training rows out of {len(main.train)}")
+            raise UserError(
+                f"validation_split: {config.validation_split} leaves no training rows out of {len(main.train)}"
+            )
         main.validation, main.train = shuffled[:held_out], shuffled[held_out:]
     sources = [main] + [_mixed_source(parse_entry(entry)) for entry in config.mix]
     validation = [(row, source.name) for source in sources for row in source.validation]

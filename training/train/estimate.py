@@ -29,25 +29,66 @@ GB = 1024**3
 
 # The preset models' architectures (from their config.json), so the estimate works offline.
 KNOWN_ARCHITECTURES: dict[str, dict] = {
-    "Qwen/Qwen2.5-0.5B-Instruct": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                                       num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "mistralai/Mistral-7B-v0.1": dict(model_type="mistral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                                      num_attention_heads=32, num_key_value_heads=8, vocab_size=32000),
-    "togethercomputer/RedPajama-INCITE-Chat-3B-v1": dict(model_type="gpt_neox", hidden_size=2560, intermediate_size=10240,
-                                                         num_hidden_layers=32, num_attention_heads=32, vocab_size=50432),
-    "facebook/blenderbot-400M-distill": dict(model_type="blenderbot", d_model=1280, encoder_layers=2, decoder_layers=12,
-                                             encoder_attention_heads=32, decoder_attention_heads=32, encoder_ffn_dim=5120,
-                                             decoder_ffn_dim=5120, vocab_size=8008, max_position_embeddings=128),
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(
+        model_type="qwen2",
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "mistralai/Mistral-7B-v0.1": dict(
+        model_type="mistral",
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=32000,
+    ),
+    "togethercomputer/RedPajama-INCITE-Chat-3B-v1": dict(
+        model_type="gpt_neox",
+        hidden_size=2560,
+        intermediate_size=10240,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        vocab_size=50432,
+    ),
+    "facebook/blenderbot-400M-distill": dict(
+        model_type="blenderbot",
+        d_model=1280,
+        encoder_layers=2,
+        decoder_layers=12,
+        encoder_attention_heads=32,
+        decoder_attention_heads=32,
+        encoder_ffn_dim=5120,
+        decoder_ffn_dim=5120,
+        vocab_size=8008,
+        max_position_embeddings=128,
+    ),
     "gpt2": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, vocab_size=50257),
-}  # fmt: skip
+}
 KNOWN_ARCHITECTURES["mistralai/Mistral-7B-Instruct-v0.2"] = KNOWN_ARCHITECTURES["mistralai/Mistral-7B-v0.1"]
 # offline-small's converted config.json, so its estimate never triggers the 93 MB download.
 KNOWN_ARCHITECTURES["offline-small"] = KNOWN_ARCHITECTURES["HuggingFaceTB/SmolLM2-135M-Instruct"] = dict(
-    model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-    num_key_value_heads=3, head_dim=64, vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True,
-    rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
-    bos_token_id=1, eos_token_id=2, pad_token_id=2,
-)  # fmt: skip
+    model_type="llama",
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
+    vocab_size=49152,
+    max_position_embeddings=8192,
+    tie_word_embeddings=True,
+    rms_norm_eps=1e-5,
+    rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
+)
 
 
 @dataclass(frozen=True)
@@ -152,10 +193,17 @@ def _parameters_and_dropout_inputs(config: RunConfig, arch) -> tuple[int, int, i
 def dims(arch) -> tuple[int, int, int, int, int]:
     """hidden, layers, mlp width, key/value width, vocab, whatever the config calls them."""
     hidden = getattr(arch, "hidden_size", None) or getattr(arch, "d_model", None) or arch.n_embd
-    layers = (getattr(arch, "num_hidden_layers", None) or getattr(arch, "n_layer", None)
-              or arch.encoder_layers + arch.decoder_layers)  # fmt: skip
-    mlp = (getattr(arch, "intermediate_size", None) or getattr(arch, "decoder_ffn_dim", None)
-           or getattr(arch, "n_inner", None) or 4 * hidden)  # fmt: skip
+    layers = (
+        getattr(arch, "num_hidden_layers", None)
+        or getattr(arch, "n_layer", None)
+        or arch.encoder_layers + arch.decoder_layers
+    )
+    mlp = (
+        getattr(arch, "intermediate_size", None)
+        or getattr(arch, "decoder_ffn_dim", None)
+        or getattr(arch, "n_inner", None)
+        or 4 * hidden
+    )
     kv = (getattr(arch, "num_key_value_heads", None) or _heads(arch)) * (hidden // _heads(arch))
     return hidden, layers, mlp, kv, arch.vocab_size
 
@@ -164,8 +212,16 @@ def _heads(arch) -> int:
     return getattr(arch, "num_attention_heads", None) or getattr(arch, "n_head", None) or arch.decoder_attention_heads
 
 
-def memory_breakdown(config: RunConfig, arch, total: int, trainable: int, cuda: bool, tokens: int,
-                     dropout_inputs: int = 0, backend: str = "transformers+peft") -> dict[str, float]:
+def memory_breakdown(
+    config: RunConfig,
+    arch,
+    total: int,
+    trainable: int,
+    cuda: bool,
+    tokens: int,
+    dropout_inputs: int = 0,
+    backend: str = "transformers+peft",
+) -> dict[str, float]:
     compute = _compute_bytes(config, cuda)
     hidden, layers, _, _, vocab = dims(arch)
     frozen = total - trainable if config.uses_adapter else 0
@@ -216,8 +272,9 @@ def _loss_bytes(config: RunConfig, arch, tokens: int, compute: int, cuda: bool) 
     return tile + tokens * hidden * (compute + 4) + head_gradient
 
 
-def _activation_bytes_per_token(config: RunConfig, arch, compute: int, dropout_inputs: int,
-                                backend: str = "transformers+peft") -> float:
+def _activation_bytes_per_token(
+    config: RunConfig, arch, compute: int, dropout_inputs: int, backend: str = "transformers+peft"
+) -> float:
     """What autograd keeps per token for the backward pass.
 
     Per layer: the input and output of each projection and of the MLP (Korthikanti et al.'s 34·h
@@ -285,9 +342,15 @@ def local_device() -> Device:
     return Device(f"this machine's CPU ({psutil.cpu_count()} cores)", available, measured_cpu_tflops(), 0.0)
 
 
-def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float | None = None,
-             longest_example: int | None = None, device: Device | None = None,
-             dollars_per_hour: float | None = None, backend: str | None = None) -> Estimate:
+def estimate(
+    config: RunConfig,
+    examples: int = 1000,
+    tokens_per_example: float | None = None,
+    longest_example: int | None = None,
+    device: Device | None = None,
+    dollars_per_hour: float | None = None,
+    backend: str | None = None,
+) -> Estimate:
     """`tokens_per_example` (mean) sets the time and `longest_example` the memory peak (batches
     are padded to their longest row); unknown, every example counts as max_length tokens.
     `backend` ("unsloth" or "transformers+peft"): default, what would train it here."""
@@ -315,16 +378,27 @@ def estimate(config: RunConfig, examples: int = 1000, tokens_per_example: float 
     if config.method == "qlora" and not cuda:
         notes.append("QLoRA needs a CUDA GPU with bitsandbytes; on CPU choose LoRA.")
     if config.is_preference:
-        notes.append(f"{config.method}: each row trains two sequences and the frozen reference (the starting run's "
-                     "adapter) reads both: about 1.5x the compute of SFT on the same tokens.")  # fmt: skip
+        notes.append(
+            f"{config.method}: each row trains two sequences and the frozen reference (the starting run's "
+            "adapter) reads both: about 1.5x the compute of SFT on the same tokens."
+        )
     if peak > device.memory_gb:
         notes.append("Does not fit: try QLoRA, a smaller batch, a shorter max length, or activation checkpointing.")
     return Estimate(
-        total_params=total, trainable_params=trainable, memory_gb=memory,
-        peak_gb=peak, device=device.name, device_memory_gb=round(device.memory_gb, 1),
-        fits=peak <= device.memory_gb, tokens_per_step=step_tokens, total_steps=steps,
-        hours=seconds / 3600, dollars=seconds / 3600 * rate, notes=notes, backend=backend,
-    )  # fmt: skip
+        total_params=total,
+        trainable_params=trainable,
+        memory_gb=memory,
+        peak_gb=peak,
+        device=device.name,
+        device_memory_gb=round(device.memory_gb, 1),
+        fits=peak <= device.memory_gb,
+        tokens_per_step=step_tokens,
+        total_steps=steps,
+        hours=seconds / 3600,
+        dollars=seconds / 3600 * rate,
+        notes=notes,
+        backend=backend,
+    )
 
 
 def expected_backend(config: RunConfig, arch, cuda: bool) -> str:
@@ -332,7 +406,9 @@ def expected_backend(config: RunConfig, arch, cuda: bool) -> str:
     from training.train.methods import Hardware, unsloth_unused_reason
 
     seq2seq = bool(getattr(arch, "is_encoder_decoder", False))
-    if unsloth_unused_reason(config, Hardware(cuda=cuda, bf16=cuda), seq2seq) is None and importlib.util.find_spec("unsloth"):
+    if unsloth_unused_reason(config, Hardware(cuda=cuda, bf16=cuda), seq2seq) is None and importlib.util.find_spec(
+        "unsloth"
+    ):
         return "unsloth"
     return "transformers+peft"
 
@@ -374,8 +450,9 @@ def _duration(hours: float) -> str:
     return f"{hours:.1f} h"
 
 
-def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None,
-                      backend: str | None = None) -> Estimate:
+def estimate_for_data(
+    config: RunConfig, device: Device | None = None, dollars_per_hour: float | None = None, backend: str | None = None
+) -> Estimate:
     """Estimate with the real examples of config.train_file (count and token lengths) when it exists."""
     config = _starting_shape(config)
     if not (config.train_file and Path(config.train_file).exists()):
@@ -389,8 +466,15 @@ def estimate_for_data(config: RunConfig, device: Device | None = None, dollars_p
         return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour, backend=backend)
     ensure_chat_template(tokenizer, config.chat_template)
     stats = length_stats(tokenizer, rows[:2000], config.max_length)
-    return estimate(config, examples=len(rows), tokens_per_example=stats["mean"], longest_example=stats["max"],
-                    device=device, dollars_per_hour=dollars_per_hour, backend=backend)  # fmt: skip
+    return estimate(
+        config,
+        examples=len(rows),
+        tokens_per_example=stats["mean"],
+        longest_example=stats["max"],
+        device=device,
+        dollars_per_hour=dollars_per_hour,
+        backend=backend,
+    )
 
 
 def _starting_shape(config: RunConfig) -> RunConfig:

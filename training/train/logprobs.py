@@ -19,8 +19,17 @@ class TorchLogProbs:
     the optional four None unless named in `outputs`."""
 
     @staticmethod
-    def apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
-              logit_scale=1.0, outputs=("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")):  # fmt: skip
+    def apply(
+        hidden,
+        weight,
+        bias,
+        targets,
+        temperature,
+        chunk_size,
+        final_logit_softcapping=None,
+        logit_scale=1.0,
+        outputs=("entropy", "log_sum_sq_probs", "mean_logits", "is_top1"),
+    ):
         logits = torch.nn.functional.linear(hidden, weight, bias) * (1.0 if logit_scale is None else logit_scale)
         if final_logit_softcapping is not None:
             logits = final_logit_softcapping * torch.tanh(logits / final_logit_softcapping)

@@ -158,9 +158,11 @@ def _quantization(config: RunConfig, compute_dtype: torch.dtype):
     if config.quantization_bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
-    )  # fmt: skip
+    )
 
 
 def target_modules(config: RunConfig, model_type: str) -> str | list[str] | None:
@@ -180,21 +182,26 @@ def adapter_config(config: RunConfig, model_type: str, seq2seq: bool, total_step
     from peft import AdaLoraConfig, LoraConfig, TaskType
 
     common = dict(
-        lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, bias="none",
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        bias="none",
         target_modules=target_modules(config, model_type),
         task_type=TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM,
-    )  # fmt: skip
+    )
     if config.method == "adalora":
         # Warm up at full rank for the first 10% of steps, prune during the middle, and let the
         # final 20% fine-tune the pruned ranks (the AdaLoRA paper's tinit / tfinal schedule).
         tinit, tfinal = total_steps // 10, total_steps // 5
         return AdaLoraConfig(
-            init_r=config.adalora_init_r, target_r=config.adalora_target_r, total_step=total_steps,
-            tinit=tinit, tfinal=tfinal, deltaT=max(1, total_steps // 50), **common,
-        )  # fmt: skip
-    return LoraConfig(
-        r=config.lora_r, use_dora=config.method == "dora", use_rslora=config.method == "rslora", **common
-    )
+            init_r=config.adalora_init_r,
+            target_r=config.adalora_target_r,
+            total_step=total_steps,
+            tinit=tinit,
+            tfinal=tfinal,
+            deltaT=max(1, total_steps // 50),
+            **common,
+        )
+    return LoraConfig(r=config.lora_r, use_dora=config.method == "dora", use_rslora=config.method == "rslora", **common)
 
 
 def _with_adapter(model, config: RunConfig, seq2seq: bool, total_steps: int):
@@ -279,21 +286,29 @@ def _load_unsloth(config: RunConfig, source: str, compute: str) -> Loaded:
     model = tokenizer = failure = None
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=source, max_seq_length=config.max_length,
+            model_name=source,
+            max_seq_length=config.max_length,
             dtype=torch.bfloat16 if compute == "bf16" else torch.float16,
             load_in_4bit=config.method == "qlora" and config.quantization_bits == 4,  # Unsloth's default is True
             load_in_8bit=config.method == "qlora" and config.quantization_bits == 8,
             # Without it Unsloth swaps known Hub ids for its own repos, and the adapter would record those.
             use_exact_model_name=True,
-            use_gradient_checkpointing=checkpointing, random_state=config.seed,
+            use_gradient_checkpointing=checkpointing,
+            random_state=config.seed,
             # No token=: an explicit token makes Unsloth call huggingface_hub.login(), which saves it to disk.
             **({"local_files_only": True} if os.path.isdir(source) else {}),
-        )  # fmt: skip
+        )
         model = FastLanguageModel.get_peft_model(
-            model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=unsloth_targets(config, model.config.model_type), bias="none",
-            use_rslora=config.method == "rslora", use_gradient_checkpointing=checkpointing, random_state=config.seed,
-        )  # fmt: skip
+            model,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=unsloth_targets(config, model.config.model_type),
+            bias="none",
+            use_rslora=config.method == "rslora",
+            use_gradient_checkpointing=checkpointing,
+            random_state=config.seed,
+        )
     except torch.OutOfMemoryError:
         raise  # the fallback would not fit either; the run ends with the out-of-memory hint
     except Exception as error:  # noqa: BLE001 - e.g. no valid pad token, unknown architecture or Hub name

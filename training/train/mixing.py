@@ -73,11 +73,15 @@ def interleave(sources: list[Source], seed: int) -> list[tuple[dict, int]]:
     probabilities = [weight / sum(weights) for weight in weights]
     draws = max(len(source.train) / p for source, p in zip(sources, probabilities, strict=True))
     if draws > MAX_DRAWS:
-        raise UserError(f"mix: a weight this small for a set this large would draw {draws:,.0f} rows to "
-                        "see each row once; raise its weight or use a smaller file")  # fmt: skip
+        raise UserError(
+            f"mix: a weight this small for a set this large would draw {draws:,.0f} rows to "
+            "see each row once; raise its weight or use a smaller file"
+        )
     # Indices, not rows: the sets' rows differ in shape (text, prompt/completion) and Arrow wants one schema.
-    indexed = [Dataset.from_dict({"source": [k] * len(s.train), "row": list(range(len(s.train)))})
-               for k, s in enumerate(sources)]  # fmt: skip
+    indexed = [
+        Dataset.from_dict({"source": [k] * len(s.train), "row": list(range(len(s.train)))})
+        for k, s in enumerate(sources)
+    ]
     mixed = interleave_datasets(indexed, probabilities=probabilities, seed=seed, stopping_strategy="all_exhausted")
     return [(sources[k].train[i], k) for k, i in zip(mixed["source"], mixed["row"], strict=True)]
 
@@ -90,8 +94,14 @@ def describe(sources: list[Source], drawn: list[tuple[dict, int]], leaks: dict[s
         counts[k] += 1
     return {
         "sources": [
-            {"path": s.path, "weight": s.weight, "share": round(s.weight / weights, 4), "rows": len(s.train),
-             "validation_rows": len(s.validation), "drawn": counts[k]}  # fmt: skip
+            {
+                "path": s.path,
+                "weight": s.weight,
+                "share": round(s.weight / weights, 4),
+                "rows": len(s.train),
+                "validation_rows": len(s.validation),
+                "drawn": counts[k],
+            }
             for k, s in enumerate(sources)
         ],
         "examples": len(drawn),

@@ -153,8 +153,14 @@ class _RunState:
         if status.get("state") in runs.ACTIVE_STATES:
             # Its process may have died without a word (kill -9): refresh checks, and marks the run failed.
             status = runs.refresh(self.run)
-        summary = runs.summary(self.run, status, self.config.get(), resumable=self.resumable.get(),
-                               has_final=self.final.get(), created=self.created.get())  # fmt: skip
+        summary = runs.summary(
+            self.run,
+            status,
+            self.config.get(),
+            resumable=self.resumable.get(),
+            has_final=self.final.get(),
+            created=self.created.get(),
+        )
         return summary, status
 
 
@@ -178,7 +184,9 @@ class RunMonitor:
             log_tail = state.log.get()
             config = state.config.get()
             version = (name, state.metrics.generation, state.log.changes, _shown(summary), status.get("backend"))
-            return RunView(name, summary, status, records, log_tail, config is not None and config.has_validation, version)
+            return RunView(
+                name, summary, status, records, log_tail, config is not None and config.has_validation, version
+            )
 
     def runs(self) -> RunsList:
         """Every run, newest first, with what a table of runs shows (runs.list_runs()'s fields)."""
@@ -215,8 +223,17 @@ class RunMonitor:
 def _shown(summary: dict[str, Any]) -> tuple:
     """The parts of a summary a person sees; the duration counts in tenths of a minute, as shown."""
     minutes = round(summary["duration_s"] / 60, 1) if summary.get("duration_s") else None
-    return (summary["name"], summary["state"], summary["reason"], summary["step"], summary["total_steps"],
-            summary["best_eval_loss"], summary["has_final"], summary["resumable"], minutes)  # fmt: skip
+    return (
+        summary["name"],
+        summary["state"],
+        summary["reason"],
+        summary["step"],
+        summary["total_steps"],
+        summary["best_eval_loss"],
+        summary["has_final"],
+        summary["resumable"],
+        minutes,
+    )
 
 
 def _subfolders(root: Path) -> list[Path]:

@@ -52,8 +52,10 @@ def starting_run(config: RunConfig):
         state = record.status.get("state", "created")
         raise UserError(f"from_run: {record.name} has no trained model in final/ yet (it is {state}); finish it first")
     if record.seq2seq:
-        raise UserError(f"from_run: {record.name} is an encoder-decoder (seq2seq) model; TRL's {config.method} "
-                        "trainer takes causal chat models")  # fmt: skip
+        raise UserError(
+            f"from_run: {record.name} is an encoder-decoder (seq2seq) model; TRL's {config.method} "
+            "trainer takes causal chat models"
+        )
     if not record.adapter or record.config.method not in STARTING_METHODS:
         raise UserError(
             f"from_run: {record.name} was trained with method {record.config.method}; a {config.method} round "
@@ -70,8 +72,14 @@ def round_config(config: RunConfig, record) -> RunConfig:
     """
     if config.packing or config.padding_free:
         print(f"talklike: packing/padding_free off: TRL's {config.method} trainer pads its batches", flush=True)
-    return dataclasses.replace(config, model=record.config.model, chat_template=record.config.chat_template,
-                               from_run=str(record.path), packing=False, padding_free=False)  # fmt: skip
+    return dataclasses.replace(
+        config,
+        model=record.config.model,
+        chat_template=record.config.chat_template,
+        from_run=str(record.path),
+        packing=False,
+        padding_free=False,
+    )
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -125,9 +133,11 @@ def _checked_row(row: Any, method: str, where: str) -> dict[str, Any]:
 
 
 def _is_messages(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in value
-    )  # fmt: skip
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in value)
+    )
 
 
 def load_preference_rows(config: RunConfig):
@@ -172,9 +182,12 @@ def build_trainer(config: RunConfig, loaded, arguments: dict[str, Any], train_ro
 
     use_portable_log_probs()
     common = dict(
-        model=loaded.model, processing_class=loaded.tokenizer, callbacks=callbacks,
-        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-    )  # fmt: skip
+        model=loaded.model,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+    )
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 

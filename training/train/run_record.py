@@ -60,10 +60,13 @@ def read_model_folder(path: str | os.PathLike) -> ModelFolder | None:
     else:
         seq2seq = bool(_read_json(path / "config.json").get("is_encoder_decoder"))
     return ModelFolder(
-        path=path, adapter=adapter, seq2seq=seq2seq,
+        path=path,
+        adapter=adapter,
+        seq2seq=seq2seq,
         adapter_base=str(adapter_config.get("base_model_name_or_path") or ""),
-        info=_read_json(path / MODEL_INFO), has_tokenizer=any((path / name).is_file() for name in TOKENIZER_FILES),
-    )  # fmt: skip
+        info=_read_json(path / MODEL_INFO),
+        has_tokenizer=any((path / name).is_file() for name in TOKENIZER_FILES),
+    )
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,13 @@ class RunRecord:
     def info(self) -> dict[str, Any]:
         """talklike.json as an export writes it: the run's own, filled in from the config for older runs."""
         config = self.config
-        defaults = {"model": config.model, "method": config.method, "seq2seq": self.seq2seq,
-                    "chat_template": config.chat_template, "max_length": config.max_length}  # fmt: skip
+        defaults = {
+            "model": config.model,
+            "method": config.method,
+            "seq2seq": self.seq2seq,
+            "chat_template": config.chat_template,
+            "max_length": config.max_length,
+        }
         written = self.model.info if self.model is not None else {}
         return model_info(self.prompt, {**defaults, **written, "base_model": self.base_model})
 

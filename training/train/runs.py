@@ -239,8 +239,13 @@ def start(run: Run, queue: bool = False, resume: bool = False) -> subprocess.Pop
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(run.log_path, "ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )  # fmt: skip
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     write_status(run, pid=process.pid, pid_started=process_identity(process.pid))
     # Someone must wait() on the child, or every finished run stays a zombie in the process table
     # for as long as the UI lives. status.json, not this thread, is how anyone learns how it ended.
@@ -269,7 +274,9 @@ def claim_turn(run: Run) -> None:
     with locked(run.path.parent / ".queue.lock"):
         others = [other for root in roots for other in active_runs(root, exclude=run)]
         if others:
-            raise UserError(f"a run is already active: {others[0].name}; stop it first, or pass --wait to queue this one")
+            raise UserError(
+                f"a run is already active: {others[0].name}; stop it first, or pass --wait to queue this one"
+            )
         write_status(run, state="running")
 
 
@@ -339,8 +346,11 @@ def set_published(run: Run, published: bool) -> None:
 
 def published_runs(root: str | os.PathLike | None = None) -> dict[str, Path]:
     """Run name -> folder of every finished run its owner published, newest first."""
-    return {summary["name"]: Path(summary["path"]) for summary in list_runs(root)
-            if summary["has_final"] and (Path(summary["path"]) / PUBLISHED_MARKER).is_file()}  # fmt: skip
+    return {
+        summary["name"]: Path(summary["path"])
+        for summary in list_runs(root)
+        if summary["has_final"] and (Path(summary["path"]) / PUBLISHED_MARKER).is_file()
+    }
 
 
 def summarize(run: Run) -> dict[str, Any]:
@@ -348,16 +358,23 @@ def summarize(run: Run) -> dict[str, Any]:
         config: RunConfig | None = run.config()
     except UserError:
         config = None
-    return summary(run, refresh(run), config, resumable=last_checkpoint(run) is not None, has_final=final_saved(run),
-                   created=run.config_path.stat().st_mtime)  # fmt: skip
+    return summary(
+        run,
+        refresh(run),
+        config,
+        resumable=last_checkpoint(run) is not None,
+        has_final=final_saved(run),
+        created=run.config_path.stat().st_mtime,
+    )
 
 
 def final_saved(run: Run) -> bool:
     return (run.final_dir / "config.json").is_file() or (run.final_dir / "adapter_config.json").is_file()
 
 
-def summary(run: Run, status: dict[str, Any], config: RunConfig | None, resumable: bool, has_final: bool,
-            created: float) -> dict[str, Any]:  # fmt: skip
+def summary(
+    run: Run, status: dict[str, Any], config: RunConfig | None, resumable: bool, has_final: bool, created: float
+) -> dict[str, Any]:
     """What a table of runs shows, from what was read about the run (training.train.monitor reads it incrementally)."""
     model, method, preset = (config.model, config.method, config.preset) if config else ("?", "?", "?")
     started, ended = status.get("started"), status.get("ended")

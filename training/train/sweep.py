@@ -13,11 +13,23 @@ from training.train.runs import Run, create_run, list_runs, start
 MAX_SWEEP_RUNS = 24  # a grid beyond this is a typo, not a plan, on one machine
 
 
-def sweep_configs(base: RunConfig, ranks: list[int], alpha_ratios: list[float], learning_rates: list[float],
-                  batch_sizes: list[int], name: str) -> list[RunConfig]:
+def sweep_configs(
+    base: RunConfig,
+    ranks: list[int],
+    alpha_ratios: list[float],
+    learning_rates: list[float],
+    batch_sizes: list[int],
+    name: str,
+) -> list[RunConfig]:
     """Every combination; alpha is given as a multiple of the rank (seed 003 tried 1x, 1.5x, 2x)."""
-    grid = list(itertools.product(ranks or [base.lora_r], alpha_ratios or [base.lora_alpha / base.lora_r],
-                                  learning_rates or [base.learning_rate], batch_sizes or [base.batch_size]))
+    grid = list(
+        itertools.product(
+            ranks or [base.lora_r],
+            alpha_ratios or [base.lora_alpha / base.lora_r],
+            learning_rates or [base.learning_rate],
+            batch_sizes or [base.batch_size],
+        )
+    )
     if len(grid) > MAX_SWEEP_RUNS:
         raise UserError(f"sweep: {len(grid)} runs is more than {MAX_SWEEP_RUNS}; narrow the lists")
     if not base.has_validation:
@@ -25,9 +37,17 @@ def sweep_configs(base: RunConfig, ranks: list[int], alpha_ratios: list[float], 
     configs = []
     for rank, ratio, rate, batch in grid:
         label = f"{name}-r{rank}-a{ratio:g}x-lr{rate:g}-b{batch}"
-        configs.append(dataclasses.replace(base, name=label, output_dir="", lora_r=rank,
-                                           lora_alpha=max(1, round(rank * ratio)), learning_rate=rate,
-                                           batch_size=batch).validate())  # fmt: skip
+        configs.append(
+            dataclasses.replace(
+                base,
+                name=label,
+                output_dir="",
+                lora_r=rank,
+                lora_alpha=max(1, round(rank * ratio)),
+                learning_rate=rate,
+                batch_size=batch,
+            ).validate()
+        )
     return configs
 
 

@@ -32,7 +32,7 @@ from training.train.runs import (
     read_status,
     wait_for_turn,
     write_status,
-)  # fmt: skip
+)
 
 OOM_HINT = (
     "lower batch_size (raise grad_accumulation to keep the effective batch), shorten max_length, "
@@ -55,8 +55,10 @@ def run_folder(config: RunConfig) -> tuple[Run, RunConfig]:
     """The run folder for `config`, created with its config.yaml when the config does not name one."""
     if not config.output_dir:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UserError("output: under accelerate launch pass --output DIR (or a run's config.yaml) so every "
-                            "process writes to the same run folder")  # fmt: skip
+            raise UserError(
+                "output: under accelerate launch pass --output DIR (or a run's config.yaml) so every "
+                "process writes to the same run folder"
+            )
         run = create_run(config)
         return run, run.config()
     config = config.with_absolute_paths()
@@ -86,9 +88,15 @@ def train(config: RunConfig, resume: bool = False, wait: bool = False) -> dict[s
     if is_main_process():
         run.stop_path.unlink(missing_ok=True)
     status.write(
-        state="running", pid=os.getpid(), pid_started=process_identity(os.getpid()), started=time.time(),
-        ended=None, reason="", hint=None, resumable=False,
-    )  # fmt: skip
+        state="running",
+        pid=os.getpid(),
+        pid_started=process_identity(os.getpid()),
+        started=time.time(),
+        ended=None,
+        reason="",
+        hint=None,
+        resumable=False,
+    )
     previous_handler = _on_sigterm_raise()
     try:
         outcome = _train(config, run, resume, status)
@@ -102,7 +110,9 @@ def train(config: RunConfig, resume: bool = False, wait: bool = False) -> dict[s
         if _is_out_of_memory(error):
             return _ended(status, run, "failed", "out of memory", kind="oom", hint=OOM_HINT)
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
-        return _ended(status, run, "failed", f"{type(error).__name__}: {first_line} (details in train.log)", kind="crash")
+        return _ended(
+            status, run, "failed", f"{type(error).__name__}: {first_line} (details in train.log)", kind="crash"
+        )
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
@@ -128,8 +138,11 @@ def _train(config: RunConfig, run: Run, resume: bool, status: _StatusWriter) -> 
     prepare = _preference_round if config.is_preference else _supervised
     config, loaded, prompt, train_set, eval_set, dropped = prepare(config, run, resume, hardware)
     device = "cuda" if hardware.cuda else "cpu"
-    print(f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
-          f" ({dropped} dropped: no reply left within max_length), template {loaded.template}", flush=True)  # fmt: skip
+    print(
+        f"talklike: training {config.method} on {device} with {loaded.backend}, {len(train_set)} examples"
+        f" ({dropped} dropped: no reply left within max_length), template {loaded.template}",
+        flush=True,
+    )
     status.write(backend=loaded.backend, backend_note=loaded.backend_note, device=device, examples=len(train_set))
 
     stop, metrics = StopFileCallback(run), MetricsCallback(run)
@@ -164,8 +177,11 @@ def _supervised(config: RunConfig, run: Run, resume: bool, hardware):
     if is_main_process():
         (run.path / MIX_RECORD).write_text(json.dumps(rows.mix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     leaks = rows.mix["leak_check"]
-    print(f"talklike: leak check: {leaks['leaked']} of {leaks['validation_rows']} validation rows found in the training "
-          f"data ({leaks['dropped']} dropped)", flush=True)  # fmt: skip
+    print(
+        f"talklike: leak check: {leaks['leaked']} of {leaks['validation_rows']} validation rows found in the training "
+        f"data ({leaks['dropped']} dropped)",
+        flush=True,
+    )
     loaded = methods.load_tokenizer(config, hardware)
     prompt = _prompt_settings(run, config, resume, loaded.seq2seq)
     to_dataset = functools.partial(seq2seq_dataset, separator=prompt.separator) if loaded.seq2seq else causal_dataset
@@ -186,8 +202,11 @@ def _preference_round(config: RunConfig, run: Run, resume: bool, hardware):
     if is_main_process():  # config.yaml says which base and template the round trained with
         config.save(run.config_path, keep_retired=True)
     loaded = preference.load_for_round(config, start, hardware)
-    print(f"talklike: {config.method} round on {start.name}'s adapter (reference: that adapter, frozen), "
-          f"beta {config.beta}, {len(rows.train)} training rows, {len(rows.validation)} held out", flush=True)  # fmt: skip
+    print(
+        f"talklike: {config.method} round on {start.name}'s adapter (reference: that adapter, frozen), "
+        f"beta {config.beta}, {len(rows.train)} training rows, {len(rows.validation)} held out",
+        flush=True,
+    )
     # Chat after the round builds its prompts as the starting run did.
     return config, loaded, start.prompt, rows.train, rows.validation or None, 0
 
@@ -210,8 +229,11 @@ def _outcome(run: Run, trainer, result, stop, metrics, resumed_from: Path | None
     early = not stop.stopped and stopped_at < trainer.state.max_steps
     return {
         "state": "stopped" if stop.stopped else "completed",
-        "reason": f"stopped at step {stopped_at} (STOP)" if stop.stopped else
-                  "early stopping: eval loss stopped improving; final/ holds the best checkpoint" if early else "",
+        "reason": f"stopped at step {stopped_at} (STOP)"
+        if stop.stopped
+        else "early stopping: eval loss stopped improving; final/ holds the best checkpoint"
+        if early
+        else "",
         "step": stopped_at,
         "total_steps": trainer.state.max_steps,
         "train_loss": _mean_step_loss(result.training_loss, stopped_at, _step_of_checkpoint(resumed_from)),
@@ -230,8 +252,13 @@ def build_trainer(config: RunConfig, run: Run, loaded, hardware, train_set, eval
         from training.train.preference import build_trainer as build_preference_trainer
 
         return build_preference_trainer(config, loaded, arguments, train_set, eval_set, callbacks)
-    common = dict(model=loaded.model, train_dataset=train_set, eval_dataset=eval_set,
-                  processing_class=loaded.tokenizer, callbacks=callbacks)  # fmt: skip
+    common = dict(
+        model=loaded.model,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=loaded.tokenizer,
+        callbacks=callbacks,
+    )
     if loaded.seq2seq:
         collator = DataCollatorForSeq2Seq(loaded.tokenizer, model=loaded.model, label_pad_token_id=-100)
         return Trainer(args=TrainingArguments(**arguments), data_collator=collator, **common)
@@ -243,9 +270,10 @@ def build_trainer(config: RunConfig, run: Run, loaded, hardware, train_set, eval
         **arguments,
         # Rows arrive already cut to max_length; only packing still needs it, as the bin size.
         max_length=config.max_length if config.packing else None,
-        packing=config.packing, padding_free=config.padding_free,
+        packing=config.packing,
+        padding_free=config.padding_free,
         completion_only_loss=config.completion_only_loss,
-    )  # fmt: skip
+    )
     return PortableSFTTrainer(args=sft_arguments, **common)
 
 
@@ -256,27 +284,39 @@ def _trainer_arguments(config: RunConfig, run: Run, loaded, hardware, has_eval: 
     best_at_end = bool(config.early_stopping_patience and has_eval)
     return dict(
         output_dir=str(run.checkpoints_dir),
-        num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accumulation,
-        learning_rate=config.learning_rate, lr_scheduler_type=config.scheduler,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio or config.warmup_steps,  # transformers 5: a float < 1 is a ratio
-        weight_decay=config.weight_decay, optim=OPTIMIZERS[config.optimizer],
-        neftune_noise_alpha=config.neftune_noise_alpha or None,  # transformers: None is off, 0 would hook the embeddings
-        logging_steps=config.logging_steps, logging_first_step=True,
-        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
-        save_strategy="steps", save_steps=config.save_steps,
+        weight_decay=config.weight_decay,
+        optim=OPTIMIZERS[config.optimizer],
+        neftune_noise_alpha=config.neftune_noise_alpha
+        or None,  # transformers: None is off, 0 would hook the embeddings
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
         save_total_limit=config.save_total_limit or None,  # transformers: None keeps every checkpoint
-        load_best_model_at_end=best_at_end, metric_for_best_model="eval_loss" if has_eval else None,
+        load_best_model_at_end=best_at_end,
+        metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
-        seed=config.seed, report_to=config.report_to,
-        bf16=compute == "bf16", fp16=compute == "fp16", use_cpu=not hardware.cuda,
+        seed=config.seed,
+        report_to=config.report_to,
+        bf16=compute == "bf16",
+        fp16=compute == "fp16",
+        use_cpu=not hardware.cuda,
         # Unsloth brings its own (faster) checkpointing; asking transformers too would wrap it twice.
         gradient_checkpointing=config.activation_checkpointing and loaded.backend != "unsloth",
         gradient_checkpointing_kwargs={"use_reentrant": False},
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=not sys.stderr.isatty(),  # progress bars would flood train.log
-    )  # fmt: skip
+    )
 
 
 class _StatusWriter:
@@ -345,8 +385,11 @@ def _forget_metrics_after(run: Run, checkpoint: Path) -> None:
     step = _step_of_checkpoint(checkpoint)
     if not run.metrics_path.exists():
         return
-    kept = [line for line in run.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if line.endswith("\n") and _step_of(line) <= step]  # fmt: skip
+    kept = [
+        line
+        for line in run.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if line.endswith("\n") and _step_of(line) <= step
+    ]
     temp = run.metrics_path.with_suffix(".jsonl.tmp")
     temp.write_text("".join(kept), encoding="utf-8")
     os.replace(temp, run.metrics_path)
@@ -367,11 +410,17 @@ def _prompt_settings(run: Run, config: RunConfig, resume: bool, seq2seq: bool):
     prompt = run_prompt(run, config, manifest, seq2seq)
     origin = "the data's manifest" if manifest is not None else "defaults (the data has no .persona.json manifest)"
     context = f"{prompt.context_turns} earlier turns" if prompt.context_turns else "every earlier turn"
-    print(f"talklike: prompts from {origin}: messages joined with {prompt.separator!r}, {context}, "
-          f"{'a' if prompt.system_prompt else 'no'} system prompt", flush=True)  # fmt: skip
+    print(
+        f"talklike: prompts from {origin}: messages joined with {prompt.separator!r}, {context}, "
+        f"{'a' if prompt.system_prompt else 'no'} system prompt",
+        flush=True,
+    )
     if seq2seq and "\n" in prompt.separator:
-        print("talklike: note: seq2seq tokenizers may turn newlines into spaces, erasing message boundaries; "
-              "seed 000 prepared its data with --separator '|'", flush=True)  # fmt: skip
+        print(
+            "talklike: note: seq2seq tokenizers may turn newlines into spaces, erasing message boundaries; "
+            "seed 000 prepared its data with --separator '|'",
+            flush=True,
+        )
     return prompt
 
 
@@ -379,6 +428,13 @@ def _write_model_info(run: Run, config: RunConfig, loaded, prompt) -> None:
     """final/talklike.json: what chat and export need to use the result the way it was trained."""
     from training.train.run_record import model_info, write_model_info
 
-    fields = {"base_model": loaded.source, "model": config.model, "method": config.method, "seq2seq": loaded.seq2seq,
-              "chat_template": loaded.template, "max_length": config.max_length, "run": run.name}  # fmt: skip
+    fields = {
+        "base_model": loaded.source,
+        "model": config.model,
+        "method": config.method,
+        "seq2seq": loaded.seq2seq,
+        "chat_template": loaded.template,
+        "max_length": config.max_length,
+        "run": run.name,
+    }
     write_model_info(run.final_dir, model_info(prompt, fields))

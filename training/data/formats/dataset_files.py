@@ -149,10 +149,12 @@ def _parse_file(source: SourceFile, result: ImportResult) -> None:
     if shape is None:
         if header is not None:
             found = "columns " + ", ".join(repr(column) for column in probe.value)
-            raise UserError(f"{source.name}: {probe.where}: expected a header row with {CSV_HEADERS} "
-                            f"columns but found {found}")
-        raise expected_error(f"{source.name}: {probe.where}", f"one JSON object per record with {KNOWN_SHAPES} fields",
-                        probe.value)
+            raise UserError(
+                f"{source.name}: {probe.where}: expected a header row with {CSV_HEADERS} columns but found {found}"
+            )
+        raise expected_error(
+            f"{source.name}: {probe.where}", f"one JSON object per record with {KNOWN_SHAPES} fields", probe.value
+        )
     label = f"{shape.name} {container}"
     kept = 0
     for record in records:

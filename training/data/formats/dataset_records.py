@@ -28,15 +28,32 @@ from training.errors import UserError
 
 _SKIP = "skip"  # tool calls and tool output: not written by a person
 _OPENAI_ROLES = {
-    "user": "user", "assistant": "assistant", "system": "system", "developer": "system",
-    "tool": _SKIP, "function": _SKIP, "ipython": _SKIP,
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": _SKIP,
+    "function": _SKIP,
+    "ipython": _SKIP,
 }
 _SHAREGPT_ROLES = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
-    "system": "system", "observation": _SKIP, "function_call": _SKIP, "function": _SKIP, "tool": _SKIP,
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "observation": _SKIP,
+    "function_call": _SKIP,
+    "function": _SKIP,
+    "tool": _SKIP,
 }
-KNOWN_SHAPES = "messages, conversations, instruction/output, prompt/completion, prompt/response, question/answer or text"
+KNOWN_SHAPES = (
+    "messages, conversations, instruction/output, prompt/completion, prompt/response, question/answer or text"
+)
 CSV_HEADERS = "prompt,completion / prompt,response / instruction,output / question,answer / text"
 # A {"text"} record with any of these is one message of a chat export (Slack, Telegram), not a document.
 _MESSAGE_KEYS = {"user", "sender", "sender_name", "author", "from", "from_id", "ts", "timestamp", "date", "type"}
@@ -78,8 +95,13 @@ def _openai(record: dict, where: str, drops: Counter) -> _Turns:
 
 def _sharegpt(record: dict, where: str, drops: Counter) -> _Turns:
     # LLaMA-Factory also stores OpenAI-style role/content items under "conversations".
-    turns = _turns(record["conversations"], f"{where}: conversations", drops,
-                   [("from", "value"), ("role", "content")], _SHAREGPT_ROLES)
+    turns = _turns(
+        record["conversations"],
+        f"{where}: conversations",
+        drops,
+        [("from", "value"), ("role", "content")],
+        _SHAREGPT_ROLES,
+    )
     turns.system[:0] = _optional_text(record, "system", where)
     return turns
 
@@ -120,21 +142,36 @@ def _pair(prompt_key: str, reply_key: str) -> Callable[[dict, str, Counter], _Tu
 
 
 def _pair_shape(prompt_key: str, reply_key: str) -> Shape:
-    return Shape(f"{prompt_key}/{reply_key}", (prompt_key, reply_key),
-                  f'an object with "{prompt_key}" and "{reply_key}"', _pair(prompt_key, reply_key))
+    return Shape(
+        f"{prompt_key}/{reply_key}",
+        (prompt_key, reply_key),
+        f'an object with "{prompt_key}" and "{reply_key}"',
+        _pair(prompt_key, reply_key),
+    )
 
 
 _SHAPES = [
-    Shape("OpenAI messages", ("messages",), 'an object with "messages": [{"role", "content"}, ...]',
-           _openai, _first_item_has("messages", "role")),
-    Shape("ShareGPT", ("conversations",), 'an object with "conversations": [{"from", "value"}, ...]',
-           _sharegpt, _first_item_has("conversations", "from", "role")),
+    Shape(
+        "OpenAI messages",
+        ("messages",),
+        'an object with "messages": [{"role", "content"}, ...]',
+        _openai,
+        _first_item_has("messages", "role"),
+    ),
+    Shape(
+        "ShareGPT",
+        ("conversations",),
+        'an object with "conversations": [{"from", "value"}, ...]',
+        _sharegpt,
+        _first_item_has("conversations", "from", "role"),
+    ),
     Shape("Alpaca", ("instruction", "output"), 'an object with "instruction" and "output"', _alpaca),
     _pair_shape("prompt", "completion"),
     _pair_shape("prompt", "response"),
     _pair_shape("question", "answer"),
-    Shape("text", ("text",), 'an object with a "text" string', None,
-           lambda record: not _MESSAGE_KEYS.intersection(record)),
+    Shape(
+        "text", ("text",), 'an object with a "text" string', None, lambda record: not _MESSAGE_KEYS.intersection(record)
+    ),
 ]
 
 

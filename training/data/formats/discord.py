@@ -49,8 +49,7 @@ def sniff(source: SourceFile) -> bool:
     try:
         head = source.head()
         return bool(
-            head.lstrip().startswith("{")
-            and _GUILD.search(head) and _CHANNEL.search(head) and _MESSAGES.search(head)
+            head.lstrip().startswith("{") and _GUILD.search(head) and _CHANNEL.search(head) and _MESSAGES.search(head)
         )
     except Exception:  # a sniffer must never stop detection
         return False
@@ -86,13 +85,15 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
         channel.messages.sort(key=itemgetter(0, 1))  # time, then snowflake; also undoes --reverse
         kept = [entry[2] for entry in channel.messages]
         senders = {message.sender for message in kept}
-        result.conversations.append(Conversation(
-            id=f"{channel.first_file}#{channel.id}",
-            title=channel.title,
-            messages=kept,
-            is_group=not channel.one_to_one or len(senders) > 2,
-            source_format=NAME,
-        ))
+        result.conversations.append(
+            Conversation(
+                id=f"{channel.first_file}#{channel.id}",
+                title=channel.title,
+                messages=kept,
+                is_group=not channel.one_to_one or len(senders) > 2,
+                source_format=NAME,
+            )
+        )
     return result
 
 

@@ -78,7 +78,11 @@ class _Schema:
 
 
 _DYI = _Schema(
-    "sender_name", "content", "timestamp_ms", "timestamp", ("photos", "videos", "audio_files", "gifs", "files"),
+    "sender_name",
+    "content",
+    "timestamp_ms",
+    "timestamp",
+    ("photos", "videos", "audio_files", "gifs", "files"),
     ("is_unsent", "is_geoblocked_for_viewer", "is_unsent_image_by_messenger_kid_parent"),
 )
 _E2EE = _Schema("senderName", "text", "timestamp", None, ("media",), ("isUnsent",))
@@ -156,8 +160,11 @@ def _read_part(source: SourceFile, result: ImportResult) -> _Part:
     kept = _convert(messages, schema, source.name, result, senders)
     numbered = _DYI_FILE.fullmatch(source.basename)
     return _Part(
-        title=repair_mojibake(title or ""), participants=participants,
-        group_type=data.get("thread_type") == "RegularGroup", messages=kept, senders=senders,
+        title=repair_mojibake(title or ""),
+        participants=participants,
+        group_type=data.get("thread_type") == "RegularGroup",
+        messages=kept,
+        senders=senders,
         number=int(numbered.group(1)) if numbered else 0,
     )
 
@@ -178,7 +185,7 @@ def _participants(raw: Any, schema: _Schema, where: str) -> list[str]:
     for index, entry in enumerate(raw):
         name = entry.get("name") if isinstance(entry, dict) else entry
         if not isinstance(name, str):
-            shape = 'a name string' if schema is _E2EE else 'an object like {"name": "..."}'
+            shape = "a name string" if schema is _E2EE else 'an object like {"name": "..."}'
             raise UserError(f"{where}: participants[{index}] should be {shape}")
         names.append(repair_mojibake(name))
     return names
@@ -209,7 +216,7 @@ def _convert(items: list, schema: _Schema, where: str, result: ImportResult, sen
         kind = item.get("type")
         if (kind != "Generic" and kind is not None) or not rare_keys.isdisjoint(item):
             if kind is not None and type(kind) is not str:
-                raise UserError(f"{where}: messages[{index}].type should be a string such as \"Generic\"")
+                raise UserError(f'{where}: messages[{index}].type should be a string such as "Generic"')
             reason = _drop_reason(item, text, notice, kind, schema)
             if reason:
                 dropped[reason] += 1
@@ -250,8 +257,10 @@ def _other_millis(item: dict, schema: _Schema, where: str, index: int) -> float:
         seconds = item.get(schema.seconds)
         if type(seconds) in (int, float) and 0 <= seconds < _MAX_MS // 1000:
             return seconds * 1000
-        raise UserError(f"{where}: messages[{index}] needs {schema.millis} or {schema.seconds}, "
-                        "a whole number of milliseconds or seconds since 1970")
+        raise UserError(
+            f"{where}: messages[{index}] needs {schema.millis} or {schema.seconds}, "
+            "a whole number of milliseconds or seconds since 1970"
+        )
     raise UserError(f"{where}: messages[{index}].{schema.millis} should be a whole number of milliseconds since 1970")
 
 
@@ -302,7 +311,10 @@ def _conversation(thread: list[_Unit], result: ImportResult) -> Conversation:
     first = parts[0]
     title = first.title or ", ".join(sorted(first.participants)) or thread[0].id
     return Conversation(
-        id=thread[0].id, title=title, messages=messages, source_format=NAME,
+        id=thread[0].id,
+        title=title,
+        messages=messages,
+        source_format=NAME,
         is_group=any(p.group_type for p in parts) or len(people) > 2,
     )
 

@@ -48,15 +48,30 @@ _EVENT_WORDS = frozenset(
     "named removed changed set cleared added left joined started ended missed created pinned unpinned "
     "unsent sent shared reacted replied mentioned liked loved waved made longer connected turned secured".split()
 )
-_EXACT_NOTICES = frozenset({
-    "You are now connected on Messenger", "Liked a message", "Audio call ended", "Video chat ended",
-    "Video call ended", "The video chat ended", "The call ended", "Missed audio call", "Missed video call",
-    "Missed call", "This message was unsent", "You unsent a message",
-})
+_EXACT_NOTICES = frozenset(
+    {
+        "You are now connected on Messenger",
+        "Liked a message",
+        "Audio call ended",
+        "Video chat ended",
+        "Video call ended",
+        "The video chat ended",
+        "The call ended",
+        "Missed audio call",
+        "Missed video call",
+        "Missed call",
+        "This message was unsent",
+        "You unsent a message",
+    }
+)
 _NOTICE_PREFIXES = (
-    "Say hi to your new Facebook friend", "You missed a call from", "You missed a video chat with",
-    "Messages and calls are secured with end-to-end encryption", "Messages you send to this chat",
-    "You can now message and call each other", "Reacted ",
+    "Say hi to your new Facebook friend",
+    "You missed a call from",
+    "You missed a video chat with",
+    "Messages and calls are secured with end-to-end encryption",
+    "Messages you send to this chat",
+    "You can now message and call each other",
+    "Reacted ",
 )
 _MAX_ACTOR = 80
 

@@ -44,13 +44,20 @@ NAME = "telegram"
 LABEL = "Telegram"
 
 _DIALOG_TYPES = (
-    "personal_chat", "bot_chat", "private_group", "private_supergroup", "public_supergroup",
-    "private_channel", "public_channel", "saved_messages", "replies",
+    "personal_chat",
+    "bot_chat",
+    "private_group",
+    "private_supergroup",
+    "public_supergroup",
+    "private_channel",
+    "public_channel",
+    "saved_messages",
+    "replies",
 )
 _JSON_STRING = r'"(?:[^"\\]|\\.)*"'
 # The writer's fixed key order for a single-chat export: [name,] type, id, messages.
 _SINGLE_CHAT = re.compile(
-    r'\s*\{\s*(?:"name"\s*:\s*(?:null|' + _JSON_STRING + r')\s*,\s*)?'
+    r'\s*\{\s*(?:"name"\s*:\s*(?:null|' + _JSON_STRING + r")\s*,\s*)?"
     r'"type"\s*:\s*"(?:' + "|".join(_DIALOG_TYPES) + r')"\s*,\s*'
     r'"id"\s*:\s*-?\d+\s*,\s*"messages"\s*:\s*\['
 )
@@ -62,9 +69,7 @@ _FULL_EXPORT = re.compile(
 _MESSAGES_KEY = re.compile(r'"messages"\s*:\s*\[')
 _MESSAGE_TYPE = re.compile(r'"type"\s*:\s*"(?:message|service)"')
 # Where a media path would be; never the sender's words.
-_FILE_PLACEHOLDER = re.compile(
-    r"\((?:File|Photo) (?:not included|exceeds maximum size|unavailable)[^)]*\)"
-)
+_FILE_PLACEHOLDER = re.compile(r"\((?:File|Photo) (?:not included|exceeds maximum size|unavailable)[^)]*\)")
 
 _CHANNEL_TYPES = {"private_channel", "public_channel"}
 _GROUP_TYPES = {"private_group", "private_supergroup", "public_supergroup"}
@@ -81,8 +86,10 @@ def sniff(source: SourceFile) -> bool:
             return True
         # Files re-saved by another tool lose the key order but keep Telegram's field names.
         return bool(
-            '"date_unixtime"' in head and '"text_entities"' in head
-            and _MESSAGES_KEY.search(head) and _MESSAGE_TYPE.search(head)
+            '"date_unixtime"' in head
+            and '"text_entities"' in head
+            and _MESSAGES_KEY.search(head)
+            and _MESSAGE_TYPE.search(head)
         )
     except Exception:  # a sniffer must never stop detection
         return False
@@ -100,9 +107,7 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
         if account and account.name and account.name not in owners:
             owners.append(account.name)
         for index, dialog in enumerate(export.dialogs):
-            conversation = _dialog_to_conversation(
-                export.source, index, dialog, account, result, skipped
-            )
+            conversation = _dialog_to_conversation(export.source, index, dialog, account, result, skipped)
             if conversation is not None:
                 result.conversations.append(conversation)
         result.formats[LABEL] += 1
@@ -118,14 +123,16 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
 
 
 def _dialog_to_conversation(
-    source: SourceFile, index: int, dialog: dict, account: Account | None,
-    result: ImportResult, skipped: dict[str, list[str]],
+    source: SourceFile,
+    index: int,
+    dialog: dict,
+    account: Account | None,
+    result: ImportResult,
+    skipped: dict[str, list[str]],
 ) -> Conversation | None:
     kind = dialog.get("type")
     if kind is not None and not isinstance(kind, str):
-        raise UserError(
-            f"{source.name}: field `type` of chat {index} should be a string, found {json_kind(kind)}"
-        )
+        raise UserError(f"{source.name}: field `type` of chat {index} should be a string, found {json_kind(kind)}")
     title = dialog_title(dialog)
     messages = dialog_messages(dialog, source.name)
     if kind in _CHANNEL_TYPES:
@@ -155,9 +162,7 @@ def _dialog_to_conversation(
     )
 
 
-def _convert_messages(
-    messages: list, account: Account | None, where: str, result: ImportResult
-) -> list[Message]:
+def _convert_messages(messages: list, account: Account | None, where: str, result: ImportResult) -> list[Message]:
     kept: list[Message] = []
     dropped = result.dropped
     for position, message in enumerate(messages):

@@ -46,9 +46,7 @@ def read_export(source: SourceFile, result: ImportResult) -> Export:
     if repaired:
         result.warnings.append(f"{source.name}: repaired Telegram's invalid \\xNN escapes")
     if not isinstance(root, dict):
-        raise UserError(
-            f"{source.name}: expected a JSON object (Telegram result.json), found {json_kind(root)}"
-        )
+        raise UserError(f"{source.name}: expected a JSON object (Telegram result.json), found {json_kind(root)}")
     if "messages" in root:
         dialogs = [root]
     else:
@@ -137,8 +135,10 @@ def _most_common_name(dialogs: list[dict], from_id: str, name: str) -> str | Non
     names: Counter = Counter()
     for dialog in dialogs:
         for message in dialog_messages(dialog, name):
-            if isinstance(message, dict) and isinstance(message.get("from"), str) and (
-                normalize_id(message.get("from_id"), name, "from_id") == from_id
+            if (
+                isinstance(message, dict)
+                and isinstance(message.get("from"), str)
+                and (normalize_id(message.get("from_id"), name, "from_id") == from_id)
             ):
                 names[message["from"]] += 1
     return names.most_common(1)[0][0] if names else None
@@ -158,9 +158,7 @@ def dialog_messages(dialog: dict, name: str) -> list:
     messages = dialog.get("messages")
     if not isinstance(messages, list):
         title = dialog_title(dialog)
-        raise UserError(
-            f"{name}: field `messages` of chat {title!r} should be a list, found {json_kind(messages)}"
-        )
+        raise UserError(f"{name}: field `messages` of chat {title!r} should be a list, found {json_kind(messages)}")
     return messages
 
 

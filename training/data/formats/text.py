@@ -67,9 +67,7 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
                 f"'File: {source.name}' line; use a larger chunk size"
             )
         for index, body in enumerate(chunk_lines(text, budget, count)):
-            result.documents.append(
-                Document(id=f"{source.name}#{index}", text=header + body, source_format=NAME)
-            )
+            result.documents.append(Document(id=f"{source.name}#{index}", text=header + body, source_format=NAME))
         result.formats[LABEL] += 1
     return result
 
@@ -113,7 +111,7 @@ def _pieces(text: str, budget: int, count: Callable[[str], int]) -> Iterator[tup
                 piece = piece[: _longest_prefix_within(piece, budget, count)]
                 tokens = count(piece)
             yield piece, tokens
-            line = line[len(piece):]
+            line = line[len(piece) :]
 
 
 def _longest_prefix_within(text: str, budget: int, count: Callable[[str], int]) -> int:

@@ -191,9 +191,14 @@ _MEDIA = re.compile(
 )
 _CALL = re.compile(r"(?:(?:Missed|Silenced) )?(?:group )?(?:voice|video) call(?:\s*[,•].*)?", re.I)
 _PLACEHOLDERS = [
-    (DROP_UNSENT, re.compile(
-        r"(?:This message was deleted(?: by admin .+)?|You deleted this message(?: as admin)?"
-        r"|Waiting for this message(?:\. This may take a while)?)\.?", re.I)),
+    (
+        DROP_UNSENT,
+        re.compile(
+            r"(?:This message was deleted(?: by admin .+)?|You deleted this message(?: as admin)?"
+            r"|Waiting for this message(?:\. This may take a while)?)\.?",
+            re.I,
+        ),
+    ),
     (DROP_CALL, _CALL),
     (DROP_LOCATION, re.compile(r"(?:live )?location: https?://\S+|Live location shared\.?", re.I)),
 ]
@@ -201,10 +206,14 @@ _PLACEHOLDERS = [
 _SYSTEM_TEXT = re.compile(
     r"Messages and calls are end-to-end encrypted|Messages to this group are now secured"
     r"|Your security code with .+ changed|You're now an admin$|This chat is with a business account"
-    r"|Disappearing messages were turned|You (?:un)?blocked this contact", re.I)
+    r"|Disappearing messages were turned|You (?:un)?blocked this contact",
+    re.I,
+)
 _GROUP_EVENT = re.compile(
     r"created group|\badded\b|joined using this group's invite link|changed the subject"
-    r"|changed this group's icon|changed the group description|\bleft$|\bremoved\b|now an admin", re.I)
+    r"|changed this group's icon|changed the group description|\bleft$|\bremoved\b|now an admin",
+    re.I,
+)
 # Android group notices have no author, but a group name can hold ": ".
 _NAMED_GROUP_EVENT = re.compile(r'[^:"]+ (?:created group|changed the (?:subject|group name) (?:from ".*" )?to) "')
 
@@ -296,7 +305,7 @@ def _read_events(source: SourceFile) -> tuple[list[_Event], list[str]]:
             "'[3/18/22, 14:56:01] Name: text' or '18/03/2022, 14:56 - Name: text'"
         )
     ends = [index for index, _, _ in heads[1:]] + [len(lines)]
-    events = [_event(rest, lines[index + 1:end], ts) for (index, rest, ts), end in zip(heads, ends)]
+    events = [_event(rest, lines[index + 1 : end], ts) for (index, rest, ts), end in zip(heads, ends)]
     return events, _warnings(source, lines[: heads[0][0]], len(starts) - len(heads))
 
 
