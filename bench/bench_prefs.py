@@ -60,7 +60,7 @@ def training_pairs(sft: Path, count: int, seed: int) -> Path:
     from training.chat.batch import generate_batch
     from training.chat.decoding import preset
     from training.chat.generate import load_chat_model
-    from training.chat.pairs import write_pairs
+    from training.report.pairs import write_pairs
     from training.train.dataset import load_rows
 
     rows = [r for r in load_rows(RunConfig.from_yaml(sft / "config.yaml")).train if r["prompt"][-1]["role"] == "user"]

@@ -200,7 +200,7 @@ def _delete(chosen: str, entry_id: str):
 
 
 def _make_pairs(chosen: str) -> str:
-    from training.chat.pairs import build_pairs, write_pairs
+    from training.report.pairs import build_pairs, write_pairs
 
     folder = run_folder(chosen)
     pairs = build_pairs(folder, from_feedback=True)

@@ -10,9 +10,9 @@ import pytest
 from tests.export_runs import adapter_run
 from tests.report_runs import on_sam_data, sam_examples
 from tests.test_report_cli import run_cli
-from training.chat.pairs import build_pairs
 from training.errors import UserError
 from training.report.heldout import held_out_rows
+from training.report.pairs import build_pairs
 from training.train.config import RunConfig
 
 ASKED = [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "u coming tonight?"}]

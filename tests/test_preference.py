@@ -92,7 +92,7 @@ def test_a_dpo_round_trains_the_runs_adapter_against_itself_and_logs_preference_
 
 
 def test_a_kto_round_takes_unpaired_rows(sft, pairs, tmp_path):
-    from training.chat.pairs import unpaired
+    from training.report.pairs import unpaired
 
     kto = tmp_path / "kto.jsonl"
     rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]

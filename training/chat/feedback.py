@@ -5,7 +5,7 @@
                           "rewrite": text or null}
 
 A thumb is an unpaired (KTO) judgement; a rewrite ("say it like me") is a preference pair, chosen =
-the rewrite, rejected = the reply (training/chat/pairs.py). The words are the person's own and private:
+the rewrite, rejected = the reply (training/report/pairs.py). The words are the person's own and private:
 the file stays in the run folder, which no export or push copies (export/save.py copies only named
 files from final/).
 

@@ -28,7 +28,7 @@ def register(commands) -> None:
 
 
 def run_pairs_command(args) -> None:
-    from training.chat.pairs import build_pairs, write_pairs
+    from training.report.pairs import build_pairs, write_pairs
 
     def advance(done: int, total: int) -> None:
         print(f"\r{done}/{total} held-out replies", end="", file=sys.stderr, flush=True)
