@@ -159,16 +159,7 @@ def build_chat_tab(
         bounds = visitors.bounds(is_owner)
         check_message(text, bounds)
         history, base_history = clean_history(values[tuned], bounds), clean_history(values[base], bounds)
-        settings, chosen = (
-            _settings(values, decoding, knobs, bounds.max_new_tokens),
-            visitors.source(values.get(source), is_owner, values.get(load_in)),
-        )
-        remembering = visitors.memory(values, panel, chosen, is_owner)
-        yield from _guarded(
-            guard,
-            request,
-            lambda: _converse(chosen, text, history, base_history, values[compare], settings, remembering),
-        )
+        yield from reply_to(values, request, is_owner, text, history, base_history)
 
     def retry_last(values: dict, request: gr.Request, is_owner: bool):
         bounds = visitors.bounds(is_owner)
@@ -179,16 +170,19 @@ def build_chat_tab(
         text = history[last_user]["content"]
         base_history = clean_history(values[base], bounds)
         base_history = base_history[: _last_user_index(base_history)] if values[compare] else []
-        settings, chosen = (
-            _settings(values, decoding, knobs, bounds.max_new_tokens),
-            visitors.source(values.get(source), is_owner, values.get(load_in)),
-        )
+        yield from reply_to(values, request, is_owner, text, history[:last_user], base_history)
+
+    def reply_to(values: dict, request: gr.Request, is_owner: bool, text: str, history: list, base_history: list):
+        """Both columns' replies to `text` after these histories, with the page's settings, source and memory."""
+        bounds = visitors.bounds(is_owner)
+        settings = _settings(values, decoding, knobs, bounds.max_new_tokens)
+        chosen = visitors.source(values.get(source), is_owner, values.get(load_in))
         remembering = visitors.memory(values, panel, chosen, is_owner)
-        yield from _guarded(
-            guard,
-            request,
-            lambda: _converse(chosen, text, history[:last_user], base_history, values[compare], settings, remembering),
-        )
+
+        def converse():
+            return _converse(chosen, text, history, base_history, values[compare], settings, remembering)
+
+        yield from _guarded(guard, request, converse)
 
     outputs = [message, tuned, base, speed]
     replying = dict(inputs=inputs, outputs=outputs, concurrency_limit=visitors.limits.concurrency)
