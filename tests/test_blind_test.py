@@ -130,6 +130,30 @@ def test_the_cli_prepares_items_from_held_out_conversations_only_with_consent(sa
     assert shown.returncode == 0 and "no votes yet" in shown.stdout
 
 
+def test_the_bot_can_answer_the_blind_test_with_memory_of_training_rows_only(sam_run, monkeypatch):
+    """--memory: the replies recall past exchanges, and never from the held-out conversations shown."""
+    from training.chat import batch
+    from training.chat.memory_prompt import MemorySettings
+    from training.report.blind import prepare_items
+
+    seen = []
+    generate_batch = batch.generate_batch
+
+    def recording(model, requests, settings=None, *args, memory=None, **kwargs):
+        seen.append(memory)
+        return generate_batch(model, requests, settings, *args, memory=memory, **kwargs)
+
+    monkeypatch.setattr(batch, "generate_batch", recording)
+    path = prepare_items(sam_run, count=4, consent=True, memory=MemorySettings(k=2))
+    [memory] = seen
+    record = json.loads(path.read_text())
+    assert record["memory_k"] == 2 and memory.settings.k == 2
+    remembered = {(e.them, e.you) for e in memory.index.exchanges}
+    assert len(remembered) > 100  # the sample's training rows
+    for item in record["items"]:
+        assert (item["context"][-1]["content"], item["real"]) not in remembered
+
+
 def play(url: str, address: str, session_hash: str | None = None) -> list:
     """One visitor voting "A" on every conversation until none is left; each reply."""
     visitor = Visitor(url, address=address, session_hash=session_hash)

@@ -13,7 +13,7 @@ from training.chat.decoding import DecodingSettings
 from training.chat.memory_prompt import MemorySettings
 from training.cli import main
 from training.errors import UserError
-from training.report.build import ReportOptions, _training_memory, build_report
+from training.report.build import ReportOptions, build_report, training_memory
 from training.report.heldout import held_out_rows, reply_text
 from training.report.render import to_markdown
 from training.train.run_record import read_run
@@ -52,7 +52,7 @@ def test_the_report_puts_memory_rows_next_to_tuned_and_base(causal_run):
 def test_memory_in_the_report_never_recalls_a_held_out_conversation(causal_run):
     run = read_run(causal_run)
     held = held_out_rows(run.config)
-    memory = _training_memory(run, held.train, MemorySettings(k=20))
+    memory = training_memory(run, held.train, MemorySettings(k=20))
     held_pairs = {(row["prompt"][-1]["content"], reply_text(row)) for row in held.rows}
     assert len(memory.index) == len([row for row in held.train if "prompt" in row])
     for them, _ in held_pairs:  # asked word for word, a held-out exchange still never comes back
@@ -67,7 +67,7 @@ def test_a_validation_split_keeps_its_rows_out_of_the_reports_memory(causal_run,
     split = dataclasses.replace(config, validation_file="", validation_split=0.2)
     held = held_out_rows(split)
     run = read_run(causal_run)
-    memory = _training_memory(run, held.train, MemorySettings())
+    memory = training_memory(run, held.train, MemorySettings())
     validation = {(row["prompt"][-1]["content"], reply_text(row)) for row in held.rows}
     assert validation and not validation & {(e.them, e.you) for e in memory.index.exchanges}
 

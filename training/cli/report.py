@@ -29,6 +29,7 @@ def register(commands) -> None:
     )
     blind.add_argument("--results", action="store_true", help="only show the votes so far (the fool rate)")
     decoding_arguments(blind, seed=False, max_new_tokens=64)
+    _memory_arguments(blind, "the bot replies with memory")
     blind.set_defaults(handler=run_blind_test_command)
 
 
@@ -44,15 +45,29 @@ def _report_arguments(parser) -> None:
         help="quote a few held-out conversations side by side (private text; off by default)",
     )
     decoding_arguments(parser, seed=False, max_new_tokens=64)
+    _memory_arguments(parser, "also reply with memory: tuned+memory and base+memory next to tuned and base")
+
+
+def _memory_arguments(parser, what: str) -> None:
     parser.add_argument(
         "--memory",
         action="store_true",
-        help="also reply with memory (past exchanges from the training rows only, and the facts): "
-        "tuned+memory and base+memory next to tuned and base",
+        help=f"{what} (past exchanges from the training rows only, and the facts)",
     )
     parser.add_argument(
         "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)"
     )
+
+
+def _memory_settings(args):
+    """--memory/--memory-k as MemorySettings, or None without --memory."""
+    if args.memory_k is not None and not args.memory:
+        raise UserError("--memory-k: only with --memory")
+    if not args.memory:
+        return None
+    from training.chat.memory_prompt import DEFAULT_K, MemorySettings
+
+    return MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k).validate()
 
 
 def run_report_command(args) -> dict:
@@ -61,13 +76,7 @@ def run_report_command(args) -> dict:
 
     # --seed is the report's and also the decoding seed: the same replies on every run.
     settings = settings_from_args(args)  # before loading, so a bad flag fails fast
-    memory = None
-    if args.memory_k is not None and not args.memory:
-        raise UserError("--memory-k: only with --memory")
-    if args.memory:
-        from training.chat.memory_prompt import DEFAULT_K, MemorySettings
-
-        memory = MemorySettings(k=DEFAULT_K if args.memory_k is None else args.memory_k).validate()
+    memory = _memory_settings(args)
     options = ReportOptions(
         data=args.data,
         limit=args.limit,
@@ -91,7 +100,10 @@ def run_blind_test_command(args) -> dict:
         print(tally_markdown(result))
         return result
     settings = settings_from_args(args)
-    path = prepare_items(args.run, count=args.items, seed=args.seed, consent=args.consent, decoding=settings)
+    memory = _memory_settings(args)
+    path = prepare_items(
+        args.run, count=args.items, seed=args.seed, consent=args.consent, decoding=settings, memory=memory
+    )
     items = len(json.loads(path.read_text(encoding="utf-8"))["items"])
     print(f"{items} conversations ready in {path}; share them with: python app.py --blind-test {args.run} ...")
     return {"items": items, "path": str(path)}

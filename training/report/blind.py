@@ -49,11 +49,15 @@ def prepare_items(
     consent: bool = False,
     decoding=None,
     device: str | None = None,
+    memory=None,
 ) -> Path:
-    """Generate the bot's replies to `count` held-out conversations and save them with the real ones."""
+    """Generate the bot's replies to `count` held-out conversations and save them with the real ones.
+
+    `memory` (memory_prompt.MemorySettings): the bot replies with memory, recalled from the rows the
+    run trained on only (as the report's tuned+memory), so a held-out conversation never answers itself."""
     from training.chat.batch import generate_batch
     from training.chat.generate import load_chat_model
-    from training.report.build import default_decoding
+    from training.report.build import default_decoding, training_memory
     from training.report.heldout import held_out_rows, reply_text
     from training.train.run_record import read_run
 
@@ -69,10 +73,13 @@ def prepare_items(
         )
     if count < 1:
         raise UserError(f"items: {count}; expected a whole number >= 1")
-    rows = held_out_rows(run.config, limit=count, seed=seed).rows
+    held = held_out_rows(run.config, limit=count, seed=seed)
+    rows = held.rows
     model = load_chat_model(run.path, device)
     settings = (decoding or default_decoding(seed)).validate()
-    bot = generate_batch(model, [(row["prompt"][:-1], row["prompt"][-1]["content"]) for row in rows], settings)
+    recalled = training_memory(run, held.train, memory) if memory is not None else None
+    requests = [(row["prompt"][:-1], row["prompt"][-1]["content"]) for row in rows]
+    bot = generate_batch(model, requests, settings, memory=recalled)
     items = []
     for number, (row, reply) in enumerate(zip(rows, bot), start=1):
         real = reply_text(row)
@@ -92,6 +99,7 @@ def prepare_items(
         "consent": True,
         "separator": model.separator,
         "decoding": settings.__dict__,
+        "memory_k": None if memory is None else memory.k,
         "items": items,
     }
     return _write_atomically(folder / "items.json", json.dumps(record, ensure_ascii=False, indent=1))

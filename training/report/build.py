@@ -91,7 +91,7 @@ def build_report(
     replies = _replies(held.rows, tuned, base, settings, tracker)
     remembered = None
     if options.memory is not None:
-        memory = _training_memory(run, held.train, options.memory)
+        memory = training_memory(run, held.train, options.memory)
         remembered = (memory, _replies(held.rows, tuned, base, settings, tracker, memory))
     generation_seconds = time.perf_counter() - started - loss_seconds
     tracker.note("scoring")
@@ -256,7 +256,7 @@ def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Track
     return found
 
 
-def _training_memory(run, train_rows: list[dict], settings):
+def training_memory(run, train_rows: list[dict], settings):
     """Memory of the rows the run trained on, and the facts beside its data: never a held-out row."""
     from training.chat.memory import facts_path, read_facts
     from training.chat.memory_prompt import training_rows_memory
