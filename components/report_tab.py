@@ -150,6 +150,8 @@ def _views(report: dict, quote: bool, run_dir: str):
     summary = "\n\n".join(
         [render.header(report), render.loss_markdown(report), render.metrics_markdown(report, "voice")]
     )
+    if report.get("mixed_sources"):
+        summary += "\n\n" + render.mixed_sources_markdown(report)
     if report.get("memory"):
         summary += "\n\n" + render.memory_markdown(report)
     votes = votes_of(run_dir)

@@ -87,6 +87,7 @@ def build_report(
         )
     started = time.perf_counter()
     losses = _losses(held.rows, tuned, base, config, tracker)
+    mixed = mixed_source_losses(config, tuned, base, tracker.cancel, options.limit, options.seed)
     loss_seconds = time.perf_counter() - started
     replies = _replies(held.rows, tuned, base, settings, tracker)
     remembered = None
@@ -116,6 +117,8 @@ def build_report(
         **score(replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed),
         "seconds": {"loss": round(loss_seconds, 1), "generation": round(generation_seconds, 1)},
     }
+    if mixed:
+        report["mixed_sources"] = mixed
     if remembered is not None:
         memory, memory_replies = remembered
         scored = score(
@@ -241,6 +244,32 @@ def _models(run, config, device: str | None) -> tuple[_Side, _Side, str]:
         trained_length=tuned.trained_length,
     )
     return _Side(tuned, True), _Side(base, True), f"the base model {config.model}, loaded on its own (a full fine-tune)"
+
+
+def mixed_source_losses(config, tuned, base, cancel, limit: int | None, seed: int) -> list[dict]:
+    """Held-out loss (nats per reply token, tuned and base) on each mixed-in data set's validation rows:
+    did the run learn the knowledge Q&A it was mixed with? Empty for a run without `mix`."""
+    if not config.mix:
+        return []
+    from training.train.dataset import load_rows
+
+    rows = load_rows(config, check_leaks=False)
+    person = Path(config.train_file).name
+    by_source: dict[str, list[dict]] = {}
+    for row, name in zip(rows.validation, rows.validation_sources):
+        if name != person and "prompt" in row:
+            by_source.setdefault(name, []).append(row)
+    found = []
+    for name, source_rows in by_source.items():
+        if limit is not None and limit < len(source_rows):
+            source_rows = random.Random(seed).sample(source_rows, limit)
+        scored = {
+            side: reply_losses(which.model, source_rows, config, which.use_adapter, cancel)
+            for side, which in (("tuned", tuned), ("base", base))
+        }
+        per_token = {side: float(losses.nll.sum() / max(losses.tokens.sum(), 1)) for side, losses in scored.items()}
+        found.append({"file": name, "rows": len(source_rows), **per_token})
+    return found
 
 
 def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Tracker) -> dict:

@@ -112,6 +112,8 @@ SOURCE_NAMES = {"real": "you (real)", "tuned": "tuned", "base": "base"}
 def to_markdown(report: dict, examples: bool = True) -> str:
     """The whole report: what it ran on, then every number with its sentence (and examples if held)."""
     parts = [header(report), loss_markdown(report), *(metrics_markdown(report, section) for section in SECTIONS)]
+    if report.get("mixed_sources"):
+        parts.append(mixed_sources_markdown(report))
     if report.get("memory"):
         parts.append(memory_markdown(report))
     if examples and report.get("examples"):
@@ -133,6 +135,20 @@ def header(report: dict) -> str:
 
 def loss_markdown(report: dict) -> str:
     return "### Held-out loss\n\n" + "\n".join(f"- {line}" for line in loss_sentences(report["loss"]))
+
+
+def mixed_sources_markdown(report: dict) -> str:
+    """The held-out loss on each data set mixed into the run (knowledge Q&A, raw text), base vs tuned."""
+    lines = [
+        "### Mixed-in data sets",
+        "",
+        "Held-out loss on each data set mixed into the run (its own held-out rows; nats per reply token, lower is better).",
+        "",
+        "| data set | held-out rows | base | tuned |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {s['file']} | {s['rows']} | {s['base']:.3f} | {s['tuned']:.3f} |" for s in report["mixed_sources"]]
+    return "\n".join(lines)
 
 
 def metrics_markdown(report: dict, section: str) -> str:

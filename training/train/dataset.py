@@ -34,6 +34,7 @@ class Rows:
     train: list[dict[str, Any]]
     validation: list[dict[str, Any]]
     mix: dict[str, Any] = field(default_factory=dict)  # the sets, their weights and the leak check (mix.json)
+    validation_sources: list[str] = field(default_factory=list)  # the data set each validation row came from
 
 
 def read_rows(path: str | Path, field: str = "train_file") -> list[dict[str, Any]]:
@@ -114,13 +115,14 @@ def load_rows(config: RunConfig, check_leaks: bool = True) -> Rows:
     validation = [(row, source.name) for source in sources for row in source.validation]
     training = [(row, source.name) for source in sources for row in source.train]
     report = find_leaks(training, validation) if check_leaks else LeakReport(checked=len(validation))
-    kept = [row for row, _ in apply_policy(report, validation, config.leaks)]
+    kept_from = apply_policy(report, validation, config.leaks)
+    kept = [row for row, _ in kept_from]
     drawn = interleave(sources, config.seed)
     train = [row for row, _ in drawn]
     if config.system_prompt:
         train, kept = _with_system(train, config.system_prompt), _with_system(kept, config.system_prompt)
     leaks = {**report.as_dict(), "policy": config.leaks, "dropped": len(validation) - len(kept)}
-    return Rows(train, kept, describe(sources, drawn, leaks))
+    return Rows(train, kept, describe(sources, drawn, leaks), [name for _, name in kept_from])
 
 
 def _mixed_source(entry: MixEntry) -> Source:
