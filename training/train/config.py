@@ -198,6 +198,7 @@ class RunConfig:
     mix: list[str] = setting(
         label="Mixed-in data sets (PATH=WEIGHT)",
         factory=list,
+        metavar="PATH=WEIGHT",
         help="more JSONL data sets drawn alongside train_file (weight 1): knowledge.jsonl=0.5 "
         "draws it half as often; each one's X.val.jsonl joins the validation rows",
     )
