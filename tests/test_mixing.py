@@ -115,3 +115,24 @@ def test_the_persona_report_reads_only_the_persons_own_held_out_chats(tmp_path):
     rows = held_out_rows(config)
     assert [row["completion"][0]["content"] for row in rows.rows] == ["sure"]
     assert len(rows.train) == 6  # the classifier learns the person from their own replies only
+
+
+def test_the_estimate_counts_an_epoch_of_the_mix(tmp_path):
+    """48 chat rows at weight 1 and 10 knowledge rows at 0.5: shares 2/3 and 1/3, so an epoch (every row
+    once) draws max(48 / (2/3), 10 / (1/3)) = max(72, 30) = 72 rows; at weight 0.1 the knowledge set
+    decides: max(48 / (10/11), 10 / (1/11)) = max(52.8, 110) = 110."""
+    from training.train.estimate import estimate_for_data
+    from training.train.mixing import epoch_draws
+
+    chats, knowledge = tmp_path / "chats.jsonl", tmp_path / "knowledge.jsonl"
+    chats.write_text("".join(json.dumps(row) + "\n" for row in text_rows("chat", 48)))
+    knowledge.write_text("".join(json.dumps(row) + "\n" for row in text_rows("knowledge", 10)))
+    assert epoch_draws([48, 10], [1.0, 0.5]) == pytest.approx(72)
+    assert epoch_draws([48, 10], [1.0, 0.1]) == pytest.approx(110)
+    common = dict(model="offline-tiny", train_file=str(chats), batch_size=8, epochs=1, max_steps=0)
+    alone = estimate_for_data(RunConfig(**common))
+    mixed = estimate_for_data(RunConfig(**common, mix=[f"{knowledge}=0.5"]))
+    assert (alone.total_steps, mixed.total_steps) == (math.ceil(48 / 8), math.ceil(72 / 8))
+    # The draw itself is random (it stops when the last set runs out): 72 is its expected length.
+    drawn = len(load_rows(RunConfig(**common, mix=[f"{knowledge}=0.5"]), check_leaks=False).train)
+    assert 72 * 0.85 < drawn < 72 * 1.15

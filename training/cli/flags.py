@@ -26,7 +26,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[st
         if bool in types:
             options["action"] = argparse.BooleanOptionalAction
         elif list[str] in types and str not in types:
-            options.update(action="append", metavar=meta.get("metavar", "NAME"))  # one flag per name: --exclude-thread A --exclude-thread B
+            options.update(
+                action="append", metavar=meta.get("metavar", "NAME")
+            )  # one flag per name: --exclude-thread A --exclude-thread B
         else:
             metavar = "|".join(map(str, meta["choices"])) if "choices" in meta else field.name.split("_")[-1].upper()
             options["metavar"] = metavar

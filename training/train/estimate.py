@@ -461,20 +461,34 @@ def estimate_for_data(
     from training.train.dataset import read_rows
 
     rows = _preference_sequences(config) if config.is_preference else read_rows(config.train_file)
+    examples, sample = len(rows), rows[:2000]
+    if config.mix and not config.is_preference:
+        examples, sample = _mixed_epoch(config, rows)
     tokenizer = _local_tokenizer(config.model)
     if tokenizer is None:  # not on this machine yet: count the examples, assume max_length tokens
-        return estimate(config, examples=len(rows), device=device, dollars_per_hour=dollars_per_hour, backend=backend)
+        return estimate(config, examples=examples, device=device, dollars_per_hour=dollars_per_hour, backend=backend)
     ensure_chat_template(tokenizer, config.chat_template)
-    stats = length_stats(tokenizer, rows[:2000], config.max_length)
+    stats = length_stats(tokenizer, sample, config.max_length)
     return estimate(
         config,
-        examples=len(rows),
+        examples=examples,
         tokens_per_example=stats["mean"],
         longest_example=stats["max"],
         device=device,
         dollars_per_hour=dollars_per_hour,
         backend=backend,
     )
+
+
+def _mixed_epoch(config: RunConfig, rows: list[dict]) -> tuple[int, list[dict]]:
+    """(rows one epoch of the mix draws, rows to measure lengths on: up to 2,000 of each set)."""
+    from training.train.dataset import read_rows
+    from training.train.mixing import epoch_draws, parse_entry
+
+    entries = [parse_entry(entry) for entry in config.mix]
+    mixed = [read_rows(entry.path, field=f"mix {Path(entry.path).name}") for entry in entries]
+    sizes, weights = [len(rows), *map(len, mixed)], [1.0, *(entry.weight for entry in entries)]
+    return round(epoch_draws(sizes, weights)), [row for part in (rows, *mixed) for row in part[:2000]]
 
 
 def _starting_shape(config: RunConfig) -> RunConfig:

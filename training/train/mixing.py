@@ -63,6 +63,15 @@ def mix_problems(entries: list[str]) -> list[str]:
     return problems
 
 
+def epoch_draws(sizes: list[int], weights: list[float]) -> float:
+    """Rows one epoch of the mix draws: until every row of every set came once, each set drawn at its
+    share of the weights (the set that runs out last decides: size / share)."""
+    if len(sizes) == 1:
+        return float(sizes[0])
+    total = sum(weights)
+    return max(size / (weight / total) for size, weight in zip(sizes, weights, strict=True))
+
+
 def interleave(sources: list[Source], seed: int) -> list[tuple[dict, int]]:
     """(row, source index) in the drawn order: every row at least once, shares = the normalized weights."""
     if len(sources) == 1:
@@ -71,7 +80,7 @@ def interleave(sources: list[Source], seed: int) -> list[tuple[dict, int]]:
 
     weights = [source.weight for source in sources]
     probabilities = [weight / sum(weights) for weight in weights]
-    draws = max(len(source.train) / p for source, p in zip(sources, probabilities, strict=True))
+    draws = epoch_draws([len(source.train) for source in sources], weights)
     if draws > MAX_DRAWS:
         raise UserError(
             f"mix: a weight this small for a set this large would draw {draws:,.0f} rows to "
