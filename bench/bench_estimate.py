@@ -33,7 +33,8 @@ from bench_train import (  # noqa: E402
 from benchdoc import machine, replace_section  # noqa: E402
 
 from training.train.dataset import read_rows  # noqa: E402
-from training.train.estimate import CPU_RUNTIME_GB, GB, estimate_for_data  # noqa: E402
+from training.train.estimate import estimate_for_data  # noqa: E402
+from training.train.footprint import CPU_RUNTIME_GB, GB  # noqa: E402
 from training.train.runs import Run, read_metrics  # noqa: E402
 
 MEMORY_OUT = OUT / "memory"
@@ -150,7 +151,7 @@ def main() -> None:
     command = ("python bench/bench_estimate.py " + " ".join(sys.argv[1:])).strip()
     report = "\n\n".join(
         [
-            f"Machine: {about}. CPU_RUNTIME_GB in training/train/estimate.py: {CPU_RUNTIME_GB}.",
+            f"Machine: {about}. CPU_RUNTIME_GB in training/train/footprint.py: {CPU_RUNTIME_GB}.",
             table(rows, stack_gb),
             f"Reproduce: `{command}`",
         ]

@@ -13,7 +13,7 @@ from training.chat import precision
 from training.chat.generate import load_chat_model, load_plan
 from training.errors import UserError
 from training.tiny import build_tiny_model
-from training.train.estimate import architecture
+from training.train.footprint import architecture
 
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"  # 494M parameters, 136M of them the tied embedding
 MISTRAL = "mistralai/Mistral-7B-v0.1"

@@ -10,12 +10,11 @@ from training.tiny import build_tiny_model
 from training.train.config import RunConfig
 from training.train.estimate import (
     Device,
-    architecture,
-    count_parameters,
     device_by_name,
     estimate,
     format_estimate,
 )
+from training.train.footprint import architecture, count_parameters
 from training.train.presets import get_preset
 
 A10G = Device("Nvidia A10G large", 24, 70, 1.50)

@@ -119,7 +119,7 @@ def memory_needed(model_config: Any, cuda: bool) -> dict[str, float]:
 
 
 def _cache_bytes(model_config: Any, element: int) -> float:
-    from training.train.estimate import dims
+    from training.train.footprint import dims
 
     try:
         _, layers, _, kv, _ = dims(model_config)
