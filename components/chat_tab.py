@@ -28,7 +28,6 @@ from training.train.runs import (
 )
 
 from .common import Owner, as_owner, knows_the_owner, owner_only, shows_user_errors
-from .feedback_panel import build_feedback_panel
 from .limits import (
     AddressGuard,
     ChatLimits,
@@ -130,6 +129,8 @@ def build_chat_tab(
     decoding, knobs = _decoding_controls(cap, decoding_defaults or PRESETS["Greedy"])
     panel = build_memory_panel(source, owner) if source is not None else None
     if source is not None:  # the studio only: feedback writes to the owner's run (feedback_panel.py)
+        from .feedback_panel import build_feedback_panel  # not shipped with the bot's chat-only Space
+
         build_feedback_panel(
             source,
             tuned,

@@ -128,9 +128,12 @@ def _build_model(arch: str, vocab: int, ids: dict[str, int]) -> PreTrainedModel:
 
 
 def default_corpus() -> list[str]:
-    """The bundled samples' text (samples/*.jsonl, e.g. persona.jsonl), else the built-in chat lines."""
-    texts = [text for path in sorted(SAMPLES_DIR.glob("*.jsonl")) for text in _jsonl_texts(path)]
-    return texts or builtin_corpus()
+    """The bundled sample persona's text (samples/sam_persona.jsonl), else the built-in chat lines.
+
+    One named file, not every samples/*.jsonl: the tokenizer (and so every offline-tiny model and the
+    tests built on it) must not change when another sample file is added."""
+    path = SAMPLES_DIR / "sam_persona.jsonl"
+    return (_jsonl_texts(path) if path.is_file() else []) or builtin_corpus()
 
 
 def _jsonl_texts(path: Path) -> list[str]:
