@@ -118,7 +118,7 @@ def test_tokenizer_learns_the_corpus_vocabulary():
     assert len(tokenizer) <= 1000
 
 
-def test_default_corpus_reads_bundled_jsonl_samples(tmp_path, monkeypatch):
+def test_default_corpus_reads_the_bundled_persona_sample_only(tmp_path, monkeypatch):
     rows = [
         {
             "prompt": [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "oat latte?"}],
@@ -126,7 +126,9 @@ def test_default_corpus_reads_bundled_jsonl_samples(tmp_path, monkeypatch):
         },
         {"text": "closing shift again"},
     ]
-    (tmp_path / "persona.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    (tmp_path / "sam_persona.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    # Another sample file beside it must not change the corpus (and so every offline-tiny tokenizer).
+    (tmp_path / "knowledge_heldout.jsonl").write_text(json.dumps({"text": "unrelated words"}) + "\n")
     monkeypatch.setattr(tiny, "SAMPLES_DIR", tmp_path)
     assert default_corpus() == ["You are Sam.", "oat latte?", "always, extra hot", "closing shift again"]
 

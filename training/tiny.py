@@ -7,7 +7,6 @@ the same Auto* classes and `from_pretrained(path)` as a real model.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -137,14 +136,10 @@ def default_corpus() -> list[str]:
 
 
 def _jsonl_texts(path: Path) -> list[str]:
+    from training.data.jsonl import records
+
     texts: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path.name} line {number}: not valid JSON ({error.msg})") from None
+    for _, row in records(path):
         if isinstance(row, dict) and isinstance(row.get("text"), str):
             texts.append(row["text"])
         for key in ("prompt", "completion", "messages"):

@@ -14,7 +14,6 @@ are seeded per batch, so they repeat run to run but differ from a single chat re
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -28,26 +27,20 @@ BATCH_SIZE = 8  # prompts per generate call: 4x the replies per second of one at
 
 def read_histories(path: str | os.PathLike) -> list[dict]:
     """The input lines, each checked: a one-line UserError names the file, line and what was expected."""
+    from training.data.jsonl import records as numbered
+
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--prompts: {path} does not exist")
+    records = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"--prompts: {path} does not exist") from None
+        for where, record in numbered(path):
+            _check_history(record, where)
+            records.append(record)
     except UnicodeDecodeError:
         raise UserError(
             f'{path.name}: not UTF-8 text; expected JSONL with one {{"messages": [...]}} per line'
         ) from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where}: not valid JSON ({error.msg})") from None
-        _check_history(record, where)
-        records.append(record)
     if not records:
         raise UserError(f'{path.name}: no lines; expected one {{"messages": [...]}} per line')
     return records

@@ -13,13 +13,13 @@ as target.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.data.jsonl import records
 from training.data.leaks import LeakReport, apply_policy, find_leaks
 from training.data.persona import validation_path
 from training.errors import UserError
@@ -43,16 +43,9 @@ def read_rows(path: str | Path, field: str = "train_file") -> list[dict[str, Any
     if not path.is_file():
         raise UserError(f"{field}: {path} does not exist; run the data step first or pick another file")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path.name} line {number}: not valid JSON ({error.msg})") from None
-            _check_row(row, f"{path.name} line {number}")
-            rows.extend(_split_messages(row) if "messages" in row else [row])
+    for where, row in records(path):
+        _check_row(row, where)
+        rows.extend(_split_messages(row) if "messages" in row else [row])
     if not rows:
         raise UserError(f"{path.name}: no rows; expected JSONL with prompt/completion or text rows")
     return rows

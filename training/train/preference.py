@@ -18,7 +18,6 @@ rewards/accuracies (how often the chosen reply gets the larger reward) on pairs 
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import shutil
 from pathlib import Path
@@ -90,17 +89,9 @@ def read_preference_rows(path: str | Path, method: str, field: str = "train_file
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{field}: {path} does not exist; write it with python -m training pairs RUN --out {path.name}")
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{where}: not valid JSON ({error.msg})") from None
-            rows.append(_checked_row(row, method, where))
+    from training.data.jsonl import records
+
+    rows = [_checked_row(row, method, where) for where, row in records(path)]
     if not rows:
         raise UserError(f"{path.name}: no rows; expected {_shape(method)} per line")
     return rows
