@@ -142,9 +142,9 @@ def test_default_corpus_falls_back_to_built_in_chat_lines(tmp_path, monkeypatch)
 
 
 def test_broken_sample_line_names_the_file_and_line(tmp_path, monkeypatch):
-    (tmp_path / "persona.jsonl").write_text('{"text": "ok"}\n{"text": \n')
+    (tmp_path / "sam_persona.jsonl").write_text('{"text": "ok"}\n{"text": \n')
     monkeypatch.setattr(tiny, "SAMPLES_DIR", tmp_path)
-    with pytest.raises(UserError, match=r"^persona\.jsonl line 2: not valid JSON"):
+    with pytest.raises(UserError, match=r"^sam_persona\.jsonl line 2: not valid JSON"):
         default_corpus()
 
 
