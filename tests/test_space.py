@@ -126,12 +126,12 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
         space_app = subprocess.Popen(
             [sys.executable, "-c", runner], cwd=checkout, env=env, stdout=sink, stderr=subprocess.STDOUT
         )
+    client = None
     try:
         url = _wait_until_serving(space_app, port, log)
         message = "hey Sam, are we still on for tonight?"
-        _, tuned, _, _ = call(
-            Client(url, verbose=False), "/chat", Message=message
-        )  # the page's defaults: the variables
+        client = Client(url, verbose=False)
+        _, tuned, _, _ = call(client, "/chat", Message=message)  # the page's defaults: the variables
         local = generate.load_chat_model(str(merged))
         expected = generate.reply(local, [], message, decoding.preset("Greedy", max_new_tokens=12))
         replies = [
@@ -141,6 +141,8 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
         ]
         assert "\n".join(replies) == "\n".join(generate.split_bubbles(expected, local.separator))
     finally:
+        if client is not None:  # its open event stream would hold the server's graceful shutdown
+            client.close()
         space_app.send_signal(signal.SIGINT)
         space_app.wait(timeout=60)
     output = log.read_text()
