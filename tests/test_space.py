@@ -116,8 +116,12 @@ def test_the_deployed_space_runs_from_its_own_files_and_chats_with_the_private_m
         GRADIO_SERVER_PORT=str(port),
         TALKLIKE_DATA_DIR=str(tmp_path / "data"),
     )
+    # A Space's container starts the app with Ctrl-C's default handling; a library in this test process
+    # may have left SIGINT ignored or blocked, which the child would inherit and then never stop.
     runner = (
-        "import atexit, json, runpy, sys\n"
+        "import atexit, json, runpy, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
         f"atexit.register(lambda: open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
         "sys.argv = ['app.py']\nrunpy.run_path('app.py', run_name='__main__')\n"
     )
