@@ -34,6 +34,9 @@ from training.chat.generate import build_prompt, load_chat_model, stream_reply  
 from training.models import OFFLINE_SMALL, resolve  # noqa: E402
 from training.tiny import build_tiny_model  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import LLAMA_25M  # noqa: E402  (a script beside this one)
+
 HISTORY = [
     {"role": "user", "content": "hey, are we still on for tonight?"},
     {"role": "assistant", "content": "yes! see you at 7\nat the cafe?"},
@@ -63,13 +66,7 @@ def build_large_llama(tiny_dir: Path, out_dir: Path) -> Path:
     tiny_config = AutoModelForCausalLM.from_pretrained(tiny_dir).config
     config = LlamaConfig(
         vocab_size=tiny_config.vocab_size,
-        hidden_size=512,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        intermediate_size=1376,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
+        **LLAMA_25M,
         pad_token_id=tiny_config.pad_token_id,
         eos_token_id=tiny_config.eos_token_id,
         bos_token_id=tiny_config.bos_token_id,

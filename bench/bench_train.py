@@ -47,6 +47,16 @@ from training.train.presets import get_preset  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "train"
 SAMPLE = ROOT / "samples" / "sam_messenger_export.zip"
+# The ~25M-parameter Llama both training and chat benchmarks use (random weights, the tiny tokenizer).
+LLAMA_25M = dict(
+    hidden_size=512,
+    num_hidden_layers=8,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    intermediate_size=1376,
+    max_position_embeddings=2048,
+    tie_word_embeddings=False,
+)
 WARMUP_STEPS = 3  # the first steps build kernels and optimizer state; they are not timed
 VARIANTS = {
     "a": "(a) seed-004 Trainer, padded to max_length",
@@ -95,13 +105,7 @@ def large_llama(out: Path = OUT) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=512,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        intermediate_size=1376,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
+        **LLAMA_25M,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
