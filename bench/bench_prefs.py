@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--start", type=Path, required=True, help="a finished LoRA run (copied, never written)")
     parser.add_argument("--train-pairs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rpo-alpha", type=float, default=0.0, help="the round's rpo_alpha (0 = plain DPO)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="also the persona report of both runs")
     parser.add_argument("--doc", type=Path)
@@ -183,6 +184,8 @@ def measure(args) -> dict:
         args.steps,
         "--eval-steps",
         args.steps // 2,
+        "--rpo-alpha",
+        args.rpo_alpha,
         "--output",
         dpo,
         nice=True,
@@ -200,6 +203,7 @@ def measure(args) -> dict:
         "train_seconds": train_seconds,
         "peak_rss_mb": peak_mb,
         "steps": args.steps,
+        "rpo_alpha": args.rpo_alpha,
         "status": json.loads((dpo / "status.json").read_text()),
         "evals": [
             {k: m.get(f"eval_{k}") for k in ("rewards/accuracies", "rewards/margins", "loss")} | {"step": m["step"]}
@@ -249,9 +253,10 @@ def _number(value) -> str:
 def table(result: dict, args) -> str:
     b, a, s = result["before"], result["after"], result["status"]
     last = result["evals"][-1] if result["evals"] else {}
+    rpo = f", rpo_alpha {result['rpo_alpha']:g} (RPO)" if result.get("rpo_alpha") else ""
     lines = [
         f"Command: `python bench/bench_prefs.py --start {args.start} --train-pairs {args.train_pairs} --steps {args.steps}"
-        f"{' --report' if args.report else ''} --doc docs/benchmarks.md`",
+        f"{f' --rpo-alpha {args.rpo_alpha:g}' if args.rpo_alpha else ''}{' --report' if args.report else ''} --doc docs/benchmarks.md`",
         "",
         f"Machine: {result['setup']}.",
         "",
@@ -268,7 +273,7 @@ def table(result: dict, args) -> str:
         f"{last.get('rewards/accuracies', float('nan')):.0%} |",
         f"| TRL eval loss | {0.6931:.4f} (ln 2) | {last.get('loss', float('nan')):.4f} |",
         "",
-        f"DPO round: `--preset preference-round`, {s.get('step')} steps of 4 pairs, {result['train_seconds']:.0f} s wall "
+        f"DPO round: `--preset preference-round`{rpo}, {s.get('step')} steps of 4 pairs, {result['train_seconds']:.0f} s wall "
         f"(process start and model load included), peak resident memory {result['peak_rss_mb']:,} MB, state {s.get('state')}.",
     ]
     return "\n".join(lines)

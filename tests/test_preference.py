@@ -91,6 +91,39 @@ def test_a_dpo_round_trains_the_runs_adapter_against_itself_and_logs_preference_
     assert model.has_adapter and model.system_prompt == "You are Sam Rivera."
 
 
+def chosen_nll_per_token(run, rows) -> float:
+    """Mean -log p of the chosen replies' tokens under a run's model, over all rows' tokens together."""
+    import torch
+
+    from training.chat.loading import load_chat_model
+
+    model = load_chat_model(run)
+    total, tokens = 0.0, 0
+    for row in rows:
+        template = model.tokenizer.apply_chat_template
+        start = len(template(row["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"])
+        ids = torch.tensor([template(row["prompt"] + row["chosen"], return_dict=True)["input_ids"]])
+        with torch.no_grad():
+            logps = torch.log_softmax(model.model(input_ids=ids).logits[0, :-1].float(), -1)
+        picked = logps.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)[start - 1 :]
+        total, tokens = total - float(picked.sum()), tokens + len(picked)
+    return total / tokens
+
+
+def test_rpo_alpha_adds_the_chosen_replies_nll_to_the_dpo_loss(sft, pairs, tmp_path):
+    out = tmp_path / "rpo"
+    common = ("--from-run", sft, "--data", pairs, "--max-steps", 1, "--batch-size", 10, "--logging-steps", 1)
+    done = run_cli("train", "--method", "dpo", *common, "--rpo-alpha", 0.5, "--output", out, "--dtype", "fp32")
+    assert done.returncode == 0, done.stderr
+    assert RunConfig.from_yaml(out / "config.yaml").rpo_alpha == 0.5
+    # One step over all ten pairs, before any update: the DPO term is ln 2 (policy = reference) and the
+    # RPO term is 0.5 x the starting run's mean NLL per token of the ten chosen (real) replies.
+    rows = [json.loads(line) for line in pairs.read_text(encoding="utf-8").splitlines()]
+    expected = math.log(2) + 0.5 * chosen_nll_per_token(sft, rows)
+    (first,) = [line for line in metrics(out) if line.get("loss") is not None]
+    assert math.isclose(first["loss"], expected, rel_tol=1e-4), (first["loss"], expected)
+
+
 def test_a_kto_round_takes_unpaired_rows(sft, pairs, tmp_path):
     from training.report.pairs import unpaired
 

@@ -82,6 +82,14 @@ class RunConfig:
         above=0,
         help="dpo/kto: how far from the starting run the round may move; lower = further (0.1 usual)",
     )
+    rpo_alpha: float = setting(
+        0.0,
+        label="RPO alpha (dpo)",
+        min=0,
+        off=0,
+        help="dpo: weight of the chosen reply's own loss (NLL per token) added to the DPO loss (RPO), which keeps "
+        "the round writing like the chosen replies instead of only away from the rejected ones; 0 = plain DPO",
+    )
     lora_r: int = setting(16, label="LoRA rank r", help="adapter rank", **WHOLE)
     lora_alpha: int = setting(
         32,

@@ -182,12 +182,23 @@ def build_trainer(config: RunConfig, loaded, arguments: dict[str, Any], train_ro
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        trainer, settings = DPOTrainer, DPOConfig(**arguments, beta=config.beta, max_length=config.max_length)
+        trainer, settings = DPOTrainer, DPOConfig(**arguments, **dpo_loss(config), max_length=config.max_length)
     else:
         from trl import KTOConfig, KTOTrainer
 
         trainer, settings = KTOTrainer, KTOConfig(**arguments, beta=config.beta, max_length=config.max_length)
     return _saving_the_trained_adapter_only(trainer)(args=settings, **common)
+
+
+def dpo_loss(config: RunConfig) -> dict[str, Any]:
+    """DPOConfig's loss settings: the sigmoid DPO loss, plus the chosen reply's NLL when rpo_alpha is set.
+
+    TRL 1.15 has no `rpo_alpha` (older TRL did); RPO (Pang et al. 2024) is its loss list ["sigmoid", "sft"]
+    weighted [1, rpo_alpha], the "sft" term being the mean NLL per token of the chosen replies.
+    """
+    if not config.rpo_alpha:
+        return {"beta": config.beta}
+    return {"beta": config.beta, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.rpo_alpha]}
 
 
 def _saving_the_trained_adapter_only(trainer_class):

@@ -204,7 +204,8 @@ def _preference_round(config: RunConfig, run: Run, resume: bool, hardware):
     loaded = preference.load_for_round(config, start, hardware)
     print(
         f"talklike: {config.method} round on {start.name}'s adapter (reference: that adapter, frozen), "
-        f"beta {config.beta}, {len(rows.train)} training rows, {len(rows.validation)} held out",
+        f"beta {config.beta}{f', rpo_alpha {config.rpo_alpha}' if config.rpo_alpha else ''}, "
+        f"{len(rows.train)} training rows, {len(rows.validation)} held out",
         flush=True,
     )
     # Chat after the round builds its prompts as the starting run did.
