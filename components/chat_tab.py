@@ -131,7 +131,7 @@ def build_chat_tab(
     if source is not None:  # the studio only: feedback writes to the owner's run (feedback_panel.py)
         from .feedback_panel import build_feedback_panel  # not shipped with the bot's chat-only Space
 
-        build_feedback_panel(
+        feedback_panel = build_feedback_panel(
             source,
             tuned,
             base,
@@ -193,7 +193,14 @@ def build_chat_tab(
     stop.click(None, cancels=[send_event, submit_event, retry_event], api_name=False)
     clear.click(lambda: ([], [], ""), outputs=[tuned, base, speed], api_name="clear")
     refreshed = [component for component in (source, publish) if component is not None]
-    return ChatTab(source=source, refresh=knows_the_owner(owner)(visitors.listing), refreshed=refreshed)
+    refresh = visitors.listing
+    if owner and source is not None:
+        refreshed += feedback_panel.owner_view
+
+        def refresh(is_owner: bool):
+            return (*visitors.listing(is_owner), *feedback_panel.shown(is_owner))
+
+    return ChatTab(source=source, refresh=knows_the_owner(owner)(refresh), refreshed=refreshed)
 
 
 class _Visitors:

@@ -3,7 +3,8 @@
 Every judgement goes to the chosen run's feedback file (training/chat/feedback.py), with the prompt
 rebuilt as the model saw it (same history, same max_new_tokens cut; memories recalled into the system
 prompt are not part of it), the reply and the decoding settings. Only the studio's Chat tab builds
-this panel, and on a shared server only the owner may use it: a visitor never writes to a run.
+this panel, and on a shared server only the owner may use it: a visitor never writes to a run, and
+never sees its widgets either (they start hidden in owner mode; the owner's page load shows them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from training.errors import UserError
 from .common import owner_only, shows_user_errors
 
 TABLE_HEADERS = ["id", "verdict", "column", "message", "reply", "rewrite"]
+LIKES = ("Like", "Dislike")  # Gradio draws these two as 👍 / 👎 under each bot bubble
 
 
 @dataclass
@@ -26,6 +28,13 @@ class FeedbackPanel:
     rewrite: gr.Textbox
     summary: gr.Markdown
     table: gr.Dataframe
+    owner_view: list  # what only the owner sees: the widgets and both chat columns' 👍 / 👎
+
+    def shown(self, is_owner: bool) -> list:
+        """Updates for `owner_view`, sent on each page load in owner mode."""
+        widgets, *columns = self.owner_view
+        likes = list(LIKES) if is_owner else []
+        return [gr.update(visible=is_owner), *(gr.update(feedback_options=likes) for _ in columns)]
 
 
 def build_feedback_panel(
@@ -34,25 +43,29 @@ def build_feedback_panel(
     """Wire likes on both columns, the rewrite box and the review accordion to the run in `source`.
 
     `settings_of(values)` turns the values dict of `settings_inputs` (the Decoding panel) into DecodingSettings.
+    With an `owner`, everything starts hidden, 👍 / 👎 included: wire `FeedbackPanel.shown` to page loads.
     """
-    with gr.Row():
-        rewrite = gr.Textbox(
-            label="✏️ Say it like me",
-            scale=6,
-            lines=1,
-            placeholder="What you would really have answered to the last message",
-        )
-        rewrite_button = gr.Button("✏️ Save my version", scale=1)
-    with gr.Accordion("Feedback (private: stays in the run folder)", open=False):
-        summary = gr.Markdown()
-        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
+    with gr.Column(visible=owner is None) as widgets:
         with gr.Row():
-            chosen_id = gr.Textbox(label="Judgement id", scale=1)
-            new_rewrite = gr.Textbox(label="New rewrite (empty = keep)", scale=3)
-            save = gr.Button("Save edit", scale=1)
-            delete = gr.Button("Delete", variant="stop", scale=1)
-        make_pairs = gr.Button("Make preference pairs from this run's feedback")
-        pairs_note = gr.Markdown()
+            rewrite = gr.Textbox(
+                label="✏️ Say it like me",
+                scale=6,
+                lines=1,
+                placeholder="What you would really have answered to the last message",
+            )
+            rewrite_button = gr.Button("✏️ Save my version", scale=1)
+        with gr.Accordion("Feedback (private: stays in the run folder)", open=False):
+            summary = gr.Markdown()
+            table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True)
+            with gr.Row():
+                chosen_id = gr.Textbox(label="Judgement id", scale=1)
+                new_rewrite = gr.Textbox(label="New rewrite (empty = keep)", scale=3)
+                save = gr.Button("Save edit", scale=1)
+                delete = gr.Button("Delete", variant="stop", scale=1)
+            make_pairs = gr.Button("Make preference pairs from this run's feedback")
+            pairs_note = gr.Markdown()
+    for column in (tuned, base):  # the like events below make both chatbots likeable; these are their buttons
+        column.feedback_options = LIKES if owner is None else ()
 
     guarded = owner_only(owner)
     listed = [summary, table]
@@ -96,7 +109,7 @@ def build_feedback_panel(
     make_pairs.click(
         guarded(shows_user_errors(_make_pairs)), inputs=source, outputs=pairs_note, api_name="feedback_pairs"
     )
-    return FeedbackPanel(rewrite, summary, table)
+    return FeedbackPanel(rewrite, summary, table, [widgets, tuned, base])
 
 
 # ---- handlers -------------------------------------------------------------------------------------
