@@ -136,8 +136,9 @@ def build_chat_tab(
             tuned,
             base,
             lambda values: _settings(values, decoding, knobs, cap),
-            [decoding, *knobs.values()],
+            [decoding, *knobs.values(), *panel.inputs],
             owner,
+            memory_of=lambda values: owner_memory(values, panel, values[source]),  # only the owner judges
         )
 
     def on_preset(name: str):

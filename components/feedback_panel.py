@@ -1,8 +1,9 @@
 """Feedback in the studio's Chat tab: 👍/👎 on any reply, "✏️ Say it like me", and a review table.
 
 Every judgement goes to the chosen run's feedback file (training/chat/feedback.py), with the prompt
-rebuilt as the model saw it (same history, same max_new_tokens cut; memories recalled into the system
-prompt are not part of it), the reply and the decoding settings. Only the studio's Chat tab builds
+rebuilt as the model saw it (same history, same max_new_tokens cut, and with Memory on the same facts
+and past exchanges recalled into the system prompt, so pairs train on the real prompt), the reply and
+the decoding settings. Only the studio's Chat tab builds
 this panel, and on a shared server only the owner may use it: a visitor never writes to a run, and
 never sees its widgets either (they start hidden in owner mode; the owner's page load shows them).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -38,11 +40,12 @@ class FeedbackPanel:
 
 
 def build_feedback_panel(
-    source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list, owner=None
+    source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list, owner=None, memory_of=None
 ) -> FeedbackPanel:
     """Wire likes on both columns, the rewrite box and the review accordion to the run in `source`.
 
-    `settings_of(values)` turns the values dict of `settings_inputs` (the Decoding panel) into DecodingSettings.
+    `settings_of(values)` turns the values dict of `settings_inputs` (the Decoding and Memory panels)
+    into DecodingSettings, `memory_of(values)` into the ChatMemory the replies were given (or None).
     With an `owner`, everything starts hidden, 👍 / 👎 included: wire `FeedbackPanel.shown` to page loads.
     """
     with gr.Column(visible=owner is None) as widgets:
@@ -70,11 +73,14 @@ def build_feedback_panel(
     guarded = owner_only(owner)
     listed = [summary, table]
 
+    def asked(values: dict) -> Asked:
+        return Asked(settings_of(values), memory_of(values) if memory_of else None)
+
     def on_tuned_like(values: dict, data: gr.LikeData):
-        return _record_like(values[source], values[tuned], "tuned", data, settings_of(values))
+        return _record_like(values[source], values[tuned], "tuned", data, asked(values))
 
     def on_base_like(values: dict, data: gr.LikeData):
-        return _record_like(values[source], values[base], "base", data, settings_of(values))
+        return _record_like(values[source], values[base], "base", data, asked(values))
 
     tuned.like(
         guarded(shows_user_errors(on_tuned_like)),
@@ -90,7 +96,7 @@ def build_feedback_panel(
     )
 
     def on_rewrite(values: dict):
-        return ("", *_record_rewrite(values[source], values[tuned], values[rewrite], settings_of(values)))
+        return ("", *_record_rewrite(values[source], values[tuned], values[rewrite], asked(values)))
 
     rewriting = dict(inputs={source, tuned, rewrite, *settings_inputs}, outputs=[rewrite, *listed])
     rewrite_button.click(guarded(shows_user_errors(on_rewrite)), api_name="say_it_like_me", **rewriting)
@@ -131,8 +137,12 @@ def last_exchange(history: list, index: int | None = None) -> tuple[list[dict], 
     """(history before the message, the message, the reply's bubbles) for the assistant bubble at
     `index`, or for the last reply when `index` is None."""
     messages = [{"role": m["role"], "content": _text(m["content"])} for m in history or []]
-    index = len(messages) - 1 if index is None else index
-    if not messages or not 0 <= index < len(messages) or messages[index]["role"] != "assistant":
+    # The "Memories used" note under a reply is an assistant message too, but nobody said it: the
+    # model never saw one (limits.clean_history), and it is neither the reply nor its history.
+    said = [not _is_note(m) for m in history or []]
+    replies = [i for i, m in enumerate(messages) if m["role"] == "assistant" and said[i]]
+    index = (replies[-1] if replies else -1) if index is None else index
+    if not 0 <= index < len(messages) or messages[index]["role"] != "assistant" or not said[index]:
         raise UserError("No reply to judge yet: send a message first.")
     asked = max((i for i in range(index) if messages[i]["role"] == "user"), default=None)
     if asked is None:
@@ -140,7 +150,13 @@ def last_exchange(history: list, index: int | None = None) -> tuple[list[dict], 
     end = asked + 1
     while end < len(messages) and messages[end]["role"] == "assistant":
         end += 1
-    return messages[:asked], messages[asked]["content"], [m["content"] for m in messages[asked + 1 : end]]
+    before = [m for i, m in enumerate(messages[:asked]) if said[i]]
+    bubbles = [m["content"] for i, m in enumerate(messages[asked + 1 : end], asked + 1) if said[i]]
+    return before, messages[asked]["content"], bubbles
+
+
+def _is_note(message: dict) -> bool:
+    return isinstance(message.get("metadata"), dict) and bool(message["metadata"].get("title"))
 
 
 def _text(content) -> str:
@@ -151,31 +167,41 @@ def _text(content) -> str:
     return str(content or "")
 
 
-def _judgement(chosen: str, history: list, index: int | None, settings):
+@dataclass(frozen=True)
+class Asked:
+    """How the replies were asked for: the Decoding panel's settings and the Memory panel's memory."""
+
+    settings: Any  # DecodingSettings
+    memory: Any = None  # ChatMemory, or None with Memory off
+
+
+def _judgement(chosen: str, history: list, index: int | None, asked: Asked):
     """(run folder, prompt messages as the model saw them, reply) for the bubble at `index`."""
     from training.chat.generate import build_prompt, load_chat_model
 
     folder = run_folder(chosen)
     before, message, bubbles = last_exchange(history, index)
     model = load_chat_model(folder)  # cached: the model that just answered
-    prompt = build_prompt(model, before, message, settings.max_new_tokens)
+    # The chat built its prompt the same way (generate.stream_reply): memories recalled for this message.
+    prompt = build_prompt(model, before, message, asked.settings.max_new_tokens, memory=asked.memory)
     return folder, prompt.messages, (model.separator or "\n").join(bubbles)
 
 
-def _record_like(chosen: str, history: list, column: str, data: gr.LikeData, settings):
+def _record_like(chosen: str, history: list, column: str, data: gr.LikeData, asked: Asked):
     if data.liked not in (True, False):  # an undo ("") or another option: nothing to record
         return review(chosen)
     index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-    folder, prompt, reply = _judgement(chosen, history, index, settings)
-    feedback.record(folder, prompt, reply, column, "up" if data.liked else "down", decoding=settings.__dict__)
+    folder, prompt, reply = _judgement(chosen, history, index, asked)
+    verdict = "up" if data.liked else "down"
+    feedback.record(folder, prompt, reply, column, verdict, decoding=asked.settings.__dict__)
     return review(chosen)
 
 
-def _record_rewrite(chosen: str, history: list, text: str, settings):
+def _record_rewrite(chosen: str, history: list, text: str, asked: Asked):
     if not (text or "").strip():
         raise UserError("✏️ Type what you would really have answered, then save it.")
-    folder, prompt, reply = _judgement(chosen, history, None, settings)
-    feedback.record(folder, prompt, reply, "tuned", "rewrite", rewrite=text.strip(), decoding=settings.__dict__)
+    folder, prompt, reply = _judgement(chosen, history, None, asked)
+    feedback.record(folder, prompt, reply, "tuned", "rewrite", rewrite=text.strip(), decoding=asked.settings.__dict__)
     return review(chosen)
 
 

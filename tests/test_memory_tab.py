@@ -16,11 +16,13 @@ from tests.memory_data import prepared_data
 from tests.ui_client import call, launch
 from training.chat import generate
 from training.chat.decoding import preset
+from training.chat.feedback import feedback_path, read_feedback
 from training.chat.memory import facts_path, read_facts
 from training.chat.memory_prompt import MemorySettings, open_chat_memory
 from training.train.config import RunConfig
 
 SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
+TUNED = "Fine-tuned: texts like you"
 ASKED = "did you feed the cat?"
 GREEDY_8 = preset("Greedy", max_new_tokens=8)
 
@@ -80,6 +82,22 @@ def test_the_owner_sees_the_memories_used_under_the_reply(studio, run):
 
     _, plain, _, _ = call(studio, "/chat", **asked)  # Memory off: no note, the plain prompt
     assert notes(plain) == [] and replies(plain) == expected_reply(run)
+
+
+def test_feedback_stores_the_prompt_with_the_memories_the_reply_was_given(studio, run):
+    memory_on = {"Memory on": True, "Memories per message (k)": 1}
+    _, tuned, _, _ = call(studio, "/chat", **{SOURCE: str(run), "Message": ASKED, "Max new tokens": 8}, **memory_on)
+    assert notes(tuned)  # the memories used are shown under the reply, as an assistant message
+    rewrite = {TUNED: tuned, "✏️ Say it like me": "twice, he lies", "Max new tokens": 8}
+    call(studio, "/say_it_like_me", **{SOURCE: str(run)}, **rewrite, **memory_on)
+    [entry] = read_feedback(run)
+    model = generate.load_chat_model(str(run))
+    memory = open_chat_memory(run, MemorySettings(k=1, facts=()))
+    seen = generate.build_prompt(model, [], ASKED, 8, memory=memory).messages
+    assert entry["prompt"] == seen and entry["prompt"][-1] == {"role": "user", "content": ASKED}
+    assert "them: did you feed the cat? / you: twice lol he lies" in entry["prompt"][0]["content"]
+    assert entry["reply"] == model.separator.join(replies(tuned))  # the reply, not the note under it
+    feedback_path(run).unlink()
 
 
 def test_excluded_people_and_facts_change_what_is_recalled(studio, run):
