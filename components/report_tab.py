@@ -49,6 +49,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     with gr.Row():
         start = gr.Button("Run report", variant="primary")
         stop = gr.Button("Stop")
+    round_note = gr.Markdown()  # a preference round's held-out pairs: accuracy and rewards
     status = gr.Markdown()
     summary = gr.Markdown()
     with gr.Row():
@@ -89,6 +90,7 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
             yield (update, *[gr.skip()] * 5) if isinstance(update, str) else _views(update, quote, run_name)
 
     run.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
+    run.change(studio(shows_user_errors(preference_round)), inputs=run, outputs=round_note, api_name=False)
     include.change(studio(shows_user_errors(_saved_report)), inputs=[run, include], outputs=shown, api_name=False)
     event = start.click(
         studio(shows_user_errors(run_report)),
@@ -99,6 +101,19 @@ def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
     )
     stop.click(None, cancels=[event], api_name=False)
     return run
+
+
+def preference_round(run_name: str | None) -> str:
+    """For a DPO/KTO round, its held-out preference accuracy and rewards; nothing for other runs."""
+    from training.train.config import PREFERENCE_METHODS
+    from training.train.run_record import read_run
+
+    if not run_name:
+        return ""
+    record = read_run(run_name)
+    if record.config.method not in PREFERENCE_METHODS:
+        return ""
+    return render.preference_round_markdown(record.config.method, record.metrics())
 
 
 def _follow(run_name: str, options: ReportOptions, progress):

@@ -186,6 +186,28 @@ def memory_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def preference_round_markdown(method: str, metrics: list[dict]) -> str:
+    """A DPO/KTO round's last evaluation on its held-out pairs (TRL's eval_* metrics), in one line.
+
+    The rewards are beta x the log-ratio of the round's model over the starting run: before the round
+    every reward is 0, so accuracy 0 and the DPO loss ln 2 = 0.693.
+    """
+    evaluated = [m for m in metrics if m.get("eval_loss") is not None and m.get("step") is not None]
+    if not evaluated:
+        return f"**Preference round ({method})**: no evaluation on held-out pairs yet (validation pairs, eval_steps)."
+    last = evaluated[-1]
+    parts = []
+    if last.get("eval_rewards/accuracies") is not None:
+        parts.append(f"preference accuracy {last['eval_rewards/accuracies']:.0%} (chosen reward > rejected)")
+    if last.get("eval_rewards/margins") is not None:
+        parts.append(f"reward margin {last['eval_rewards/margins']:+.4f}")
+    for key, label in (("eval_rewards/chosen", "chosen reward"), ("eval_rewards/rejected", "rejected reward")):
+        if last.get(key) is not None:
+            parts.append(f"{label} {last[key]:+.4f}")
+    parts.append(f"eval loss {last['eval_loss']:.4f} (before the round: 0.6931)")
+    return f"**Preference round ({method})**, held-out pairs at step {last['step']}: " + ", ".join(parts) + "."
+
+
 def length_histogram(report: dict, buckets: int = 12) -> list[dict]:
     """Share of each source's replies per length bucket (characters): the overlaid length plot's points."""
     lengths = report["plots"]["lengths"]
