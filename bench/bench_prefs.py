@@ -271,7 +271,8 @@ def table(result: dict, args) -> str:
         f"| mean log-prob margin, real minus model's reply | {b['mean_margin']:.1f} | {a['mean_margin']:.1f} |",
         f"| TRL eval rewards/accuracies (reference = the starting run) | 0% by definition (margins 0) | "
         f"{last.get('rewards/accuracies', float('nan')):.0%} |",
-        f"| TRL eval loss | {0.6931:.4f} (ln 2) | {last.get('loss', float('nan')):.4f} |",
+        f"| TRL eval loss | {'0.6931 (ln 2)' if not rpo else 'ln 2 + the real replies NLL (not logged)'} | "
+        f"{last.get('loss', float('nan')):.4f}{' (DPO + rpo_alpha x NLL)' if rpo else ''} |",
         "",
         f"DPO round: `--preset preference-round`{rpo}, {s.get('step')} steps of 4 pairs, {result['train_seconds']:.0f} s wall "
         f"(process start and model load included), peak resident memory {result['peak_rss_mb']:,} MB, state {s.get('state')}.",
