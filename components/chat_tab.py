@@ -6,11 +6,8 @@ is fixed on the server and no training, data or export event exists at all.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import gradio as gr
 
@@ -18,7 +15,7 @@ from training.chat import generate, precision
 from training.chat.decoding import PRESETS, DecodingSettings, preset
 from training.chat.serving import AddressSlots
 from training.errors import UserError
-from training.models import OFFLINE_SMALL, OFFLINE_TINY, fetch_steps
+from training.models import OFFLINE_SMALL, OFFLINE_TINY
 from training.train.runs import (
     list_runs,
     open_run,
@@ -27,27 +24,23 @@ from training.train.runs import (
     set_published,
 )
 
+from .chat_reply import ChatSource, ReplyMemory, converse, guarded
 from .common import Owner, as_owner, knows_the_owner, owner_only, shows_user_errors
 from .limits import (
     AddressGuard,
     ChatLimits,
     check_message,
     clean_history,
-    visitor_address,
 )
 from .memory_panel import (
-    ChatMemory,
     MemoryPanel,
     MemoryPolicy,
     build_memory_panel,
-    memory_note,
     owner_memory,
     visitor_memory,
 )
 
-SENT = {"role": "user"}
 SOURCE_LABEL = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
-LOADING_TICK_S = 1.0  # how often the "Loading …" line counts up
 
 
 @dataclass
@@ -181,10 +174,10 @@ def build_chat_tab(
         chosen = visitors.source(values.get(source), is_owner, values.get(load_in))
         remembering = visitors.memory(values, panel, chosen, is_owner)
 
-        def converse():
-            return _converse(chosen, text, history, base_history, values[compare], settings, remembering)
+        def conversation():
+            return converse(chosen, text, history, base_history, values[compare], settings, remembering)
 
-        yield from _guarded(guard, request, converse)
+        yield from guarded(guard, request, conversation)
 
     outputs = [message, tuned, base, speed]
     replying = dict(inputs=inputs, outputs=outputs, concurrency_limit=visitors.limits.concurrency)
@@ -210,11 +203,11 @@ class _Visitors:
     def __init__(self, fixed_source: str | None, limits: ChatLimits, owner: Owner | None, policy: MemoryPolicy):
         self.fixed_source, self.limits, self.owner, self.policy = fixed_source, limits, owner, policy
 
-    def memory(self, values: dict, panel: MemoryPanel | None, chosen: _Source, is_owner: bool) -> _Memory:
+    def memory(self, values: dict, panel: MemoryPanel | None, chosen: ChatSource, is_owner: bool) -> ReplyMemory:
         """The owner's Memory settings; for a visitor, the server's (memory_panel.MemoryPolicy)."""
         if is_owner and not self.fixed_source and panel is not None:
-            return _Memory(owner_memory(values, panel, chosen.path), shown=True)
-        return _Memory(visitor_memory(self.policy, chosen.path), shown=self.policy.shown_to_visitors)
+            return ReplyMemory(owner_memory(values, panel, chosen.path), shown=True)
+        return ReplyMemory(visitor_memory(self.policy, chosen.path), shown=self.policy.shown_to_visitors)
 
     def bounds(self, is_owner: bool) -> ChatLimits:
         # Without an owner every request counts as the owner's (a local studio), except on the
@@ -232,13 +225,13 @@ class _Visitors:
             return sources, gr.update(choices=finished, value=list(published_runs()), visible=True)
         return gr.update(choices=list(published_runs())), gr.update(visible=False)
 
-    def source(self, chosen: str | None, is_owner: bool, load_in: str | None = None) -> _Source:
+    def source(self, chosen: str | None, is_owner: bool, load_in: str | None = None) -> ChatSource:
         if self.fixed_source:
-            return _Source(self.fixed_source, shown_to_visitor=True)
+            return ChatSource(self.fixed_source, shown_to_visitor=True)
         if is_owner:
             if not chosen:
                 raise gr.Error("Pick what to chat with: a finished run, a model folder, a Hub id, or offline-small.")
-            return _Source(chosen, load_in=load_in or "auto")
+            return ChatSource(chosen, load_in=load_in or "auto")
         published = published_runs()
         if chosen not in published:
             raise gr.Error(
@@ -246,30 +239,7 @@ class _Visitors:
                 if published
                 else "Nothing to chat with yet: the owner has not published a run."
             )
-        return _Source(str(published[chosen]), shown_to_visitor=True, name=chosen)
-
-
-@dataclass(frozen=True)
-class _Source:
-    path: str
-    shown_to_visitor: bool = False  # errors must not tell a visitor about the server's folders
-    name: str = ""
-    load_in: str = "auto"  # the owner's choice; visitors always get the server's "auto"
-
-    def load(self):
-        try:
-            return generate.load_chat_model(self.path, load_in=self.load_in)
-        except UserError as error:
-            if not self.shown_to_visitor:
-                raise
-            print(f"talklike: a visitor's chat model could not be loaded: {error}", flush=True)
-            raise gr.Error(f"{self.name or 'The model'} cannot be loaded right now; try again later.") from None
-
-
-@dataclass(frozen=True)
-class _Memory:
-    memory: ChatMemory | None = None
-    shown: bool = False  # the list of memories used goes under the reply
+        return ChatSource(str(published[chosen]), shown_to_visitor=True, name=chosen)
 
 
 def _publish(names: list[str] | None) -> None:
@@ -311,15 +281,6 @@ def _preset_name(settings: DecodingSettings) -> str:
     return same[0] if same else ("Balanced" if settings.do_sample else "Greedy")
 
 
-def _guarded(guard: AddressGuard, request: gr.Request, conversation):
-    address = visitor_address(request)
-    guard.enter(address)
-    try:
-        yield from conversation()
-    finally:  # also when Stop cancels the generator
-        guard.leave(address)
-
-
 def _settings(values: dict, decoding, knobs: dict, cap: int) -> DecodingSettings:
     chosen = {key: values[component] for key, component in knobs.items()}
     chosen["max_new_tokens"] = min(int(chosen["max_new_tokens"] or cap), cap)  # friends cannot lift the cap
@@ -336,99 +297,6 @@ def describe_load(source, load_in: str) -> str:
         return precision.describe(generate.load_plan(source, load_in))
     except UserError as error:
         return f"⚠️ {error}"
-
-
-def _converse(
-    source: _Source,
-    text: str,
-    tuned_history: list,
-    base_history: list,
-    compare: bool,
-    settings,
-    remembering: _Memory = _Memory(),
-):
-    asked = {**SENT, "content": text}
-    tuned_after, base_after = tuned_history + [asked], base_history + [asked]
-    waiting = ("", tuned_after, base_after if compare else base_history)
-    for step in fetch_steps(source.path):  # offline-small's first use: download and convert, shown as it goes
-        yield *waiting, step
-    model = yield from _load_showing_progress(source, waiting)
-    yield *waiting, "…"
-    tuned_done = tuned_after
-    report = ""
-    prompts = []  # what the model was given: the memories used, shown under the reply
-    for shown, report in _stream(model, tuned_history, text, settings, True, remembering.memory, prompts.append):
-        tuned_done = tuned_after + shown
-        yield "", tuned_done, base_after if compare else base_history, report
-    if remembering.shown and remembering.memory is not None and prompts:
-        tuned_done = tuned_done + memory_note(prompts[0].remembered)
-        yield "", tuned_done, base_after if compare else base_history, report
-    if not compare:
-        return
-    tuned_report = report
-    for shown, report in _stream(model, base_history, text, settings, False, remembering.memory):
-        yield "", tuned_done, base_after + shown, f"fine-tuned: {tuned_report} · base: {report}"
-
-
-def _load_showing_progress(source: _Source, waiting: tuple):
-    """Yield `waiting` + a "Loading …" line (seconds so far) while the model loads; return the ChatModel.
-
-    The first reply after choosing a model waits for its weights (seconds for a 135M model on a CPU,
-    minutes for a large one from the Hub); said so, with a clock, it does not look frozen. The load
-    runs in a worker thread; Stop leaves it to finish into the cache for the next message.
-    """
-    if generate.is_loaded(source.path, load_in=source.load_in):
-        return source.load()
-    loaded: dict = {}
-
-    def load() -> None:
-        try:
-            loaded["model"] = source.load()
-        except BaseException as error:  # raised again in the handler, where the UI shows it
-            loaded["error"] = error
-
-    worker = threading.Thread(target=load, name="talklike-load", daemon=True)
-    # The name, not the path: a friend's page must not show the server's folders.
-    name = source.name or Path(str(source.path)).name or str(source.path)
-    started = time.perf_counter()
-    worker.start()
-    while worker.is_alive():
-        yield (
-            *waiting,
-            f"Loading {name}… {time.perf_counter() - started:.0f} s (the first reply after choosing a model)",
-        )
-        worker.join(LOADING_TICK_S)
-    if "error" in loaded:
-        raise loaded["error"]
-    return loaded["model"]
-
-
-def _stream(model, history: list, text: str, settings, use_adapter: bool, memory=None, on_prompt=None):
-    """Yield (assistant bubbles, speed text) as the reply grows."""
-    started = time.perf_counter()
-    first_token_at = None
-    reply = ""
-    for reply in generate.stream_reply(
-        model, history, text, settings, use_adapter=use_adapter, memory=memory, on_prompt=on_prompt
-    ):
-        first_token_at = first_token_at or time.perf_counter()
-        yield _bubbles(model, reply), ""
-    elapsed = time.perf_counter() - started
-    tokens = len(model.tokenizer(reply, add_special_tokens=False)["input_ids"]) if reply else 0
-    ttft = (first_token_at - started) if first_token_at else elapsed
-    if not reply:  # say so rather than leave an empty chat (a tiny or undertrained model ends its turn at once)
-        yield [], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer."
-        return
-    yield (
-        _bubbles(model, reply),
-        f"{tokens} tokens in {elapsed:.1f} s ({tokens / max(elapsed, 1e-6):.0f} tokens/s, first after {ttft * 1000:.0f} ms)",
-    )
-
-
-def _bubbles(model, reply: str) -> list[dict]:
-    """A reply whose turn separator is a newline or '|' becomes several bubbles, as the person texts."""
-    pieces = generate.split_bubbles(reply, model.separator) or ([reply] if reply else [])
-    return [{"role": "assistant", "content": piece} for piece in pieces]
 
 
 def _last_user_index(history: list) -> int:

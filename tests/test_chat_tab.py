@@ -172,10 +172,10 @@ def test_owner_gate_lets_the_signed_in_owner_through():
 def test_an_empty_reply_is_explained_not_shown_as_silence(monkeypatch):
     from types import SimpleNamespace
 
-    from components import chat_tab
+    from components import chat_reply
     from training.chat import decoding, generate
 
     monkeypatch.setattr(generate, "stream_reply", lambda *args, **kwargs: iter(()))
     model = SimpleNamespace(separator="\n", tokenizer=None)
-    views = list(chat_tab._stream(model, [], "hey", decoding.preset("Greedy"), use_adapter=True))
+    views = list(chat_reply.stream_views(model, [], "hey", decoding.preset("Greedy"), use_adapter=True))
     assert views == [([], "No reply: the model ended its turn at once. Try Balanced or Creative, or train longer.")]

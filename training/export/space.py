@@ -36,6 +36,7 @@ SPACE_CODE = (
     "components/__init__.py",
     "components/common.py",
     "components/chat_tab.py",
+    "components/chat_reply.py",
     "components/limits.py",
     "components/memory_panel.py",
     "components/server.py",
