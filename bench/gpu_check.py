@@ -43,26 +43,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_report import write_doc, write_report
-from gpu_rows import ROWS, Row, expectations, surprises
+from gpu_report import merge_reports, settle, write_doc, write_report
+from gpu_rows import ROWS, Row, expectations
+from gpu_setup import build_models, environment, missing_packages, prepare_data
 from gpu_steps import (
-    LARGE_SHAPE,
-    MINI_SHAPE,
     ROOT,
     GpuMemory,
     Measured,
     child_environment,
-    llama_config,
     lora_keys,
     pack_logs,
     parameter_count,
-    random_model,
     run_in_process,
     run_measured,
     unimportable_unsloth,
 )
 
-CARRIED = ROOT / ".gpu"  # what bench/gpu_carry.sh prepared: wheels and the SmolLM2 config + tokenizer
 PROMPT = "hey! what are you up to this weekend?"
 EXPORT_GRACE_S = 90  # the last rows' merged exports may finish after the budget (a 0.78B merge: ~30 s)
 GPU_STEPS, DRY_STEPS = 20, 2  # tokens/s counts the steps after bench_train's 3 warm-up steps
@@ -93,81 +89,6 @@ class Check:
         if self.dry_run:
             return run_in_process(args, log, env)
         return run_measured(args, log, self.gpu, env, timeout=max(self.left(), timeout))
-
-
-# ---- setup --------------------------------------------------------------------------------------------
-
-
-def prepare_data(check: Check) -> Path:
-    """The bundled sample through `python -m training prepare`, as a user would run it."""
-    train_file = check.work / "persona.jsonl"
-    if not train_file.exists():
-        args = [
-            "prepare",
-            str(ROOT / "samples" / "sam_messenger_export.zip"),
-            "--me",
-            "Sam Rivera",
-            "--out",
-            str(train_file),
-        ]
-        done = check.run(args, "prepare")
-        if done.returncode != 0:
-            raise SystemExit(f"prepare failed: {done.error_line()}")
-    return train_file
-
-
-def build_models(check: Check) -> dict[str, dict[str, str]]:
-    """{"small": ..., "large": ...}: each a folder and what it is."""
-    import torch
-
-    if check.dry_run:
-        from training.models import tiny_model_path
-
-        os.environ["TALKLIKE_DATA_DIR"] = str(check.work / "data")
-        tiny = tiny_model_path()
-        mini = random_model(check.work / "llama-mini", tiny, llama_config(tiny, MINI_SHAPE), "cpu")
-        return {
-            "small": {"path": str(tiny), "about": "offline-tiny (random, ~5M parameters)"},
-            "large": {"path": str(mini), "about": "a mini random Llama built from a config (the large row's code)"},
-        }
-    small = _small_model(check)
-    large = random_model(
-        check.work / "llama-0.8b", Path(small["path"]), llama_config(Path(small["path"]), LARGE_SHAPE), "cuda"
-    )
-    torch.cuda.empty_cache()
-    return {
-        "small": small,
-        "large": {"path": str(large), "about": "random Llama, ~0.78B parameters, SmolLM2's tokenizer"},
-    }
-
-
-def _small_model(check: Check) -> dict[str, str]:
-    """offline-small with its real weights where this machine has it; else its exact architecture
-    and tokenizer (carried by gpu_carry.sh) with random weights, which train at the same speed
-    and in the same memory but make the losses meaningless."""
-    from transformers import AutoConfig
-
-    real = offline_small_folder()
-    if real is not None:
-        return {"path": str(real), "about": "offline-small (SmolLM2-135M-Instruct, real weights)"}
-    carried = CARRIED / "smollm2"
-    if not (carried / "config.json").is_file():
-        raise SystemExit(
-            f"{carried}: missing; run bash bench/gpu_carry.sh first (it brings SmolLM2's config and tokenizer)"
-        )
-    folder = random_model(check.work / "smollm2-random", carried, AutoConfig.from_pretrained(carried), "cuda")
-    return {
-        "path": str(folder),
-        "about": "SmolLM2-135M-Instruct's config and tokenizer, random weights (real ones do not fit the carry)",
-    }
-
-
-def offline_small_folder() -> Path | None:
-    """The converted offline-small model, if this machine's data folder already has it."""
-    from training.paths import subdir
-
-    folder = subdir("models") / "offline-small"
-    return folder if (folder / "config.json").is_file() else None
 
 
 def row_config(check: Check, row: Row, model: str, train_file: Path):
@@ -354,79 +275,6 @@ def run_check(check: Check, rows: list[Row], model_keys: list[str]) -> dict[str,
     write_report(check.out, report)
     pack_logs(check.work, check.out)
     return report
-
-
-def settle(rows: list[dict[str, Any]]) -> None:
-    """Exports still running when the run ended say so; each row's surprises, against its expectations."""
-    for row in rows:
-        if row.get("export", {}).get("state") == "running":
-            row["export"] = {"state": "not finished", "reason": "still merging when the time budget ran out"}
-        if "expected" in row:
-            row["surprises"] = surprises(row, row["expected"])
-
-
-def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several device runs as one report: every row measured in any of them (a row a run skipped for
-    time is dropped where another run measured it), each run's command, their time added."""
-    rows = [row for report in reports for row in report["rows"] if "skipped" not in row]
-    skipped = {(row["model"], row["row"]): row for report in reports for row in report["rows"] if "skipped" in row}
-    rows += [row for key, row in skipped.items() if key not in {(r["model"], r["row"]) for r in rows}]
-    settle(rows)
-    return {
-        **reports[0],
-        "rows": rows,
-        "models": {k: v for r in reports for k, v in r["models"].items()},
-        "command": "`, then `".join(r["command"] for r in reports),
-        "seconds": sum(r["seconds"] for r in reports),
-    }
-
-
-def missing_packages(check: Check) -> str | None:
-    """Import what the rows need in a fresh process (as each row will); the error if that fails."""
-    import subprocess
-
-    code = "import trl, datasets, peft, bitsandbytes, pyarrow; print(pyarrow.__version__)"
-    env = child_environment(check.work / "data", dry_run=False)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode == 0:
-        return None
-    return "importing trl, datasets, peft, bitsandbytes failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-
-
-def environment(check: Check) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    import torch
-
-    names = (
-        "torch",
-        "transformers",
-        "trl",
-        "peft",
-        "datasets",
-        "accelerate",
-        "bitsandbytes",
-        "unsloth",
-        "unsloth_zoo",
-        "triton",
-        "torchvision",
-        "pyarrow",
-        "xformers",
-    )
-    described = check.gpu.describe()
-    return {
-        "python": sys.version.split()[0],
-        "cuda": torch.version.cuda,
-        "packages": {n: installed(n) for n in names},
-        "gpu": None if described is None else {"name": described[0], "memory_gb": round(described[1], 1)},
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

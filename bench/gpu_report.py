@@ -1,5 +1,6 @@
-"""The GPU check's report: gpu_check.json (everything) and gpu_check.md (the table), and the
-section of docs/benchmarks.md a recorded run goes into."""
+"""The GPU check's report: each row's surprises, several device runs merged into one report,
+gpu_check.json (everything) and gpu_check.md (the table), and the section of docs/benchmarks.md a
+recorded run goes into."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gpu_rows
 from benchdoc import replace_section
 
 HEADING = "## GPU check"
@@ -133,3 +135,28 @@ def _mb(value: float | None) -> str:
     if not value:
         return ""
     return f"{value / 1024:.2f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
+def settle(rows: list[dict[str, Any]]) -> None:
+    """Exports still running when the run ended say so; each row's surprises, against its expectations."""
+    for row in rows:
+        if row.get("export", {}).get("state") == "running":
+            row["export"] = {"state": "not finished", "reason": "still merging when the time budget ran out"}
+        if "expected" in row:
+            row["surprises"] = gpu_rows.surprises(row, row["expected"])
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several device runs as one report: every row measured in any of them (a row a run skipped for
+    time is dropped where another run measured it), each run's command, their time added."""
+    rows = [row for report in reports for row in report["rows"] if "skipped" not in row]
+    skipped = {(row["model"], row["row"]): row for report in reports for row in report["rows"] if "skipped" in row}
+    rows += [row for key, row in skipped.items() if key not in {(r["model"], r["row"]) for r in rows}]
+    settle(rows)
+    return {
+        **reports[0],
+        "rows": rows,
+        "models": {k: v for r in reports for k, v in r["models"].items()},
+        "command": "`, then `".join(r["command"] for r in reports),
+        "seconds": sum(r["seconds"] for r in reports),
+    }
