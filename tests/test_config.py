@@ -204,6 +204,18 @@ def test_get_preset_returns_an_independent_copy():
         get_preset("nope")
 
 
+def test_a_recipe_file_with_a_mistyped_field_names_the_file_recipe_and_field(tmp_path):
+    # The recipes are data (presets.yaml); one edited by hand must fail as a config.yaml would.
+    from training.train.presets import load_presets
+
+    recipes = tmp_path / "presets.yaml"
+    recipes.write_text("mine:\n  title: t\n  source: s\n  config:\n    lora_rank: 8\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"presets.yaml: mine: unknown field 'lora_rank' \(did you mean 'lora_r'\?\)"):
+        load_presets(recipes)
+    recipes.write_text("mine:\n  title: t\n  source: s\n  config:\n    learning_rate: 2e-4\n", encoding="utf-8")
+    assert load_presets(recipes)["mine"].config.learning_rate == 2e-4  # YAML 1.1 reads 2e-4 as text
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(["train", *argv])
 
