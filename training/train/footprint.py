@@ -1,7 +1,7 @@
 """What a model and a training run hold in memory: the model's architecture (from its folder, the
-Hub, or a table of the presets' configs, so it works offline), exact parameter counts, and the peak
-memory by part (weights, gradients, optimizer, activations, loss, runtime). estimate.py turns this
-into the estimate shown before a run, with time and money.
+Hub, or architectures.yaml, the presets' configs, so it works offline), exact parameter counts, and
+the peak memory by part (weights, gradients, optimizer, activations, loss, runtime). estimate.py
+turns this into the estimate shown before a run, with time and money.
 
 Memory follows seed 001's arithmetic: weights by dtype, optimizer states (AdamW 8 bytes per
 trainable parameter, 8-bit Adam 2), gradients, plus the forward activations kept for the backward
@@ -15,8 +15,10 @@ allocates nothing, so a 7B estimate takes a second and no download of weights.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
+import yaml
 
 from training.models import load_pretrained, resolve
 from training.train.config import RunConfig
@@ -24,66 +26,8 @@ from training.train.config import RunConfig
 GB = 1024**3
 
 # The preset models' architectures (from their config.json), so the estimate works offline.
-KNOWN_ARCHITECTURES: dict[str, dict] = {
-    "Qwen/Qwen2.5-0.5B-Instruct": dict(
-        model_type="qwen2",
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-    ),
-    "mistralai/Mistral-7B-v0.1": dict(
-        model_type="mistral",
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        vocab_size=32000,
-    ),
-    "togethercomputer/RedPajama-INCITE-Chat-3B-v1": dict(
-        model_type="gpt_neox",
-        hidden_size=2560,
-        intermediate_size=10240,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        vocab_size=50432,
-    ),
-    "facebook/blenderbot-400M-distill": dict(
-        model_type="blenderbot",
-        d_model=1280,
-        encoder_layers=2,
-        decoder_layers=12,
-        encoder_attention_heads=32,
-        decoder_attention_heads=32,
-        encoder_ffn_dim=5120,
-        decoder_ffn_dim=5120,
-        vocab_size=8008,
-        max_position_embeddings=128,
-    ),
-    "gpt2": dict(model_type="gpt2", n_embd=768, n_layer=12, n_head=12, vocab_size=50257),
-}
-KNOWN_ARCHITECTURES["mistralai/Mistral-7B-Instruct-v0.2"] = KNOWN_ARCHITECTURES["mistralai/Mistral-7B-v0.1"]
-# offline-small's converted config.json, so its estimate never triggers the 93 MB download.
-KNOWN_ARCHITECTURES["offline-small"] = KNOWN_ARCHITECTURES["HuggingFaceTB/SmolLM2-135M-Instruct"] = dict(
-    model_type="llama",
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    head_dim=64,
-    vocab_size=49152,
-    max_position_embeddings=8192,
-    tie_word_embeddings=True,
-    rms_norm_eps=1e-5,
-    rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
-    bos_token_id=1,
-    eos_token_id=2,
-    pad_token_id=2,
+KNOWN_ARCHITECTURES: dict[str, dict] = yaml.safe_load(
+    Path(__file__).with_name("architectures.yaml").read_text(encoding="utf-8")
 )
 
 
