@@ -56,9 +56,6 @@ def memory_arguments(parser: argparse.ArgumentParser) -> None:
         help="the data set whose memory to use (default: the run's training data)",
     )
     group.add_argument(
-        "--facts", metavar="FILE", help="facts about you, one per line (default: DATA.facts.txt beside the data)"
-    )
-    group.add_argument(
         "--memory-exclude-thread",
         action="append",
         default=[],
@@ -71,6 +68,9 @@ def memory_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="never recall from threads with this person",
+    )
+    group.add_argument(
+        "--facts", metavar="FILE", help="facts about you, one per line (default: DATA.facts.txt beside the data)"
     )
     group.add_argument("--show-memory", action="store_true", help="print the memories used before the reply")
 

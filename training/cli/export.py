@@ -28,33 +28,34 @@ def _export_arguments(parser) -> None:
         "--out", required=True, metavar="DIR", help="folder to write (must be empty unless --overwrite)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it already holds files")
-    parser.add_argument(
-        "--samples", metavar="FILE", help='JSONL of {"prompt": ..., "reply": ...} to show in the model card'
-    )
-    parser.add_argument(
+    card = parser.add_argument_group("the model card")
+    card.add_argument(
         "--report-examples",
         action="store_true",
         help="quote the persona report's side-by-side examples (held-out chats) in the model card",
     )
-    parser.add_argument(
+    card.add_argument(
+        "--samples", metavar="FILE", help='JSONL of {"prompt": ..., "reply": ...} to show in the model card'
+    )
+    gguf = parser.add_argument_group("GGUF, for llama.cpp and Ollama (--gguf)")
+    gguf.add_argument(
         "--gguf", metavar="FILE", help="also write a GGUF file and an Ollama Modelfile beside it (with --merge)"
     )
-    parser.add_argument(
+    gguf.add_argument(
         "--quant",
         default="f16",
         metavar="TYPE",
         help="with --gguf: f32, f16, bf16, q8_0, q5_1, q4_0 (written here), or a k-quant such as "
         "q4_k_m (f16 written, llama-quantize command printed)",
     )
-    parser.add_argument(
+    gguf.add_argument(
         "--decoding",
         metavar="PRESET_OR_JSON",
         help="decoding defaults for the Modelfile and the Space: Greedy (default), Balanced, Creative or JSON",
     )
-    parser.add_argument(
-        "--push", metavar="REPO_ID", help="upload to this Hub repo (token: HF_TOKEN or `hf auth login`)"
-    )
-    parser.add_argument(
+    hub = parser.add_argument_group("the Hugging Face Hub (--push)")
+    hub.add_argument("--push", metavar="REPO_ID", help="upload to this Hub repo (token: HF_TOKEN or `hf auth login`)")
+    hub.add_argument(
         "--public", action="store_true", help="with --push or --space: make a new model repo public (default private)"
     )
     space = parser.add_argument_group("a Space for friends (--space)")
