@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from training.conversation import DROP_EMPTY, DROP_MEDIA, DROP_SYSTEM
+from training.conversation import Drop
 from training.data.formats import dataset_files, detect, load, load_sources
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -77,7 +77,7 @@ def test_openai_messages_jsonl_becomes_one_conversation_per_line():
     assert turns(second) == [("user", "weather?"), ("assistant", "12 degrees, bring a jacket")]
     assert all(m.timestamp is None for m in first.messages + second.messages)
     assert first.source_format == "OpenAI messages JSONL"
-    assert result.dropped == {DROP_SYSTEM: 2, DROP_MEDIA: 1, DROP_EMPTY: 1}
+    assert result.dropped == {Drop.SYSTEM: 2, Drop.MEDIA: 1, Drop.EMPTY: 1}
 
 
 def test_shape_comes_from_content_not_the_file_name():
@@ -131,7 +131,7 @@ def test_sharegpt_roles_are_mapped_and_tool_turns_dropped():
     assert first.system == "Be brief.\n\nSpeak like a pirate."
     assert turns(first) == [("user", "hi"), ("assistant", "ahoy"), ("user", "where to?"), ("assistant", "the island")]
     assert turns(second) == [("user", "and you?"), ("assistant", "fine"), ("assistant", "great")]
-    assert result.dropped[DROP_SYSTEM] == 2
+    assert result.dropped[Drop.SYSTEM] == 2
 
 
 def test_sharegpt_unknown_speaker_names_the_record_and_field():
@@ -252,7 +252,7 @@ def test_text_jsonl_becomes_documents():
         ("openchatkit.jsonl#3", "<human>: bye\n<bot>: see ya"),
     ]
     assert result.formats == {"text JSONL": 1}
-    assert result.dropped == {DROP_EMPTY: 1}
+    assert result.dropped == {Drop.EMPTY: 1}
 
 
 def test_chat_export_messages_with_a_text_field_are_not_a_text_data_set():

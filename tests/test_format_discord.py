@@ -11,16 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import load_only_user_errors, mutate
-from training.conversation import (
-    DROP_BOT,
-    DROP_CALL,
-    DROP_DUPLICATE,
-    DROP_EMPTY,
-    DROP_MEDIA,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-)
+from training.conversation import Drop
 from training.data.formats import ImportOptions, detect, discord, load_sources
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -117,7 +108,7 @@ def test_dm_keeps_text_and_reads_offsets_as_real_instants():
 
 def test_dm_drops_calls_attachments_and_stickers_by_type_not_text():
     result = parse(fixture(DM))
-    assert dict(result.dropped) == {DROP_CALL: 1, DROP_MEDIA: 1, DROP_STICKER: 1}
+    assert dict(result.dropped) == {Drop.CALL: 1, Drop.MEDIA: 1, Drop.STICKER: 1}
     texts = [m.text for m in result.conversations[0].messages]
     assert not any("Started a call" in text for text in texts)
 
@@ -137,7 +128,7 @@ def test_partitions_of_one_channel_merge_into_one_sorted_conversation():
         ("Sam", "welcome :)"),
         ("mo.k", "thanks everyone"),
     ]
-    assert dict(result.dropped) == {DROP_SYSTEM: 2, DROP_BOT: 1, DROP_MEDIA: 1}
+    assert dict(result.dropped) == {Drop.SYSTEM: 2, Drop.BOT: 1, Drop.MEDIA: 1}
     assert result.formats == {"Discord (DiscordChatExporter)": 2}
 
 
@@ -146,7 +137,7 @@ def test_reverse_order_export_is_sorted_oldest_first():
     [chat] = result.conversations
     assert [m.text for m in chat.messages] == ["hike on saturday?", "I'm in"]
     assert chat.is_group  # a guild thread, even with two people talking
-    assert result.dropped == {DROP_SYSTEM: 1}  # ThreadCreated
+    assert result.dropped == {Drop.SYSTEM: 1}  # ThreadCreated
 
 
 def test_all_fixture_files_together_make_one_conversation_per_channel():
@@ -164,7 +155,7 @@ def test_overlapping_exports_of_a_channel_count_repeats_as_duplicates():
     second = export([message("b", mid="2"), message("c", mid="3")], name="two.json")
     result = parse(first, second)
     assert [m.text for m in result.conversations[0].messages] == ["a", "b", "c"]
-    assert result.dropped == {DROP_DUPLICATE: 1}
+    assert result.dropped == {Drop.DUPLICATE: 1}
 
 
 def test_equal_timestamps_fall_back_to_snowflake_order():
@@ -203,14 +194,14 @@ def test_sender_falls_back_to_name_without_a_nickname():
 @pytest.mark.parametrize(
     "fields, reason",
     [
-        ({"author": {"id": "2", "name": "bot", "isBot": True}}, DROP_BOT),
-        ({"type": "RecipientAdd"}, DROP_SYSTEM),
-        ({"type": "ChannelNameChange"}, DROP_SYSTEM),
-        ({"type": "GuildMemberJoin"}, DROP_SYSTEM),
-        ({"type": "Call"}, DROP_CALL),
-        ({"content": "", "forwardedMessage": {"content": "someone else"}}, DROP_SHARE),
-        ({"content": "", "embeds": [{"title": "link"}]}, DROP_MEDIA),
-        ({"content": "   "}, DROP_EMPTY),
+        ({"author": {"id": "2", "name": "bot", "isBot": True}}, Drop.BOT),
+        ({"type": "RecipientAdd"}, Drop.SYSTEM),
+        ({"type": "ChannelNameChange"}, Drop.SYSTEM),
+        ({"type": "GuildMemberJoin"}, Drop.SYSTEM),
+        ({"type": "Call"}, Drop.CALL),
+        ({"content": "", "forwardedMessage": {"content": "someone else"}}, Drop.SHARE),
+        ({"content": "", "embeds": [{"title": "link"}]}, Drop.MEDIA),
+        ({"content": "   "}, Drop.EMPTY),
     ],
 )
 def test_each_drop_reason(fields, reason):

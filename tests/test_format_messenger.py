@@ -29,13 +29,7 @@ from tests.messenger_export import (
     texts,
     thread,
 )
-from training.conversation import (
-    DROP_DUPLICATE,
-    DROP_MEDIA,
-    DROP_SHARE,
-    DROP_SYSTEM,
-    DROP_UNSENT,
-)
+from training.conversation import Drop
 from training.data.formats import detect, load, load_sources, messenger, messenger_text
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -85,7 +79,7 @@ def test_whole_export_zip_reads_every_section_merges_the_cutover_and_skips_media
     assert texts(conversations[ALICE]) == ["hi alice", "hey sam", "after the cutover"]
     assert conversations[ALICE].id == f"facebook-sam.zip/{FB_ROOT}/inbox/alicedvorak_1"
     assert texts(conversations[BOB]) == ["old news"]
-    assert result.dropped == Counter({DROP_DUPLICATE: 1, DROP_MEDIA: 1})
+    assert result.dropped == Counter({Drop.DUPLICATE: 1, Drop.MEDIA: 1})
     assert result.formats[messenger.LABEL] == 3
     assert sorted(Path(name).suffix for name in result.skipped_files) == [".jpg", ".mp4", ".png"]
 
@@ -154,7 +148,7 @@ def test_e2ee_export_is_read_and_its_overlap_with_the_dyi_thread_dropped():
 
     [conversation] = result.conversations
     assert texts(conversation) == ["before", "café?", "nice", "newest"]
-    assert result.dropped == Counter({DROP_DUPLICATE: 1, DROP_MEDIA: 1, DROP_UNSENT: 1})
+    assert result.dropped == Counter({Drop.DUPLICATE: 1, Drop.MEDIA: 1, Drop.UNSENT: 1})
     assert conversation.id == f"{FB_ROOT}/inbox/alice_1"
 
 
@@ -181,7 +175,7 @@ def test_instagram_thread_drops_instagrams_generated_sentences():
     result = parse(source(name, thread("alice.dv", [ALICE, ME], messages)))
     [conversation] = result.conversations
     assert texts(conversation) == ["did you see my post", "yes!! so good"]
-    assert result.dropped == Counter({DROP_SYSTEM: 6, DROP_SHARE: 1})
+    assert result.dropped == Counter({Drop.SYSTEM: 6, Drop.SHARE: 1})
 
 
 # --- groups and time -------------------------------------------------------------------------

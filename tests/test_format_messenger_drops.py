@@ -20,15 +20,7 @@ from tests.messenger_export import (
     texts,
     thread,
 )
-from training.conversation import (
-    DROP_CALL,
-    DROP_EMPTY,
-    DROP_MEDIA,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    DROP_UNSENT,
-)
+from training.conversation import Drop
 from training.data.formats import messenger_text
 
 
@@ -64,13 +56,13 @@ def test_every_non_text_event_is_dropped_and_counted_under_its_reason():
     ]
     assert result.dropped == Counter(
         {
-            DROP_MEDIA: 6,
-            DROP_STICKER: 1,
-            DROP_CALL: 2,
-            DROP_SHARE: 3,
-            DROP_UNSENT: 2,
-            DROP_SYSTEM: 1 + len(GENERATED_SENTENCES),
-            DROP_EMPTY: 3,
+            Drop.MEDIA: 6,
+            Drop.STICKER: 1,
+            Drop.CALL: 2,
+            Drop.SHARE: 3,
+            Drop.UNSENT: 2,
+            Drop.SYSTEM: 1 + len(GENERATED_SENTENCES),
+            Drop.EMPTY: 3,
         }
     )
 

@@ -10,17 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import load_only_user_errors, mutate
-from training.conversation import (
-    DROP_BOT,
-    DROP_CALL,
-    DROP_EMPTY,
-    DROP_LOCATION,
-    DROP_MEDIA,
-    DROP_POLL,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-)
+from training.conversation import Drop
 from training.data.formats import ImportOptions, detect, telegram
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -109,15 +99,15 @@ def test_personal_chat_keeps_only_the_senders_own_words():
 def test_every_drop_reason_is_counted_once_per_message():
     result = parse(fixture("personal_chat.json"))
     assert dict(result.dropped) == {
-        DROP_CALL: 1,
-        DROP_SYSTEM: 1,
-        DROP_STICKER: 1,
-        DROP_MEDIA: 3,
-        DROP_SHARE: 1,
-        DROP_BOT: 1,
-        DROP_POLL: 1,
-        DROP_LOCATION: 1,
-        DROP_EMPTY: 1,
+        Drop.CALL: 1,
+        Drop.SYSTEM: 1,
+        Drop.STICKER: 1,
+        Drop.MEDIA: 3,
+        Drop.SHARE: 1,
+        Drop.BOT: 1,
+        Drop.POLL: 1,
+        Drop.LOCATION: 1,
+        Drop.EMPTY: 1,
     }
     kept = result.message_count
     assert kept + sum(result.dropped.values()) == 15
@@ -146,7 +136,7 @@ def test_invalid_hex_escapes_are_repaired_and_literal_backslash_x_survives():
     assert texts[0] == "bell\x07 rings at the gym, saturday 10am?"
     assert texts[2] == "my notes are in C:\\xampp\\climb.txt"
     assert any("repaired" in warning for warning in result.warnings)
-    assert result.dropped == {DROP_SYSTEM: 1, DROP_CALL: 1}  # group_call is a call
+    assert result.dropped == {Drop.SYSTEM: 1, Drop.CALL: 1}  # group_call is a call
 
 
 def test_null_from_is_a_deleted_account_and_supergroups_are_groups():
@@ -182,7 +172,7 @@ def test_full_account_export_reads_chats_and_left_chats_and_skips_channels_and_b
     channel_note = next(w for w in result.warnings if "channel" in w)
     assert "2 channels" in channel_note and "Tech News" in channel_note and "Crypto Signals" in channel_note
     assert any("bot chat" in w and "WeatherBot" in w for w in result.warnings)
-    assert result.dropped[DROP_BOT] == 2 and result.dropped[DROP_SHARE] == 1
+    assert result.dropped[Drop.BOT] == 2 and result.dropped[Drop.SHARE] == 1
 
 
 def test_full_account_owner_comes_from_personal_information_and_names_them_everywhere():
@@ -225,7 +215,7 @@ def test_messages_are_sorted_by_time_and_equal_times_keep_file_order():
 
 def test_a_chat_with_only_dropped_messages_yields_no_conversation():
     result = parse(dialog([message(""), message("x", forwarded_from=None)]))
-    assert result.conversations == [] and result.dropped == {DROP_EMPTY: 1, DROP_SHARE: 1}
+    assert result.conversations == [] and result.dropped == {Drop.EMPTY: 1, Drop.SHARE: 1}
 
 
 # --- wrong shapes ----------------------------------------------------------------------------

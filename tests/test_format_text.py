@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from training.conversation import DROP_EMPTY
+from training.conversation import Drop
 from training.data.formats import ImportOptions, detect, load, load_sources, text
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -97,7 +97,7 @@ def test_code_folder_reads_code_and_skips_json_config_and_the_image(tmp_path):
     assert files == {"repo/src/app.py", "repo/README.md", "repo/Makefile"}
     assert result.conversations == []
     assert result.formats == {"Plain text / code": 3}
-    assert result.dropped == {DROP_EMPTY: 1}  # the empty __init__.py
+    assert result.dropped == {Drop.EMPTY: 1}  # the empty __init__.py
     # JSON is data, not prose: skipped inside a folder, and said so
     assert sorted(result.skipped_files) == ["repo/logo.png", "repo/package.json"]
     assert any("package.json" in warning for warning in result.warnings)

@@ -12,17 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from training.conversation import (
-    DROP_CALL,
-    DROP_EMPTY,
-    DROP_LOCATION,
-    DROP_MEDIA,
-    DROP_POLL,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    DROP_TOO_LONG,
-    DROP_UNSENT,
-)
+from training.conversation import Drop
 from training.data.formats import load, load_sources, whatsapp
 from training.data.formats.base import ImportOptions
 from training.data.sources import SourceFile
@@ -90,7 +80,7 @@ def test_ios_export_keeps_human_text_and_drops_marked_lines():
     assert conversation.id == "WhatsApp Chat - Elon Musk.zip/_chat.txt"
     assert conversation.messages[0].timestamp == utc(2022, 3, 18, 14, 57, 0)
     assert conversation.messages[1].timestamp == utc(2022, 3, 18, 14, 57, 42)
-    assert result.dropped == Counter({DROP_SYSTEM: 2, DROP_MEDIA: 2, DROP_STICKER: 1, DROP_UNSENT: 1, DROP_CALL: 1})
+    assert result.dropped == Counter({Drop.SYSTEM: 2, Drop.MEDIA: 2, Drop.STICKER: 1, Drop.UNSENT: 1, Drop.CALL: 1})
     assert result.formats == Counter({"WhatsApp": 1})
 
 
@@ -113,7 +103,7 @@ def test_android_export_drops_system_media_deleted_and_strips_edit_marker():
         utc(2022, 3, 18, 9, 16),
         utc(2022, 3, 18, 9, 21),
     ]
-    assert result.dropped == Counter({DROP_SYSTEM: 1, DROP_MEDIA: 2, DROP_UNSENT: 2})
+    assert result.dropped == Counter({Drop.SYSTEM: 1, Drop.MEDIA: 2, Drop.UNSENT: 2})
 
 
 @pytest.mark.parametrize(
@@ -220,7 +210,7 @@ def test_a_giant_pasted_message_is_dropped_and_counted_not_carried_on():
     text = f"18/03/2022, 09:15 - Anna: hi\n18/03/2022, 09:16 - Bob: {pasted}\n18/03/2022, 09:17 - Anna: you there?\n"
     result = load_sources([SourceFile("chat.txt", text.encode())])
     assert turns(result) == [("Anna", "hi"), ("Anna", "you there?")]
-    assert result.dropped[DROP_TOO_LONG] == 1
+    assert result.dropped[Drop.TOO_LONG] == 1
     assert any("1 messages longer than 20,000 characters" in warning for warning in result.warnings)
 
 
@@ -247,7 +237,7 @@ def test_group_chat_cleans_tilde_and_phone_senders():
     assert turns(result) == [("Anna", "Hi all"), ("+49 170 1234567", "Who is this?"), ("Dmitry S", "Welcome")]
     conversation = result.conversations[0]
     assert conversation.is_group and conversation.title == "Hiking Club"
-    assert result.dropped == Counter({DROP_SYSTEM: 4})
+    assert result.dropped == Counter({Drop.SYSTEM: 4})
 
 
 def test_a_two_person_group_is_a_group_because_of_its_notices():
@@ -302,14 +292,14 @@ def test_every_drop_reason_is_counted():
     assert turns(result) == [("Ann", "Look at this view!"), ("Ann", "Plain words")]
     assert result.dropped == Counter(
         {
-            DROP_MEDIA: 10,
-            DROP_STICKER: 2,
-            DROP_UNSENT: 5,
-            DROP_CALL: 4,
-            DROP_POLL: 1,
-            DROP_LOCATION: 1,
-            DROP_EMPTY: 1,
-            DROP_SYSTEM: 1,
+            Drop.MEDIA: 10,
+            Drop.STICKER: 2,
+            Drop.UNSENT: 5,
+            Drop.CALL: 4,
+            Drop.POLL: 1,
+            Drop.LOCATION: 1,
+            Drop.EMPTY: 1,
+            Drop.SYSTEM: 1,
         }
     )
 

@@ -36,19 +36,23 @@ class Document:
     source_format: str = ""
 
 
-# Why a message was not kept. Importers count every dropped event under one of these.
-DROP_MEDIA = "media"
-DROP_STICKER = "sticker"
-DROP_CALL = "call"
-DROP_SHARE = "share without text"
-DROP_UNSENT = "unsent or deleted"
-DROP_SYSTEM = "system notice"
-DROP_EMPTY = "empty"
-DROP_POLL = "poll"
-DROP_LOCATION = "location"
-DROP_DUPLICATE = "duplicate"
-DROP_BOT = "bot"
-DROP_TOO_LONG = "too long"
+class Drop:
+    """Why a message was not kept. Importers count every dropped event under one of these (plain
+    strings, shown as they are in the Data tab's counts and the persona manifest)."""
+
+    MEDIA = "media"
+    STICKER = "sticker"
+    CALL = "call"
+    SHARE = "share without text"
+    UNSENT = "unsent or deleted"
+    SYSTEM = "system notice"
+    EMPTY = "empty"
+    POLL = "poll"
+    LOCATION = "location"
+    DUPLICATE = "duplicate"
+    BOT = "bot"
+    TOO_LONG = "too long"
+
 
 # Bounds on one piece of text, so one pasted log in an export cannot make every later stage
 # (context building, tokenizing, previews, training) cost gigabytes. Real chat messages are far

@@ -7,12 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from training.cancel import check_cancelled
-from training.conversation import (
-    DROP_TOO_LONG,
-    MAX_DOCUMENT_CHARS,
-    MAX_MESSAGE_CHARS,
-    ImportResult,
-)
+from training.conversation import MAX_DOCUMENT_CHARS, MAX_MESSAGE_CHARS, Drop, ImportResult
 from training.data.formats import (
     dataset_files,
     discord,
@@ -121,7 +116,7 @@ def _drop_overlong(result: ImportResult) -> None:
         return
     result.conversations = [conversation for conversation in result.conversations if conversation.messages]
     result.documents = documents
-    result.dropped[DROP_TOO_LONG] += dropped
+    result.dropped[Drop.TOO_LONG] += dropped
     result.warnings.append(
         f"{dropped:,} messages longer than {MAX_MESSAGE_CHARS:,} characters (or raw-text records longer than "
         f"{MAX_DOCUMENT_CHARS:,}) were left out: pasted logs or files, not chat"

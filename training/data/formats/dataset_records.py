@@ -15,15 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from training.conversation import (
-    DROP_EMPTY,
-    DROP_MEDIA,
-    DROP_SYSTEM,
-    Conversation,
-    Document,
-    ImportResult,
-    Message,
-)
+from training.conversation import Conversation, Document, Drop, ImportResult, Message
 from training.errors import UserError
 
 _SKIP = "skip"  # tool calls and tool output: not written by a person
@@ -195,11 +187,11 @@ def _turns(items: Any, where: str, drops: Counter, key_pairs: list[tuple[str, st
             raise expected_error(f"{where}[{index}].{role_key}", "one of " + ", ".join(sorted(roles)), item[role_key])
         content = item.get(text_key)
         if role == _SKIP or (content is None and item.get("tool_calls")):
-            drops[DROP_SYSTEM] += 1
+            drops[Drop.SYSTEM] += 1
             continue
         text = content if isinstance(content, str) else _content_text(content, f"{where}[{index}].{text_key}")
         if not text.strip():
-            drops[DROP_MEDIA if isinstance(content, list) and content else DROP_EMPTY] += 1
+            drops[Drop.MEDIA if isinstance(content, list) and content else Drop.EMPTY] += 1
         elif role == "system":
             turns.system.append(text)
         else:
@@ -230,7 +222,7 @@ def _add(turns: _Turns, role: str, text: str, drops: Counter) -> None:
     if text.strip():
         turns.messages.append(Message(sender=role, text=text, timestamp=None))
     else:
-        drops[DROP_EMPTY] += 1
+        drops[Drop.EMPTY] += 1
 
 
 def _required_text(record: dict, key: str, where: str) -> str:
@@ -272,7 +264,7 @@ def keep_record(value: dict, shape: Shape, key: str, label: str, where: str, res
     if shape.convert is None:
         text = _required_text(value, "text", where)
         if not text.strip():
-            result.dropped[DROP_EMPTY] += 1
+            result.dropped[Drop.EMPTY] += 1
             return 0
         result.documents.append(Document(id=key, text=text, source_format=label))
         return 1

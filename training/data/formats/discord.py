@@ -13,19 +13,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from training.conversation import (
-    DROP_BOT,
-    DROP_CALL,
-    DROP_DUPLICATE,
-    DROP_EMPTY,
-    DROP_MEDIA,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    Conversation,
-    ImportResult,
-    Message,
-)
+from training.conversation import Conversation, Drop, ImportResult, Message
 from training.data.formats.base import ImportOptions
 from training.data.sources import SourceFile, parse_json
 from training.errors import UserError
@@ -171,7 +159,7 @@ def _collect(name: str, messages: list, channel: _Channel, result: ImportResult)
             if message_id is not None:
                 # Overlapping exports of one channel repeat messages; the snowflake id says which.
                 if message_id in channel.seen_ids:
-                    dropped[DROP_DUPLICATE] += 1
+                    dropped[Drop.DUPLICATE] += 1
                     continue
                 channel.seen_ids.add(message_id)
             outcome = _convert(message)
@@ -187,13 +175,13 @@ def _collect(name: str, messages: list, channel: _Channel, result: ImportResult)
 
 
 def _convert(message: dict) -> Message | str:
-    """One message -> a kept Message, or the DROP_* reason it is not the author's own words."""
+    """One message -> a kept Message, or the Drop reason it is not the author's own words."""
     kind = _field(message, "type", str, optional=True) or "Default"
     if kind not in _TEXT_KINDS:  # kinds newer than this reader are notices too (boosts, ...)
-        return DROP_CALL if kind in _CALL_KINDS else DROP_SYSTEM
+        return Drop.CALL if kind in _CALL_KINDS else Drop.SYSTEM
     author = _field(message, "author", dict)
     if author.get("isBot") is True:
-        return DROP_BOT
+        return Drop.BOT
     content = (_field(message, "content", str, optional=True) or "").strip()
     if not content:
         return _empty_reason(message)
@@ -208,12 +196,12 @@ def _empty_reason(message: dict) -> str:
     attachments = _field(message, "attachments", list, optional=True)
     embeds = _field(message, "embeds", list, optional=True)
     if stickers:
-        return DROP_STICKER
+        return Drop.STICKER
     if message.get("forwardedMessage") is not None:
-        return DROP_SHARE
+        return Drop.SHARE
     if attachments or embeds:
-        return DROP_MEDIA
-    return DROP_EMPTY
+        return Drop.MEDIA
+    return Drop.EMPTY
 
 
 def _timestamp(message: dict) -> float:

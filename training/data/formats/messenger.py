@@ -14,19 +14,7 @@ from operator import attrgetter
 from pathlib import PurePosixPath
 from typing import Any
 
-from training.conversation import (
-    DROP_CALL,
-    DROP_DUPLICATE,
-    DROP_EMPTY,
-    DROP_MEDIA,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    DROP_UNSENT,
-    Conversation,
-    ImportResult,
-    Message,
-)
+from training.conversation import Conversation, Drop, ImportResult, Message
 from training.data.collector import collector_paused
 from training.data.formats.base import ImportOptions
 from training.data.formats.messenger_text import is_generated_notice, repair_mojibake
@@ -86,7 +74,7 @@ _DYI = _Schema(
     ("is_unsent", "is_geoblocked_for_viewer", "is_unsent_image_by_messenger_kid_parent"),
 )
 _E2EE = _Schema("senderName", "text", "timestamp", None, ("media",), ("isUnsent",))
-_SYSTEM_TYPES = {"Subscribe": DROP_SYSTEM, "Unsubscribe": DROP_SYSTEM, "Call": DROP_CALL}
+_SYSTEM_TYPES = {"Subscribe": Drop.SYSTEM, "Unsubscribe": Drop.SYSTEM, "Call": Drop.CALL}
 
 
 @dataclass
@@ -210,7 +198,7 @@ def _convert(items: list, schema: _Schema, where: str, result: ImportResult, sen
         elif not text.isascii():
             text = repair_mojibake(text)
         if item.get(first_flag) or (other_flags and any(map(item.get, other_flags))):
-            dropped[DROP_UNSENT] += 1
+            dropped[Drop.UNSENT] += 1
             continue
         notice = len(text) < 300 and is_generated_notice(text)
         kind = item.get("type")
@@ -222,14 +210,14 @@ def _convert(items: list, schema: _Schema, where: str, result: ImportResult, sen
                 dropped[reason] += 1
                 continue
         if notice or not text or text.isspace():
-            dropped[DROP_SYSTEM if notice else DROP_EMPTY] += 1
+            dropped[Drop.SYSTEM if notice else Drop.EMPTY] += 1
             continue
         raw_sender = item.get(sender_key)
         sender = names.get(raw_sender) if type(raw_sender) is str else None
         if sender is None:
             sender = _new_sender(raw_sender, names, where, f"messages[{index}].{sender_key}")
             if sender is None:
-                dropped[DROP_SYSTEM] += 1  # nobody to attribute it to: a notice, not a person
+                dropped[Drop.SYSTEM] += 1  # nobody to attribute it to: a notice, not a person
                 continue
         millis = item.get(millis_key)
         if type(millis) is not int or not 0 <= millis < _MAX_MS:
@@ -269,19 +257,19 @@ def _drop_reason(item: dict, text: str, notice: bool, kind: Any, schema: _Schema
     if kind in _SYSTEM_TYPES:
         return _SYSTEM_TYPES[kind]
     if "call_duration" in item:
-        return DROP_CALL
+        return Drop.CALL
     if item.get("sticker"):
-        return DROP_STICKER
+        return Drop.STICKER
     if "users" in item and kind is None:
-        return DROP_SYSTEM  # 2024+ Subscribe/Unsubscribe events lost their type
+        return Drop.SYSTEM  # 2024+ Subscribe/Unsubscribe events lost their type
     typed = not notice and text and not text.isspace()
     if "share" in item or kind == "Share":
         share = item.get("share")
         previews = [repair_mojibake(v) for v in share.values() if isinstance(v, str)] if isinstance(share, dict) else []
         if not typed or text.strip() in previews:
-            return DROP_SHARE  # only the link or its preview text: nothing the person wrote
+            return Drop.SHARE  # only the link or its preview text: nothing the person wrote
     if not typed and any(item.get(key) for key in schema.media):
-        return DROP_MEDIA
+        return Drop.MEDIA
     return None
 
 
@@ -335,7 +323,7 @@ def _without_duplicates(messages: list[Message], result: ImportResult) -> list[M
     for message in messages:
         key = (message.sender, message.timestamp, message.text)
         if key in seen:
-            result.dropped[DROP_DUPLICATE] += 1
+            result.dropped[Drop.DUPLICATE] += 1
             continue
         seen.add(key)
         unique.append(message)

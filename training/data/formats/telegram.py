@@ -13,20 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from training.conversation import (
-    DROP_BOT,
-    DROP_CALL,
-    DROP_EMPTY,
-    DROP_LOCATION,
-    DROP_MEDIA,
-    DROP_POLL,
-    DROP_SHARE,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    Conversation,
-    ImportResult,
-    Message,
-)
+from training.conversation import Conversation, Drop, ImportResult, Message
 from training.data.formats.base import ImportOptions
 from training.data.formats.telegram_export import (
     DELETED_ACCOUNT,
@@ -140,11 +127,11 @@ def _dialog_to_conversation(
         return None
     if kind == "bot_chat":  # a conversation with a program, not a person
         skipped["bot chat"].append(title)
-        result.dropped[DROP_BOT] += len(messages)
+        result.dropped[Drop.BOT] += len(messages)
         return None
     if kind == "replies":  # replies to you from many unrelated channel threads
         skipped["replies thread"].append(title)
-        result.dropped[DROP_SYSTEM] += len(messages)
+        result.dropped[Drop.SYSTEM] += len(messages)
         return None
     where = f"{source.name}: chat {title!r}"
     kept = _convert_messages(messages, account, where, result)
@@ -177,19 +164,19 @@ def _convert_messages(messages: list, account: Account | None, where: str, resul
 
 
 def _convert(message: dict, account: Account | None, where: str, position: int) -> Message | str:
-    """One message -> a kept Message, or the DROP_* reason it is not one of the sender's own words."""
+    """One message -> a kept Message, or the Drop reason it is not one of the sender's own words."""
     kind = message.get("type", "message")
     if kind == "service":
         action = message.get("action")
-        return DROP_CALL if isinstance(action, str) and action in _CALL_ACTIONS else DROP_SYSTEM
+        return Drop.CALL if isinstance(action, str) and action in _CALL_ACTIONS else Drop.SYSTEM
     if kind == "unsupported":
-        return DROP_MEDIA
+        return Drop.MEDIA
     if kind != "message":
-        return DROP_SYSTEM
+        return Drop.SYSTEM
     if "forwarded_from" in message:  # someone else's words, even when the original author is null
-        return DROP_SHARE
+        return Drop.SHARE
     if "via_bot" in message:
-        return DROP_BOT
+        return Drop.BOT
     text = _plain_text(message, where, position).strip()
     if not text or (text[0] == "(" and _FILE_PLACEHOLDER.fullmatch(text)):
         return _media_reason(message)
@@ -218,15 +205,15 @@ def _plain_text(message: dict, where: str, position: int) -> str:
 
 def _media_reason(message: dict) -> str:
     if "poll" in message:
-        return DROP_POLL
+        return Drop.POLL
     if "location_information" in message or "place_name" in message:
-        return DROP_LOCATION
+        return Drop.LOCATION
     media_type = message.get("media_type")
     if media_type == "sticker":
-        return DROP_STICKER
+        return Drop.STICKER
     if media_type is not None or any(key in message for key in _MEDIA_KEYS):
-        return DROP_MEDIA
-    return DROP_EMPTY
+        return Drop.MEDIA
+    return Drop.EMPTY
 
 
 def _sender(message: dict, account: Account | None, where: str, position: int) -> str:

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 
-from training.conversation import DROP_EMPTY, Document, ImportResult
+from training.conversation import Document, Drop, ImportResult
 from training.data.formats.base import ImportOptions
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -57,7 +57,7 @@ def parse(sources: list[SourceFile], options: ImportOptions) -> ImportResult:
     for source in sources:
         text = source.text()
         if not text.strip():
-            result.dropped[DROP_EMPTY] += 1
+            result.dropped[Drop.EMPTY] += 1
             continue
         header = f"File: {source.name}\n"
         budget = options.text_chunk_tokens - count(header)

@@ -30,19 +30,7 @@ from itertools import pairwise
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
-from training.conversation import (
-    DROP_CALL,
-    DROP_EMPTY,
-    DROP_LOCATION,
-    DROP_MEDIA,
-    DROP_POLL,
-    DROP_STICKER,
-    DROP_SYSTEM,
-    DROP_UNSENT,
-    Conversation,
-    ImportResult,
-    Message,
-)
+from training.conversation import Conversation, Drop, ImportResult, Message
 from training.data.formats.base import ImportOptions
 from training.data.sources import SourceFile
 from training.errors import UserError
@@ -192,15 +180,15 @@ _MEDIA = re.compile(
 _CALL = re.compile(r"(?:(?:Missed|Silenced) )?(?:group )?(?:voice|video) call(?:\s*[,•].*)?", re.I)
 _PLACEHOLDERS = [
     (
-        DROP_UNSENT,
+        Drop.UNSENT,
         re.compile(
             r"(?:This message was deleted(?: by admin .+)?|You deleted this message(?: as admin)?"
             r"|Waiting for this message(?:\. This may take a while)?)\.?",
             re.I,
         ),
     ),
-    (DROP_CALL, _CALL),
-    (DROP_LOCATION, re.compile(r"(?:live )?location: https?://\S+|Live location shared\.?", re.I)),
+    (Drop.CALL, _CALL),
+    (Drop.LOCATION, re.compile(r"(?:live )?location: https?://\S+|Live location shared\.?", re.I)),
 ]
 # WhatsApp's own sentences when an export lost the U+200E that usually marks them.
 _SYSTEM_TEXT = re.compile(
@@ -223,7 +211,7 @@ class _Event:
     sender: str  # "" on WhatsApp's own lines that name no one
     text: str
     timestamp: float
-    drop: str | None  # a DROP_* reason, None when kept
+    drop: str | None  # a Drop reason, None when kept
     group_event: bool = False
 
 
@@ -244,24 +232,24 @@ def _sender(author: str) -> str:
 
 
 def _drop_reason(text: str, marked: bool) -> tuple[str | None, str]:
-    """(DROP_* or None, the text to keep)."""
+    """(a Drop reason or None, the text to keep)."""
     if not text:
-        return DROP_EMPTY, text
+        return Drop.EMPTY, text
     first, _, after = text.partition("\n")
     after = after.strip()
     if _STICKER.fullmatch(first) and not after:
-        return DROP_STICKER, text
+        return Drop.STICKER, text
     if _MEDIA.fullmatch(first):  # a caption follows an attachment on its own lines
-        return (None, after) if after else (DROP_MEDIA, text)
+        return (None, after) if after else (Drop.MEDIA, text)
     if text.startswith("POLL:"):
-        return DROP_POLL, text
+        return Drop.POLL, text
     if after:
         return None, text
     for reason, pattern in _PLACEHOLDERS:
         if pattern.fullmatch(text):
             return reason, text
     if marked or _SYSTEM_TEXT.match(text):
-        return DROP_SYSTEM, text
+        return Drop.SYSTEM, text
     return None, text
 
 
@@ -269,15 +257,15 @@ def _event(rest: str, continuation: list[str], timestamp: float) -> _Event:
     split = _split_author(rest)
     if split is None:
         notice = "\n".join([rest, *continuation]).replace(_LRM, "").strip()
-        reason = DROP_CALL if _CALL.fullmatch(notice) else DROP_SYSTEM
+        reason = Drop.CALL if _CALL.fullmatch(notice) else Drop.SYSTEM
         return _Event("", notice, timestamp, reason, bool(_GROUP_EVENT.search(notice)))
     author, body = split
     text = _EDITED.sub("", "\n".join([body, *continuation]).replace(_LRM, "").strip())
     reason, text = _drop_reason(text, marked=body.startswith(_LRM))
     sender = _sender(author)
     if not sender and reason is None:
-        reason = DROP_SYSTEM
-    group_event = reason == DROP_SYSTEM and bool(_GROUP_EVENT.search(text))
+        reason = Drop.SYSTEM
+    group_event = reason == Drop.SYSTEM and bool(_GROUP_EVENT.search(text))
     return _Event(sender, text, timestamp, reason, group_event)
 
 
@@ -330,7 +318,7 @@ def _title(source: SourceFile, events: list[_Event], people: list[str]) -> str:
         if titled:
             return titled["name"].strip()
     # iOS writes its notices under the chat's own name.
-    named = next((e.sender for e in events if e.drop == DROP_SYSTEM and e.sender), "")
+    named = next((e.sender for e in events if e.drop == Drop.SYSTEM and e.sender), "")
     if named:
         return named
     shown = ", ".join(people[:3]) + (f" and {len(people) - 3} more" if len(people) > 3 else "")
@@ -340,7 +328,7 @@ def _title(source: SourceFile, events: list[_Event], people: list[str]) -> str:
 def _conversation(source: SourceFile, events: list[_Event]) -> Conversation:
     kept = [Message(e.sender, e.text, e.timestamp) for e in events if e.drop is None]
     kept.sort(key=lambda message: message.timestamp)  # stable: equal times keep file order
-    people = list(dict.fromkeys(e.sender for e in events if e.sender and e.drop != DROP_SYSTEM))
+    people = list(dict.fromkeys(e.sender for e in events if e.sender and e.drop != Drop.SYSTEM))
     return Conversation(
         id=source.name,
         title=_title(source, events, people),
