@@ -285,7 +285,7 @@ def test_run_without_a_system_prompt_uses_the_one_in_its_training_data(run_dir, 
         data.write_text(json.dumps({shape: messages}) + "\n", encoding="utf-8")
         RunConfig(name="jo", model="offline-tiny", train_file=str(data)).save(tmp_path / "jo" / "config.yaml")
         model = load_chat_model(tmp_path / "jo", device="cpu")
-        assert model.system_prompt == "You are Jo." and model.has_adapter
+        assert model.prompt.system_prompt == "You are Jo." and model.has_adapter
         clear_model_cache()
 
 

@@ -88,7 +88,7 @@ def test_a_dpo_round_trains_the_runs_adapter_against_itself_and_logs_preference_
     from training.chat.generate import load_chat_model
 
     model = load_chat_model(out)  # chats like any run, with the starting run's prompt settings
-    assert model.has_adapter and model.system_prompt == "You are Sam Rivera."
+    assert model.has_adapter and model.prompt.system_prompt == "You are Sam Rivera."
 
 
 def chosen_nll_per_token(run, rows) -> float:

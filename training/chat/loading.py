@@ -47,10 +47,6 @@ class ChatModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def system_prompt(self) -> str:
-        return self.prompt.system_prompt
-
-    @property
     def separator(self) -> str:
         """Joins one turn's messages: the reply splits into bubbles on it."""
         return self.prompt.separator

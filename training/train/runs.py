@@ -51,41 +51,32 @@ def runs_root(data: str | os.PathLike | None = None) -> Path:
     return root
 
 
+class _InRun:
+    """One file or folder of the run folder, by name: `run.status_path` is run.path / "status.json"."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> Path:
+        return run.path / self.name if run is not None else self
+
+
 @dataclass(frozen=True)
 class Run:
     path: Path
 
+    # The run folder's layout: the contract between whoever starts a run and the training process.
+    config_path = _InRun("config.yaml")
+    status_path = _InRun("status.json")
+    metrics_path = _InRun("metrics.jsonl")
+    log_path = _InRun("train.log")
+    stop_path = _InRun("STOP")
+    checkpoints_dir = _InRun("checkpoints")
+    final_dir = _InRun("final")
+
     @property
     def name(self) -> str:
         return self.path.name
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def status_path(self) -> Path:
-        return self.path / "status.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / "train.log"
-
-    @property
-    def stop_path(self) -> Path:
-        return self.path / "STOP"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def final_dir(self) -> Path:
-        return self.path / "final"
 
     def config(self) -> RunConfig:
         return RunConfig.from_yaml(self.config_path)
