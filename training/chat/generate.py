@@ -16,6 +16,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from training.chat.decoding import DecodingSettings
 
@@ -200,16 +201,10 @@ def stream_reply(
         raise failures[0]
 
 
-def reply(
-    model: ChatModel,
-    history: Sequence[dict],
-    message: str,
-    settings: DecodingSettings | None = None,
-    use_adapter: bool = True,
-    memory: ChatMemory | None = None,
-) -> str:
+def reply(model: ChatModel, history: Sequence[dict], message: str, *options: Any, **named: Any) -> str:
+    """The whole reply at once: stream_reply's last text, with the same arguments."""
     text = ""
-    for text in stream_reply(model, history, message, settings, use_adapter, memory=memory):  # noqa: B007 - the last one
+    for text in stream_reply(model, history, message, *options, **named):  # noqa: B007 - the last one
         pass
     return text
 
