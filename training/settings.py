@@ -27,6 +27,11 @@ from typing import Any
 
 from training.errors import UserError
 
+# Bounds many settings share, spread into setting(): `lora_r: int = setting(16, ..., **WHOLE)`.
+WHOLE = {"min": 1}  # counts of steps, ranks, examples
+FRACTION = {"min": 0, "below": 1}  # a share of something, below all of it
+ZERO_IS_OFF = {"min": 0, "off": 0}  # 0 switches the setting off (max_steps, NEFTune, early stopping)
+
 
 def setting(
     default: Any = dataclasses.MISSING, *, label: str, help: str, factory: Any = dataclasses.MISSING, **meta: Any

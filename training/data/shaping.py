@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from training.conversation import MAX_MESSAGE_CHARS
 from training.errors import UserError
 from training.prompting import PromptStyle
-from training.settings import bound_problems, setting
+from training.settings import FRACTION, bound_problems, setting
 
 DEFAULT_SYSTEM_PROMPT = "You are {me}. Reply the way {me} texts."
 
@@ -29,6 +30,11 @@ def parse_day(value: str | None, field_name: str) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def day_setting(label: str, flag: str, help: str) -> Any:
+    """A date bound: typed as YYYY-MM-DD (CLI and UI), held as epoch seconds (UTC); empty = no bound."""
+    return setting(None, label=label, flags=(flag,), parse=parse_day, help=help)
 
 
 @dataclass
@@ -72,19 +78,11 @@ class ShapingOptions:
     include_groups: bool = setting(
         True, label="Include group chats", flags=("--groups",), help="keep group chats; off leaves them out"
     )
-    start: float | None = setting(
-        None,
-        label="From date (YYYY-MM-DD)",
-        flags=("--since",),
-        parse=parse_day,
-        help="keep messages from this date (UTC, inclusive); empty = from the start",
+    start: float | None = day_setting(
+        "From date (YYYY-MM-DD)", "--since", "keep messages from this date (UTC, inclusive); empty = from the start"
     )
-    end: float | None = setting(
-        None,
-        label="Before date (YYYY-MM-DD)",
-        flags=("--until",),
-        parse=parse_day,
-        help="keep messages before this date (UTC); empty = to the end",
+    end: float | None = day_setting(
+        "Before date (YYYY-MM-DD)", "--until", "keep messages before this date (UTC); empty = to the end"
     )
     min_chars: int = setting(1, label="Shortest reply (chars)", help="shortest reply of yours to keep", min=0)
     max_chars: int = setting(4000, label="Longest reply (chars)", help="longest reply of yours to keep", min=1)
@@ -97,9 +95,8 @@ class ShapingOptions:
     val_fraction: float = setting(
         0.1,
         label="Held out for validation",
-        min=0,
-        below=1,
         help="share of conversations held out for validation (seed 003 held out 10%)",
+        **FRACTION,
     )
 
     def validate(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from training.errors import UserError
-from training.settings import coerce_fields, setting
+from training.settings import FRACTION, WHOLE, ZERO_IS_OFF, coerce_fields, setting
 from training.templates import FALLBACK_TEMPLATES
 from training.train.config_checks import absolute_entry, combination_problems, parse_target_modules, value_problems
 
@@ -43,8 +43,6 @@ UNSLOTH_MODES = ("auto", "on", "off")
 LEAK_POLICIES = ("refuse", "drop")
 QUANTIZATION_BITS = (4, 8)
 CHAT_TEMPLATES = tuple(FALLBACK_TEMPLATES)
-WHOLE = {"min": 1}  # counts of steps, ranks, examples
-FRACTION = {"min": 0, "below": 1}
 
 
 @dataclass
@@ -116,7 +114,7 @@ class RunConfig:
     )
     epochs: float = setting(3.0, label="Epochs", help="passes over the training data (ignored when max_steps is set)")
     max_steps: int = setting(
-        0, label="Max steps (0 = by epochs)", help="optimizer steps; 0 = train by epochs", min=0, off=0
+        0, label="Max steps (0 = by epochs)", help="optimizer steps; 0 = train by epochs", **ZERO_IS_OFF
     )
     batch_size: int = setting(4, label="Batch size", help="examples per device per forward pass", **WHOLE)
     grad_accumulation: int = setting(
@@ -132,7 +130,7 @@ class RunConfig:
     )
     scheduler: str = setting("cosine", label="LR schedule", choices=SCHEDULERS, help="how the learning rate moves")
     warmup_steps: int = setting(
-        0, label="Warmup steps", help="steps of rising learning rate; use this or warmup_ratio", min=0, off=0
+        0, label="Warmup steps", help="steps of rising learning rate; use this or warmup_ratio", **ZERO_IS_OFF
     )
     warmup_ratio: float = setting(
         0.0, label="Warmup ratio", help="warmup as a fraction of all steps", **FRACTION, off=0
@@ -147,8 +145,7 @@ class RunConfig:
     neftune_noise_alpha: float = setting(
         0.0,
         label="NEFTune alpha (0 = off)",
-        min=0,
-        off=0,
+        **ZERO_IS_OFF,
         help="NEFTune embedding noise; 5 is the paper's usual value; 0 = off",
     )
     completion_only_loss: bool = setting(
@@ -175,8 +172,7 @@ class RunConfig:
     early_stopping_patience: int = setting(
         0,
         label="Early-stopping patience (0 = off)",
-        min=0,
-        off=0,
+        **ZERO_IS_OFF,
         help="stop after N evaluations without a better eval loss; 0 = off",
     )
     seed: int = setting(42, label="Seed", help="random seed for initialisation and data order")
