@@ -83,17 +83,7 @@ def deploy_bot_space(
     notes: list[str] = []
     model_url = push(export_folder, model_repo or space_id, token=token, private=not public_model, endpoint=endpoint)
     model_id = "/".join(model_url.rstrip("/").split("/")[-2:])  # namespace/name, also when none was given
-    secret = None
-    if not public_model:
-        secret = resolve_token(read_token) if read_token else token
-        _check_can_read(
-            HfApi(endpoint=endpoint, token=secret), model_id, secret, "read token" if read_token else "token"
-        )
-        if not read_token:
-            notes.append(
-                "The Space reads the private model with your write token (a Space secret). "
-                "A read-only token is safer: pass one with --space-read-token."
-            )
+    secret = None if public_model else _model_secret(model_id, token, read_token, endpoint, notes)
     variables = {
         "TALKLIKE_CHAT_ONLY": model_id,
         DECODING_ENV: decoding_text(decoding or parse_decoding(None)),
@@ -101,32 +91,52 @@ def deploy_bot_space(
     }
     api = HfApi(endpoint=endpoint, token=token)
     with hub_errors(api, space_id, token):
-        existed = api.repo_exists(space_id, repo_type="space")
-        space_url = api.create_repo(
-            space_id,
-            repo_type="space",
-            space_sdk="gradio",
-            private=private_space,
-            space_hardware=hardware,
-            exist_ok=True,
-        )
-        full_id = space_url.repo_id or space_id
-        if existed:
-            api.request_space_hardware(full_id, hardware)
-        with tempfile.TemporaryDirectory() as folder:
-            stage_space(Path(folder), model_id, hardware)
-            api.upload_folder(
-                folder_path=folder,
-                repo_id=full_id,
-                repo_type="space",
-                commit_message="Deploy the talklike chat page",
-                ignore_patterns=IGNORED,
-            )
-        for key, value in variables.items():
-            api.add_space_variable(full_id, key, value)
-        if secret is not None:
-            api.add_space_secret(full_id, "HF_TOKEN", secret, description="reads the private model repo")
+        space_url = _upload_space(api, space_id, model_id, hardware, private_space, variables, secret)
     return {"model_url": model_url, "space_url": str(space_url), "notes": notes}
+
+
+def _model_secret(model_id: str, token: str, read_token: str | None, endpoint: str | None, notes: list[str]) -> str:
+    """The token the Space reads the private model with, checked to read it; a note when it is the write token."""
+    from huggingface_hub import HfApi
+
+    secret = resolve_token(read_token) if read_token else token
+    _check_can_read(HfApi(endpoint=endpoint, token=secret), model_id, secret, "read token" if read_token else "token")
+    if not read_token:
+        notes.append(
+            "The Space reads the private model with your write token (a Space secret). "
+            "A read-only token is safer: pass one with --space-read-token."
+        )
+    return secret
+
+
+def _upload_space(api, space_id: str, model_id: str, hardware: str, private: bool, variables: dict, secret):
+    """Create or update the Space: its hardware, the chat page's files, its variables and the model's read secret."""
+    existed = api.repo_exists(space_id, repo_type="space")
+    space_url = api.create_repo(
+        space_id,
+        repo_type="space",
+        space_sdk="gradio",
+        private=private,
+        space_hardware=hardware,
+        exist_ok=True,
+    )
+    full_id = space_url.repo_id or space_id
+    if existed:
+        api.request_space_hardware(full_id, hardware)
+    with tempfile.TemporaryDirectory() as folder:
+        stage_space(Path(folder), model_id, hardware)
+        api.upload_folder(
+            folder_path=folder,
+            repo_id=full_id,
+            repo_type="space",
+            commit_message="Deploy the talklike chat page",
+            ignore_patterns=IGNORED,
+        )
+    for key, value in variables.items():
+        api.add_space_variable(full_id, key, value)
+    if secret is not None:
+        api.add_space_secret(full_id, "HF_TOKEN", secret, description="reads the private model repo")
+    return space_url
 
 
 def stage_space(target: Path, model_id: str, hardware: str = "cpu-basic") -> Path:
