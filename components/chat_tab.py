@@ -50,7 +50,7 @@ class ChatTab:
     refreshed: list  # the components `refresh` updates
 
 
-def build_chat_tab(
+def build_chat_tab(  # long: the tab's layout, then events that close over it
     fixed_source: str | None = None,
     limits: ChatLimits | None = None,
     owner: Owner | str | None = None,

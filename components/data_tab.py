@@ -36,7 +36,9 @@ class DataTab:
     system_prompt: gr.Textbox
 
 
-def build_data_tab(owner: Owner | str | None = None) -> DataTab:
+def build_data_tab(
+    owner: Owner | str | None = None,
+) -> DataTab:  # long: the tab's layout, then events that close over it
     studio = owner_only(owner)
     imported = gr.State(None)
     prepared = gr.State(None)

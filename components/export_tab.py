@@ -27,7 +27,9 @@ ADAPTER, MERGED = "Adapter only (small; needs the base model)", "Merged full mod
 QUOTE_REPORT = "Quote the persona report's side-by-side examples in the card (private chats)"
 
 
-def build_export_tab(owner: Owner | str | None = None) -> gr.Dropdown:
+def build_export_tab(
+    owner: Owner | str | None = None,
+) -> gr.Dropdown:  # long: the tab's layout, then events that close over it
     studio = owner_only(owner)
     with gr.Row():
         # In owner mode the list arrives with the owner's page load, not in the page config anyone can read.

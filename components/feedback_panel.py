@@ -39,7 +39,7 @@ class FeedbackPanel:
         return [gr.update(visible=is_owner), *(gr.update(feedback_options=likes) for _ in columns)]
 
 
-def build_feedback_panel(
+def build_feedback_panel(  # long: the panel's layout, then events that close over it
     source, tuned: gr.Chatbot, base: gr.Chatbot, settings_of, settings_inputs: list, owner=None, memory_of=None
 ) -> FeedbackPanel:
     """Wire likes on both columns, the rewrite box and the review accordion to the run in `source`.

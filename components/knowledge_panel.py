@@ -31,7 +31,7 @@ class Built:
     summary: str
 
 
-def build_knowledge_panel(studio, steps) -> None:
+def build_knowledge_panel(studio, steps) -> None:  # long: the panel's layout, then events that close over it
     """The panel's widgets and events; `studio` guards owner-only events, `steps` is the tab's Cancellations."""
     built = gr.State(None)
     files = gr.File(

@@ -28,7 +28,9 @@ MEMORY = "Also reply with memory (tuned+memory and base+memory: the Chat tab's M
 MAX_ROWS = 500  # held-out replies per report: each is generated twice, so this bounds one click's cost
 
 
-def build_report_tab(owner: Owner | str | None = None) -> gr.Dropdown:
+def build_report_tab(
+    owner: Owner | str | None = None,
+) -> gr.Dropdown:  # long: the tab's layout, then events that close over it
     studio = owner_only(owner)
     gr.Markdown(
         "How much does a run sound like you? Its replies to held-out conversations (never trained on) are "

@@ -62,7 +62,9 @@ class TrainTab:
     compare: gr.Dropdown  # runs whose loss curves are overlaid
 
 
-def build_train_tab(owner: Owner | str | None = None) -> TrainTab:
+def build_train_tab(
+    owner: Owner | str | None = None,
+) -> TrainTab:  # long: the tab's layout, then events that close over it
     studio = owner_only(owner)
     # In owner mode, run names and data paths arrive with the owner's page load (attach_on_load),
     # never in the page config, which anyone can read.

@@ -72,7 +72,7 @@ class _Request:
     memory: Any = None  # memory_prompt.ChatMemory: past exchanges recalled into the prompt, when the owner enabled it
 
 
-def openai_router(
+def openai_router(  # long: three routes sharing one key check, limits and models
     models: Callable[[], dict[str, str]],
     api_key: str,
     limits: ChatLimits,

@@ -58,7 +58,7 @@ def prepare_items(
     from training.chat.batch import generate_batch
     from training.chat.generate import load_chat_model
     from training.report.build import default_decoding, training_memory
-    from training.report.heldout import held_out_rows, reply_text
+    from training.report.heldout import held_out_rows
     from training.train.run_record import read_run
 
     run = read_run(run_dir)
@@ -80,12 +80,7 @@ def prepare_items(
     recalled = training_memory(run, held.train, memory) if memory is not None else None
     requests = [(row["prompt"][:-1], row["prompt"][-1]["content"]) for row in rows]
     bot = generate_batch(model, requests, settings, memory=recalled)
-    items = []
-    for number, (row, reply) in enumerate(zip(rows, bot), start=1):
-        real = reply_text(row)
-        if reply.strip() and reply.strip() != real.strip():  # an empty or identical reply gives nothing to choose
-            turns = [m for m in row["prompt"] if m["role"] != "system"][-CONTEXT_TURNS:]
-            items.append({"id": f"item-{number}", "context": turns, "real": real, "bot": reply.strip()})
+    items = _ballot_items(rows, bot)
     if not items:
         raise UserError(
             f"{run.name}: the model's replies were all empty or identical to the real ones; nothing to vote on"
@@ -103,6 +98,19 @@ def prepare_items(
         "items": items,
     }
     return _write_atomically(folder / "items.json", json.dumps(record, ensure_ascii=False, indent=1))
+
+
+def _ballot_items(rows: list[dict], bot: list[str]) -> list[dict]:
+    """One item per held-out row whose bot reply differs from the real one: context, real, bot."""
+    from training.report.heldout import reply_text
+
+    items = []
+    for number, (row, reply) in enumerate(zip(rows, bot), start=1):
+        real = reply_text(row)
+        if reply.strip() and reply.strip() != real.strip():  # an empty or identical reply gives nothing to choose
+            turns = [m for m in row["prompt"] if m["role"] != "system"][-CONTEXT_TURNS:]
+            items.append({"id": f"item-{number}", "context": turns, "real": real, "bot": reply.strip()})
+    return items
 
 
 def load_items(run_dir: str | os.PathLike) -> tuple[list[Item], str]:

@@ -97,15 +97,28 @@ def build_report(
     generation_seconds = time.perf_counter() - started - loss_seconds
     tracker.note("scoring")
     report = {
+        **_about(run.name, config, tuned.model.seq2seq, base_is, held, settings, options.seed),
+        **score(replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed),
+        "seconds": {"loss": round(loss_seconds, 1), "generation": round(generation_seconds, 1)},
+    }
+    if mixed:
+        report["mixed_sources"] = mixed
+    if remembered is not None:
+        report["memory"] = _memory_section(*remembered, held, losses, tuned.model, options.seed)
+    if options.include_examples:
+        report["examples"] = examples(held.rows, replies, options.seed)
+    save_report(run.path, report)
+    tracker.note("done", done=True)
+    return report
+
+
+def _about(name: str, config, seq2seq: bool, base_is: str, held, settings, seed: int) -> dict:
+    """What the report is of: the run, its model, the held-out data and the decoding."""
+    return {
         "version": 1,
-        "run": run.name,
+        "run": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "model": {
-            "base_model": config.model,
-            "method": config.method,
-            "seq2seq": tuned.model.seq2seq,
-            "base_is": base_is,
-        },
+        "model": {"base_model": config.model, "method": config.method, "seq2seq": seq2seq, "base_is": base_is},
         "data": {
             "file": held.where,
             "rows": len(held.rows),
@@ -113,29 +126,20 @@ def build_report(
             "left_out_as_trained": held.left_out_as_trained,
         },
         "decoding": dataclasses.asdict(settings),
-        "seed": options.seed,
-        **score(replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed),
-        "seconds": {"loss": round(loss_seconds, 1), "generation": round(generation_seconds, 1)},
+        "seed": seed,
     }
-    if mixed:
-        report["mixed_sources"] = mixed
-    if remembered is not None:
-        memory, memory_replies = remembered
-        scored = score(
-            memory_replies, held.train, held.rows, losses, tuned.model.separator, tuned.model.seq2seq, options.seed
-        )
-        report["memory"] = {
-            "k": memory.settings.k,
-            "facts": len(memory.facts),
-            "exchanges": len(memory.index),
-            "metrics": scored["metrics"],
-            "empty_replies": scored["empty_replies"],
-        }
-    if options.include_examples:
-        report["examples"] = examples(held.rows, replies, options.seed)
-    save_report(run.path, report)
-    tracker.note("done", done=True)
-    return report
+
+
+def _memory_section(memory, memory_replies, held, losses: dict, model, seed: int) -> dict:
+    """The replies with memory, scored like the others, and what the memory held."""
+    scored = score(memory_replies, held.train, held.rows, losses, model.separator, model.seq2seq, seed)
+    return {
+        "k": memory.settings.k,
+        "facts": len(memory.facts),
+        "exchanges": len(memory.index),
+        "metrics": scored["metrics"],
+        "empty_replies": scored["empty_replies"],
+    }
 
 
 def score(
