@@ -81,8 +81,7 @@ class RunConfig:
     rpo_alpha: float = setting(
         0.0,
         label="RPO alpha (dpo)",
-        min=0,
-        off=0,
+        **ZERO_IS_OFF,
         help="dpo: weight of the chosen reply's own loss (NLL per token) added to the DPO loss (RPO), which keeps "
         "the round writing like the chosen replies instead of only away from the rejected ones; 0 = plain DPO",
     )
