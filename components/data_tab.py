@@ -12,7 +12,7 @@ import pandas as pd
 
 from training import templates
 from training.cancel import cancellable
-from training.chat.memory import remember_prepared
+from training.chat.memory import build_if_pending, remember_prepared
 from training.data import formats, persona
 from training.data.manifest import manifest_path
 from training.data.shaping import ShapingOptions
@@ -268,9 +268,11 @@ def _build(result, options: ShapingOptions, preview_model: str, max_length: int)
     )
     if memory is not None:
         report += (
-            f"\n\nYour past replies are indexed for the Chat tab's Memory (`{memory.name}`, training "
+            f"\n\nYour past replies are being indexed for the Chat tab's Memory (`{memory.name}`, training "
             "conversations only); it stays in the data folder."
         )
+        # After the answer, not before it: a big export's index takes longer than its examples.
+        threading.Thread(target=build_if_pending, args=(memory,), name="memory-index", daemon=True).start()
     # Numeric bucket starts, so the bars sort by length rather than as text ("108" before "12").
     bars = pd.DataFrame(
         {"tokens": [int(lo) for lo, _, _ in stats["histogram"]], "examples": [n for *_, n in stats["histogram"]]}

@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 
 import app
 from tests.ui_client import call, launch, submit
+from training.chat.memory import is_pending
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
 TINY_PREVIEW = {"Preview with the tokenizer of": "offline-tiny"}  # the default, offline-small, is a 93 MB download
@@ -40,6 +41,11 @@ def test_upload_pick_me_build_and_preview(client):
     assert "245 examples" in summary and "217 train / 28 validation" in summary
     saved_rows = Path(saved).read_text(encoding="utf-8").splitlines()
     assert len(saved_rows) == 217 and Path(saved).with_name(Path(saved).name.replace(".jsonl", ".val.jsonl")).exists()
+    memory = Path(saved).with_name(Path(saved).name.replace(".jsonl", ".memory"))
+    deadline = time.monotonic() + 60  # indexed in the background after the answer: the Chat tab finds it ready
+    while is_pending(memory) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (memory / "vectors.npz").is_file() and "being indexed for the Chat tab's Memory" in summary
     reasons = {row[0]: row[1] for row in dropped["data"]}
     assert reasons["media"] == 4 and reasons["call"] == 1 and reasons["unsent or deleted"] == 1
     assert sum(bar[1] for bar in histogram["data"]) == 245

@@ -14,6 +14,7 @@ from training.chat.memory import (
     MAX_FACTS,
     build_memory_for,
     facts_path,
+    is_pending,
     memory_path,
     open_memory,
     read_facts,
@@ -38,6 +39,49 @@ def data(isolated_data_dir):
     train_file, _ = save(prepared, isolated_data_dir / "sam.jsonl")
     remember_prepared(prepared, train_file)
     return prepared, train_file
+
+
+def test_prepare_records_the_threads_and_the_first_use_builds_the_index(data):
+    prepared, train_file = data
+    folder = memory_path(train_file)
+    assert is_pending(folder) and not (folder / "vectors.npz").exists()  # prepare is not kept waiting
+    index = open_memory(train_file)
+    assert not is_pending(folder) and (folder / "vectors.npz").is_file()
+    # What the JSONL rows cannot say came from prepare's record: every exchange knows its thread.
+    assert len(index) == 10 and all(e.thread and e.title for e in index.exchanges)
+    assert {e.title for e in index.exchanges} >= {"Maya Chen", "weekend crew"}
+    remember_prepared(prepared, train_file)  # preparing again: the old index goes with the old rows
+    assert is_pending(folder) and not (folder / "vectors.npz").exists()
+
+
+def test_rows_edited_after_prepare_are_indexed_without_the_stale_thread_record(data):
+    _, train_file = data
+    row = {
+        "prompt": [{"role": "user", "content": "fancy a swim?"}],
+        "completion": [{"role": "assistant", "content": "always"}],
+    }
+    with open(train_file, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    index = open_memory(train_file)
+    assert len(index) == 11 and index.recall("fancy a swim", k=1)[0].exchange.you == "always"
+    assert not any(e.thread for e in index.exchanges)  # 11 rows, 10 recorded: the record no longer lines up
+
+
+def test_two_first_uses_at_once_build_the_index_once(data, monkeypatch):
+    import threading
+
+    from training.chat import memory
+
+    _, train_file = data
+    builds, real_build = [], memory.build_memory_for
+    monkeypatch.setattr(memory, "build_memory_for", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    opened: list = []
+    threads = [threading.Thread(target=lambda: opened.append(len(open_memory(train_file)))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened == [10] * 4 and builds == [1]
 
 
 def key_of(row: dict) -> tuple[str, str]:

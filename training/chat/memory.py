@@ -11,7 +11,9 @@ cosine similarity as one sparse matrix product. Only training rows are indexed, 
 conversations a report evaluates on never come back as memories.
 
 The folder holds exchanges.jsonl (the text), vectors.npz (one normalized TF-IDF row per exchange),
-idf.npy and memory.json (settings and counts). It never leaves the data folder: an export or push
+idf.npy and memory.json (settings and counts). `prepare` only records which thread and people each
+training row came from (sources.json, state "pending"): the index is built on first use (or by
+`memory build`), because hashing a big export's exchanges takes longer than preparing it. It never leaves the data folder: an export or push
 does not carry it. Facts (X.facts.txt, one per line) are the user's own short list, always given
 to the model with the memories.
 """
@@ -33,6 +35,7 @@ from training.errors import UserError
 
 FORMAT_VERSION = 1
 SUFFIX = ".memory"
+PENDING = "pending"  # memory.json's state from `prepare` until the first use builds the vectors
 FACTS_SUFFIX = ".facts.txt"
 # Hashed char_wb trigrams: ~25 features per short message (2-4-grams tripled the build time for
 # the same top matches on the sample persona); 2^20 buckets keep collisions rare.
@@ -43,6 +46,7 @@ MAX_K = 20
 MIN_SCORE = 0.1  # below this a "memory" shares a few letter pairs with the message, not a topic
 MAX_FACTS, MAX_FACT_CHARS = 30, 200
 CACHE_SIZE = 2  # indexes kept open (the UI switches between a run or two)
+SOURCES = "sources.json"  # prepare's per-row threads, kept until the first build
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ def build_memory_for(
         from training.train.dataset import read_rows
 
         rows = read_rows(train_file, field="data")
+    if sources is None:
+        sources = _recorded_sources(memory_path(train_file), len(rows))
     exchanges = exchanges_from_rows(rows, sources)
     if not exchanges:
         raise UserError(f"{train_file.name}: no prompt/reply rows to remember (text rows have no exchanges)")
@@ -175,11 +181,66 @@ def index_in_memory(exchanges: list[Exchange]) -> MemoryIndex:
 
 
 def remember_prepared(prepared, train_file: str | os.PathLike) -> Path | None:
-    """X.memory/ for data `prepare` just saved at X.jsonl (persona.PreparedData); None for text-only data."""
-    exchanges = exchanges_from_rows(prepared.train, prepared.train_sources or None)
-    if not exchanges:
+    """X.memory/ for data `prepare` just saved at X.jsonl (persona.PreparedData), to be indexed on
+    first use; None for text-only data.
+
+    What the JSONL rows cannot say is recorded now: the thread, title and people of each training
+    row (memory excludes by them). Any older index of the same name goes, since its rows are gone.
+    """
+    if not any("completion" in row for row in prepared.train):
         return None
-    return build_memory(exchanges, memory_path(train_file), built_from=Path(train_file).name)
+    threads: dict[tuple, int] = {}
+    rows = [threads.setdefault(tuple(source), len(threads)) for source in prepared.train_sources]
+    table = [[thread, title, list(people)] for thread, title, people in threads]
+    out = memory_path(train_file)
+    info = {"format_version": FORMAT_VERSION, "state": PENDING, "built_from": Path(train_file).name}
+    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+        (temp / SOURCES).write_text(encode({"threads": table, "rows": rows}), encoding="utf-8")
+        (temp / "memory.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        _replace_folder(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return out
+
+
+def is_pending(folder: str | os.PathLike) -> bool:
+    """Whether a memory folder `prepare` made still waits for its first use to be indexed."""
+    try:
+        info = json.loads((Path(folder) / "memory.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # no folder (or a broken one): open_memory says what is wrong
+    return isinstance(info, dict) and info.get("state") == PENDING
+
+
+def _recorded_sources(folder: Path, row_count: int) -> list | None:
+    """The per-row sources `prepare` recorded in `folder`, if they still match the file's rows."""
+    from training.data.persona import RowSource
+
+    try:
+        recorded = json.loads((folder / SOURCES).read_text(encoding="utf-8"))
+        table = [
+            RowSource(str(thread), str(title), tuple(map(str, people))) for thread, title, people in recorded["threads"]
+        ]
+        sources = [table[index] for index in recorded["rows"]]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None  # none recorded, or unreadable: the rows' own keys, or the old index, say what they can
+    return sources if len(sources) == row_count else None  # rows edited since: the table no longer lines up
+
+
+_BUILDING = threading.Lock()  # one first-use build at a time: a second caller waits, then reads the result
+
+
+def build_if_pending(folder: str | os.PathLike) -> None:
+    """Index a folder `prepare` left pending, from the data set beside it (once, however many callers)."""
+    folder = Path(folder)
+    if not is_pending(folder):
+        return
+    with _BUILDING:
+        if is_pending(folder):
+            build_memory_for(folder.with_name(folder.name.removesuffix(SUFFIX) + ".jsonl"))
 
 
 def _vectorizer():
@@ -304,6 +365,7 @@ def open_memory(train_file_or_folder: str | os.PathLike) -> MemoryIndex:
             f"{folder.name}: no memory index; build it with `python -m training memory build "
             f"{folder.with_name(folder.name.removesuffix(SUFFIX) + '.jsonl')}`"
         )
+    build_if_pending(folder)
     key = (str(folder.resolve()), info_file.stat().st_mtime_ns)
     with _CACHE_LOCK:
         if key in _CACHE:

@@ -38,7 +38,8 @@ def _add_prepare(commands) -> None:
         "--out",
         required=True,
         help="training JSONL; validation goes to <name>.val.jsonl, the settings to "
-        "<name>.persona.json, the memory index of your past replies to <name>.memory/",
+        "<name>.persona.json, the threads of your past replies to <name>.memory/ (indexed for chat --memory "
+        "on first use, or now with `memory build`)",
     )
     prep.add_argument("--chunk-tokens", type=int, default=1024, help="token budget per chunk of raw text files")
     _shaping_flags(prep.add_argument_group("shaping (README: prepare flags)"))
@@ -147,7 +148,7 @@ def run_prepare(args) -> None:
 
 
 def _prepare(args) -> None:
-    from training.chat.memory import remember_prepared  # scikit-learn: only when examples are built
+    from training.chat.memory import remember_prepared
     from training.cli.flags import setting_flags
     from training.data.formats import ImportOptions, load
     from training.data.manifest import manifest_path
