@@ -4,7 +4,11 @@ Side by side in one run with a floor: a bare `json.load` of every message file p
 repair of every string (what any Messenger reader must pay), so the figure says how much talklike
 adds on top. Rounds alternate floor and prepare; medians are reported.
 
-    python bench/bench_prepare.py --messages 1000000 --threads 200
+With --data-tab, the same export goes through the studio's Data tab too (`python app.py` as its
+own process, driven through its API as the browser drives it): the export zipped (stored, once),
+uploaded and imported, then Build with the same settings as the CLI, timed per round.
+
+    python bench/bench_prepare.py --messages 1000000 --threads 200 [--data-tab]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the library and tests/ui_client (the Data tab is called by its labels)
 
 
 def run_child(code_or_args: list[str]) -> tuple[float, float, str]:
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="alternating floor/prepare runs; medians reported")
     parser.add_argument("--work", default=str(ROOT / "bench" / "out"))
+    parser.add_argument("--data-tab", action="store_true", help="also time the Data tab's upload and Build")
     args = parser.parse_args()
     work = Path(args.work)
     export = work / f"messenger-{args.messages}-{args.threads}"
@@ -108,6 +114,64 @@ def main() -> None:
         each = ", ".join(f"{r[0]:.1f}" for r in rounds)
         print(f"| {label} | {seconds:.1f} | {each} | {statistics.median(r[1] for r in rounds):.0f} |")
     print(f"prepare / floor time ratio: {prep_s / floor_s:.2f}x")
+    if args.data_tab:
+        uploads, builds = data_tab_rounds(export, args.rounds)
+        build_s = statistics.median(builds)
+        print(
+            f"| Data tab: upload + import (zip over HTTP, not in the CLI's figure) | {statistics.median(uploads):.1f} | "
+            f"{', '.join(f'{u:.1f}' for u in uploads)} | |"
+        )
+        print(f"| Data tab: Build (shape, save, preview) | {build_s:.1f} | {', '.join(f'{b:.1f}' for b in builds)} | |")
+        print(f"Data tab Build / CLI prepare: {build_s / prep_s:.2f}x")
+
+
+def wait_for_memory(saved: Path, seconds: float = 300) -> None:
+    from training.chat.memory import is_pending, memory_path
+
+    deadline = time.monotonic() + seconds
+    while is_pending(memory_path(saved)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def data_tab_rounds(export: Path, rounds: int) -> tuple[list[float], list[float]]:
+    """(upload+import seconds, Build seconds) per round, through a studio in its own process."""
+    import zipfile
+
+    from bench_studio import free_port, start_app
+    from gradio_client import Client, handle_file
+
+    archive = export.with_suffix(".zip")
+    if not archive.exists():
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:
+            for path in sorted(export.rglob("*.json")):
+                bundle.write(path, path.relative_to(export))
+    uploads, builds = [], []
+    with tempfile.TemporaryDirectory() as data:
+        port = free_port()
+        app = start_app(ROOT, Path(data), port)
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            build_arguments = None
+            for _ in range(rounds):
+                start = time.perf_counter()
+                client.predict([handle_file(str(archive))], api_name="/import_files")
+                uploads.append(time.perf_counter() - start)
+                if build_arguments is None:
+                    from tests.ui_client import arguments
+
+                    settings = {
+                        "Which participant are you?": "Sam Rivera",
+                        "Preview with the tokenizer of": "offline-tiny",
+                    }
+                    build_arguments = arguments(client, "/build_examples", **settings)
+                start = time.perf_counter()
+                saved = client.predict(*build_arguments, api_name="/build_examples")[1]
+                builds.append(time.perf_counter() - start)
+                wait_for_memory(Path(saved))  # indexed in the background: not inside the next round's timings
+        finally:
+            app.terminate()
+            app.wait(30)
+    return uploads, builds
 
 
 if __name__ == "__main__":
