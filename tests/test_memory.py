@@ -179,11 +179,11 @@ def test_memory_build_errors_are_one_line(tmp_path, capsys):
         open_memory(tmp_path / "bad.memory")
 
 
-def test_prepare_on_the_command_line_builds_the_memory(isolated_data_dir, capsys):
+def test_prepare_on_the_command_line_leaves_the_memory_to_its_first_use(isolated_data_dir, capsys):
     out = isolated_data_dir / "sam.jsonl"
     assert main(["prepare", "samples/sam_messenger_export.zip", "--me", ME, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["memory"] == str(memory_path(out))
+    assert summary["memory"] == str(memory_path(out)) and is_pending(memory_path(out))
     index = open_memory(out)
     assert len(index) == summary["train"] and all(e.thread for e in index.exchanges)
 
@@ -337,7 +337,8 @@ def test_chat_command_prints_the_memories_used_then_the_reply(run_with_memory, c
         )
         == 0
     )
-    printed = capsys.readouterr().out
+    printed, said = capsys.readouterr()
+    assert said.startswith("indexing your past replies in sam.memory (first use)...\n")  # prepare left it to now
     assert (
         "Facts about you:\n- barista in Portland" in printed
         and "them: did you feed the cat? / you: twice lol he lies" in printed

@@ -100,7 +100,22 @@ def memory_from_args(args: argparse.Namespace, source: str | None = None):
         exclude_threads=tuple(args.memory_exclude_thread),
         exclude_people=tuple(args.memory_exclude_person),
     )
-    return open_chat_memory(args.memory_from or source or args.source, settings, facts_file=args.facts)
+    chosen = args.memory_from or source or args.source
+    _say_if_indexing(chosen)
+    return open_chat_memory(chosen, settings, facts_file=args.facts)
+
+
+def _say_if_indexing(source: str) -> None:
+    """`prepare` leaves the index to its first use: say so, as a big export's takes a few seconds."""
+    from training.chat.memory import is_pending, memory_path
+    from training.chat.memory_prompt import memory_data_file
+
+    try:
+        folder = memory_path(memory_data_file(source))
+    except UserError:
+        return  # open_chat_memory says what is wrong
+    if is_pending(folder):
+        print(f"indexing your past replies in {folder.name} (first use)...", file=sys.stderr, flush=True)
 
 
 def decoding_arguments(
