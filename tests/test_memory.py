@@ -208,9 +208,9 @@ def test_memory_block_is_compact_and_absent_without_memories(data):
     _, train_file = data
     recalled = tuple(open_memory(train_file).recall("are you free thursday afternoon?", k=1))
     text = memory_system_prompt("You are Sam.", Remembered(("barista in Portland",), recalled))
-    assert text == (
-        "You are Sam.\n\nFacts about you:\n- barista in Portland\nThings you said before:\n"
-        "them: are you free thursday afternoon? / you: no class thursday afternoon, come by the café"
+    assert text == (  # one line: a line per memory made replies come in more bubbles (memory_prompt.py)
+        "You are Sam.\n\nFacts about you: barista in Portland. Things you said before: "
+        "[them: are you free thursday afternoon? / you: no class thursday afternoon, come by the café]"
     )
     assert memory_system_prompt("You are Sam.", Remembered()) == "You are Sam."
 
@@ -291,9 +291,10 @@ def test_the_prompt_holds_the_facts_and_memories_recalled_for_the_message(run_wi
     }
     system = prompt.messages[0]["content"]
     assert system.startswith(
-        "You are Sam Rivera.\n\nFacts about you:\n- barista in Portland\n- rides a bike everywhere\n"
+        "You are Sam Rivera.\n\nFacts about you: barista in Portland; rides a bike everywhere. Things you said before: ["
     )
-    assert "them: did you feed the cat? / you: twice lol he lies" in system and system in prompt.text
+    assert "[them: did you feed the cat? / you: twice lol he lies]" in system and system in prompt.text
+    assert system.count("\n") == 2  # the memory block is one line
     assert prompt.messages[1:] == [*HISTORY, {"role": "user", "content": ASKED}]  # the whole history still fits
     plain = build_prompt(model, HISTORY, ASKED, 16)
     assert plain.remembered is None and plain.messages[0]["content"] == "You are Sam Rivera."
@@ -340,7 +341,7 @@ def test_chat_command_prints_the_memories_used_then_the_reply(run_with_memory, c
     printed, said = capsys.readouterr()
     assert said.startswith("indexing your past replies in sam.memory (first use)...\n")  # prepare left it to now
     assert (
-        "Facts about you:\n- barista in Portland" in printed
+        "Facts about you: barista in Portland; rides a bike everywhere." in printed
         and "them: did you feed the cat? / you: twice lol he lies" in printed
     )
     assert "leftover pad thai" not in printed  # k=1
