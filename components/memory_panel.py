@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from training.chat.memory import MAX_K, facts_path, write_facts
+from training.chat.facts import facts_path, write_facts
+from training.chat.memory import MAX_K
 from training.chat.memory_prompt import (
     DEFAULT_K,
     ChatMemory,

@@ -10,17 +10,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
 from tests.memory_data import ME, export
-from training.chat.memory import (
-    MAX_FACTS,
-    build_memory_for,
-    facts_path,
-    is_pending,
-    memory_path,
-    open_memory,
-    read_facts,
-    remember_prepared,
-    write_facts,
-)
+from training.chat.facts import MAX_FACTS, facts_path, read_facts, write_facts
+from training.chat.memory import build_memory_for, is_pending, memory_path, open_memory, remember_prepared
 from training.chat.memory_prompt import (
     MemorySettings,
     Remembered,

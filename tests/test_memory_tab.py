@@ -16,8 +16,8 @@ from tests.memory_data import prepared_data
 from tests.ui_client import call, launch
 from training.chat import generate
 from training.chat.decoding import preset
+from training.chat.facts import facts_path, read_facts
 from training.chat.feedback import feedback_path, read_feedback
-from training.chat.memory import facts_path, read_facts
 from training.chat.memory_prompt import MemorySettings, open_chat_memory
 from training.train.config import RunConfig
 

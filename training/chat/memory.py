@@ -13,9 +13,9 @@ conversations a report evaluates on never come back as memories.
 The folder holds exchanges.jsonl (the text), vectors.npz (one normalized TF-IDF row per exchange),
 idf.npy and memory.json (settings and counts). `prepare` only records which thread and people each
 training row came from (sources.json, state "pending"): the index is built on first use (or by
-`memory build`), because hashing a big export's exchanges takes longer than preparing it. It never leaves the data folder: an export or push
-does not carry it. Facts (X.facts.txt, one per line) are the user's own short list, always given
-to the model with the memories.
+`memory build`), because hashing a big export's exchanges takes longer than preparing it. It never
+leaves the data folder: an export or push does not carry it. The facts the user writes are beside
+it (facts.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from training.errors import UserError
 FORMAT_VERSION = 1
 SUFFIX = ".memory"
 PENDING = "pending"  # memory.json's state from `prepare` until the first use builds the vectors
-FACTS_SUFFIX = ".facts.txt"
 # Hashed char_wb trigrams: ~25 features per short message (2-4-grams tripled the build time for
 # the same top matches on the sample persona); 2^20 buckets keep collisions rare.
 VECTORIZER = {"analyzer": "char_wb", "ngram_range": (3, 3), "n_features": 2**20}
@@ -44,7 +43,6 @@ KEY_CHARS = 300  # of the other person's turn: enough to match on, bounded work 
 SHOWN_CHARS = 200  # of each side of an exchange in the prompt: memories stay compact
 MAX_K = 20
 MIN_SCORE = 0.1  # below this a "memory" shares a few letter pairs with the message, not a topic
-MAX_FACTS, MAX_FACT_CHARS = 30, 200
 CACHE_SIZE = 2  # indexes kept open (the UI switches between a run or two)
 SOURCES = "sources.json"  # prepare's per-row threads, kept until the first build
 
@@ -81,11 +79,6 @@ def memory_path(train_file: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + SUFFIX)
 
 
-def facts_path(train_file: str | os.PathLike) -> Path:
-    path = Path(train_file)
-    return path.with_name(path.name.removesuffix(".jsonl") + FACTS_SUFFIX)
-
-
 # ---- building ------------------------------------------------------------------------------------
 
 
@@ -117,30 +110,23 @@ def build_memory(exchanges: list[Exchange], out: str | os.PathLike, built_from: 
     import numpy as np
     import scipy.sparse
 
-    out = Path(out)
     matrix, idf = _vectorize(exchanges)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        with open(temp / "exchanges.jsonl", "w", encoding="utf-8") as handle:
+
+    def write(folder: Path) -> dict:
+        with open(folder / "exchanges.jsonl", "w", encoding="utf-8") as handle:
             encode = json.JSONEncoder(ensure_ascii=False).encode
             handle.writelines(encode(exchange.to_dict()) + "\n" for exchange in exchanges)
-        scipy.sparse.save_npz(temp / "vectors.npz", matrix, compressed=False)
-        np.save(temp / "idf.npy", idf, allow_pickle=False)
+        scipy.sparse.save_npz(folder / "vectors.npz", matrix, compressed=False)
+        np.save(folder / "idf.npy", idf, allow_pickle=False)
         settings = {**VECTORIZER, "ngram_range": list(VECTORIZER["ngram_range"]), "key_chars": KEY_CHARS}
-        info = {
-            "format_version": FORMAT_VERSION,
+        return {
             "vectorizer": settings,
             "exchanges": len(exchanges),
             "with_threads": sum(bool(e.thread) for e in exchanges),
             "built_from": built_from,
         }
-        (temp / "memory.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _replace_folder(temp, out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return out
+
+    return _write_folder(Path(out), write)
 
 
 def build_memory_for(
@@ -163,8 +149,7 @@ def build_memory_for(
 
 
 def _with_known_threads(exchanges: list[Exchange], folder: Path) -> list[Exchange]:
-    """A rebuild keeps the thread and people `prepare` recorded for exchanges the old index had
-    (the JSONL rows do not carry them)."""
+    """A rebuild keeps the threads and people the old index knew (the JSONL rows do not carry them)."""
     try:
         with open(folder / "exchanges.jsonl", encoding="utf-8") as handle:
             old = [_exchange(json.loads(line)) for line in handle if line.strip()]
@@ -192,18 +177,13 @@ def remember_prepared(prepared, train_file: str | os.PathLike) -> Path | None:
     threads: dict[tuple, int] = {}
     rows = [threads.setdefault(tuple(source), len(threads)) for source in prepared.train_sources]
     table = [[thread, title, list(people)] for thread, title, people in threads]
-    out = memory_path(train_file)
-    info = {"format_version": FORMAT_VERSION, "state": PENDING, "built_from": Path(train_file).name}
-    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+
+    def write(folder: Path) -> dict:
         encode = json.JSONEncoder(ensure_ascii=False).encode
-        (temp / SOURCES).write_text(encode({"threads": table, "rows": rows}), encoding="utf-8")
-        (temp / "memory.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _replace_folder(temp, out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return out
+        (folder / SOURCES).write_text(encode({"threads": table, "rows": rows}), encoding="utf-8")
+        return {"state": PENDING, "built_from": Path(train_file).name}
+
+    return _write_folder(memory_path(train_file), write)
 
 
 def is_pending(folder: str | os.PathLike) -> bool:
@@ -275,16 +255,25 @@ def _vectorize(exchanges: list[Exchange]):
     return matrix, np.where(seen, tfidf.idf_, 0).astype(np.float32)
 
 
-def _replace_folder(new: Path, out: Path) -> None:
-    """Move `new` to `out`; an existing `out` is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    os.replace(new, out)
+def _write_folder(out: Path, write) -> Path:
+    """A memory folder at `out`: `write(folder)` fills a new one and returns memory.json's fields; it
+    replaces what `out` held only once all is written (the old one is moved aside, then removed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        info = {"format_version": FORMAT_VERSION, **write(temp)}
+        (temp / "memory.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        old = out.with_name(f".{out.name}.old") if out.exists() else None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return out
 
 
 # ---- reading and recalling -----------------------------------------------------------------------
@@ -409,44 +398,3 @@ def _exchange(data: dict) -> Exchange:
         str(data.get("title") or ""),
         tuple(str(p) for p in data.get("people") or ()),
     )
-
-
-# ---- facts ---------------------------------------------------------------------------------------
-
-
-def read_facts(path: str | os.PathLike | None) -> list[str]:
-    """The facts in a text file, one per line (blank lines and '#' comments skipped); [] when there is none."""
-    if path is None:
-        return []
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(
-            f"{path.name}: not a readable facts file ({error}); expected UTF-8 text, one fact per line"
-        ) from None
-    return check_facts(text.splitlines(), path.name)
-
-
-def check_facts(lines: Iterable[str], where: str = "facts") -> list[str]:
-    facts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    if len(facts) > MAX_FACTS:
-        raise UserError(f"{where}: {len(facts)} facts; keep at most {MAX_FACTS} (they go into every prompt)")
-    long = next((fact for fact in facts if len(fact) > MAX_FACT_CHARS), None)
-    if long is not None:
-        raise UserError(
-            f"{where}: a fact of {len(long)} characters ({long[:30]!r}...); keep each under {MAX_FACT_CHARS}"
-        )
-    return facts
-
-
-def write_facts(path: str | os.PathLike, facts: Iterable[str]) -> Path:
-    """Save the facts (checked) atomically, one per line."""
-    path = Path(path)
-    checked = check_facts(facts, path.name)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text("".join(f"{fact}\n" for fact in checked), encoding="utf-8")
-    os.replace(temp, path)
-    return path

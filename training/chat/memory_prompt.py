@@ -25,17 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.chat.memory import (
-    MAX_K,
-    SHOWN_CHARS,
-    MemoryIndex,
-    Recalled,
-    check_facts,
-    facts_path,
-    memory_path,
-    open_memory,
-    read_facts,
-)
+from training.chat.facts import check_facts, facts_path, read_facts
+from training.chat.memory import MAX_K, SHOWN_CHARS, MemoryIndex, Recalled, memory_path, open_memory
 from training.errors import UserError
 
 DEFAULT_K = 4

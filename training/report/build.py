@@ -291,7 +291,7 @@ def _losses(rows: list[dict], tuned: _Side, base: _Side, config, tracker: _Track
 
 def training_memory(run, train_rows: list[dict], settings):
     """Memory of the rows the run trained on, and the facts beside its data: never a held-out row."""
-    from training.chat.memory import facts_path, read_facts
+    from training.chat.facts import facts_path, read_facts
     from training.chat.memory_prompt import training_rows_memory
 
     facts = settings.facts
