@@ -91,39 +91,26 @@ def train_tokenizer(corpus: list[str], vocab_size: int = 2048, model_max_length:
     return tokenizer
 
 
+# The three shapes, a few million parameters each: big enough to train and generate like the real
+# thing, small enough for a test. Blenderbot is BART-style: its decoder starts from EOS.
+_SHAPES = {
+    "llama": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4),
+    "gpt2": dict(n_embd=256, n_layer=4, n_head=4),
+    "blenderbot": dict(d_model=256, encoder_ffn_dim=1024, decoder_ffn_dim=1024, encoder_layers=2, decoder_layers=2),
+}
+
+
 def _build_model(arch: str, vocab: int, ids: dict[str, int]) -> PreTrainedModel:
-    special = {"pad_token_id": ids[PAD], "eos_token_id": ids[EOS], "bos_token_id": ids[EOS]}
+    shape = {**_SHAPES[arch], "vocab_size": vocab}
+    shape.update(pad_token_id=ids[PAD], eos_token_id=ids[EOS], bos_token_id=ids[EOS])
     if arch == "llama":  # ~5M parameters
-        config = LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=256,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=1024,
-            max_position_embeddings=_CONTEXT[arch],
-            tie_word_embeddings=False,
-            **special,
-        )
-        return LlamaForCausalLM(config)
+        shape.update(num_key_value_heads=2, max_position_embeddings=_CONTEXT[arch], tie_word_embeddings=False)
+        return LlamaForCausalLM(LlamaConfig(**shape))
     if arch == "gpt2":  # ~4M parameters
-        config = GPT2Config(vocab_size=vocab, n_embd=256, n_layer=4, n_head=4, n_positions=_CONTEXT[arch], **special)
-        return GPT2LMHeadModel(config)
-    config = BlenderbotConfig(  # ~4M parameters; BART-style: the decoder starts from EOS
-        vocab_size=vocab,
-        d_model=256,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=1024,
-        decoder_ffn_dim=1024,
-        max_position_embeddings=_CONTEXT[arch],
-        decoder_start_token_id=ids[EOS],
-        forced_eos_token_id=ids[EOS],
-        **special,
-    )
-    return BlenderbotForConditionalGeneration(config)
+        return GPT2LMHeadModel(GPT2Config(**shape, n_positions=_CONTEXT[arch]))
+    shape.update(encoder_attention_heads=4, decoder_attention_heads=4, max_position_embeddings=_CONTEXT[arch])
+    shape.update(decoder_start_token_id=ids[EOS], forced_eos_token_id=ids[EOS])
+    return BlenderbotForConditionalGeneration(BlenderbotConfig(**shape))  # ~4M parameters
 
 
 def default_corpus() -> list[str]:
