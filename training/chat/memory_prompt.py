@@ -1,6 +1,6 @@
 """Memory at chat time: which data set's memory a run uses, and how recalled exchanges enter the prompt.
 
-    memory = open_chat_memory(RUN, MemorySettings(k=4, exclude_people=("Maya Chen",)))
+    memory = open_chat_memory(RUN, MemorySettings(k=2, exclude_people=("Maya Chen",)))
     build_prompt(model, history, "free thursday?", memory=memory)   # generate.py
 
 The facts and the recalled exchanges go at the end of the system prompt, compactly, on one line:
@@ -29,7 +29,7 @@ from training.chat.facts import check_facts, facts_path, read_facts
 from training.chat.memory import MAX_K, SHOWN_CHARS, MemoryIndex, Recalled, memory_path, open_memory
 from training.errors import UserError
 
-DEFAULT_K = 4
+DEFAULT_K = 2  # 4 made the Chit-Chat persona's replies longer, in more bubbles (docs/benchmarks.md, Memory)
 
 
 @dataclass(frozen=True)

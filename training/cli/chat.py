@@ -48,7 +48,7 @@ def memory_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--memory", action="store_true", help="recall past exchanges like the message, and the facts")
     group.add_argument(
-        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)"
+        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (2)"
     )
     group.add_argument(
         "--memory-from",

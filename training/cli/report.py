@@ -55,7 +55,7 @@ def _memory_arguments(parser, what: str) -> None:
         help=f"{what} (past exchanges from the training rows only, and the facts)",
     )
     parser.add_argument(
-        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (4)"
+        "--memory-k", type=int, default=None, metavar="K", help="past exchanges recalled per message (2)"
     )
 
 
