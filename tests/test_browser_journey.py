@@ -34,6 +34,7 @@ from tests.browser import (
 )
 from tests.hub_server import HubServer, point_huggingface_hub_at
 from tests.ui_client import launch
+from training.chat.memory import is_pending
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -137,6 +138,11 @@ def build_examples(page) -> str:
     assert first_reply and trained.startswith(first_reply), (first_reply, trained)
     assert first_prompt in context and first_reply not in context
     screenshot(page, "data")
+    memory = Path(saved.input_value()).with_suffix(".memory")
+    deadline = time.monotonic() + 60  # indexed once the answer is on the page: the Chat tab finds it ready
+    while is_pending(memory) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (memory / "vectors.npz").is_file()
     return saved.input_value()
 
 
