@@ -106,6 +106,20 @@ def seed004_dataset(tokenizer, rows: list[dict], max_length: int):
     return Dataset.from_dict(columns)
 
 
+def same_settings(config: RunConfig, out: Path) -> dict:
+    """What (a) and (b) are given alike: the run's steps, batch, learning rate and seed; no saving or logging."""
+    return dict(
+        output_dir=str(out),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
 def build_seed004(config: RunConfig, rows: list[dict], out: Path, clock: StepClock):
     from peft import get_peft_model
     from transformers import (
@@ -118,16 +132,7 @@ def build_seed004(config: RunConfig, rows: list[dict], out: Path, clock: StepClo
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(config.model), lora_config(config))
-    arguments = TrainingArguments(
-        output_dir=str(out),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-    )
+    arguments = TrainingArguments(**same_settings(config, out))
     dataset = seed004_dataset(tokenizer, rows, config.max_length)
     return Trainer(
         model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator, callbacks=[clock]
@@ -145,14 +150,7 @@ def build_bare_trl(config: RunConfig, rows: list[dict], out: Path, clock: StepCl
 
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     arguments = SFTConfig(
-        output_dir=str(out),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
+        **same_settings(config, out),
         bf16=False,
         **({} if checkpointing else {"gradient_checkpointing": False}),
     )

@@ -8,8 +8,10 @@ test that silently skips would hide a broken UI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,23 @@ def require_chromium() -> None:
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def patient_chromium(timeout_ms: int) -> Iterator:
+    """Chromium for a test module, with Playwright's expect() waiting up to `timeout_ms` (a busy 2-core
+    runner answers slowly); Playwright's default (5 s) comes back after, for any other browser test."""
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=timeout_ms)
+    try:
+        with sync_playwright() as playwright:
+            chromium = launch_chromium(playwright)
+            yield chromium
+            chromium.close()
+    finally:
+        expect.set_options(timeout=5_000)
 
 
 def open_tab(page, name: str):

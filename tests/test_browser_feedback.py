@@ -9,15 +9,15 @@ import shutil
 
 import pytest
 
-from tests.browser import WIDTH, block, choose, launch_chromium, open_tab, require_chromium, save_failure
+from tests.browser import WIDTH, block, choose, open_tab, patient_chromium, save_failure
 from tests.export_runs import adapter_run
 from tests.ui_client import served
 from training.train import runs
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # require_chromium() turns this into a skip, or into a failure under CI
-    expect = sync_playwright = None
+    expect = None
 
 UI_TIMEOUT_MS = 30_000  # a click's answer on a busy 2-core runner (5 s is Playwright's default)
 CHAT_SOURCE = "Chat with: a finished run, a model folder, a Hub id, or offline-small"
@@ -27,13 +27,8 @@ TUNED = "Fine-tuned: texts like you"
 
 @pytest.fixture(scope="module")
 def browser():
-    require_chromium()
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
+    with patient_chromium(UI_TIMEOUT_MS) as chromium:
         yield chromium
-        chromium.close()
-    expect.set_options(timeout=5_000)  # Playwright's default, for any other browser test
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ from tests.browser import (
     block,
     choose,
     clear_old_failures,
-    launch_chromium,
     open_tab,
+    patient_chromium,
     plot,
     plot_drawing,
     progress_step,
-    require_chromium,
     save_failure,
     screenshot,
     toasts,
@@ -37,9 +36,9 @@ from tests.ui_client import launch
 from training.chat.memory import is_pending
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # require_chromium() turns this into a skip, or into a failure under CI
-    expect = sync_playwright = None
+    expect = None
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sam_messenger_export.zip"
 TOKEN = "hf_browserJourneySecret123456"
@@ -58,14 +57,9 @@ REPORT_EXAMPLES = "Include side-by-side examples (quotes your private chats)"
 
 @pytest.fixture(scope="module")
 def browser():
-    require_chromium()
     clear_old_failures()
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
+    with patient_chromium(UI_TIMEOUT_MS) as chromium:
         yield chromium
-        chromium.close()
-    expect.set_options(timeout=5_000)  # Playwright's default, for any other browser test
 
 
 @pytest.fixture
