@@ -164,7 +164,7 @@ def build_data_tab(
 
     # Once the answer is on the page, not before: a big export's index takes longer than its examples,
     # and indexing alongside the answer slowed it by ~1-2 s on the 1M-message benchmark export.
-    build_event.success(_index_memory_later, inputs=dataset_path, api_name=False, show_progress="hidden")
+    build_event.success(studio(_index_memory_later), inputs=dataset_path, api_name=False, show_progress="hidden")
 
     def on_cancel(request: gr.Request):
         steps.cancel(request.session_hash)
