@@ -314,21 +314,8 @@ def test_memories_are_trimmed_to_the_context_after_the_history_least_relevant_fi
 def test_chat_command_prints_the_memories_used_then_the_reply(run_with_memory, capsys):
     from training.chat.generate import DecodingSettings, load_chat_model, reply
 
-    assert (
-        main(
-            [
-                "chat",
-                str(run_with_memory),
-                "--prompt",
-                "did you feed the cat?",
-                "--memory",
-                "--memory-k",
-                "1",
-                "--print-prompt",
-            ]
-        )
-        == 0
-    )
+    ask = ["chat", str(run_with_memory), "--prompt", "did you feed the cat?", "--memory", "--memory-k", "1"]
+    assert main([*ask, "--print-prompt"]) == 0
     printed, said = capsys.readouterr()
     assert said.startswith("indexing your past replies in sam.memory (first use)...\n")  # prepare left it to now
     assert (
@@ -336,26 +323,8 @@ def test_chat_command_prints_the_memories_used_then_the_reply(run_with_memory, c
         and "them: did you feed the cat? / you: twice lol he lies" in printed
     )
     assert "leftover pad thai" not in printed  # k=1
-    assert (
-        main(
-            [
-                "chat",
-                str(run_with_memory),
-                "--prompt",
-                "did you feed the cat?",
-                "--memory",
-                "--memory-k",
-                "1",
-                "--show-memory",
-                "--greedy",
-                "--max-new-tokens",
-                "8",
-                "--facts",
-                "/nonexistent/facts.txt",
-            ]
-        )
-        == 0
-    )
+    shown = ["--show-memory", "--greedy", "--max-new-tokens", "8", "--facts", "/nonexistent/facts.txt"]
+    assert main([*ask, *shown]) == 0
     out = capsys.readouterr().out
     memories, answer = out.split("\n\n", 1)
     assert memories.splitlines()[0] == "memories used:"

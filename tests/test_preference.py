@@ -38,37 +38,19 @@ def pairs(sft, tmp_path_factory):
     return path
 
 
+def dpo_round(sft, pairs, *flags):
+    """`train --method dpo` from the finished run on the pairs: batch 2, a metrics line a step, fp32."""
+    small = ("--batch-size", 2, "--logging-steps", 1, "--learning-rate", 1e-3, "--dtype", "fp32")
+    return run_cli("train", "--method", "dpo", "--from-run", sft, "--data", pairs, *small, *flags)
+
+
 def metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def test_a_dpo_round_trains_the_runs_adapter_against_itself_and_logs_preference_accuracy(sft, pairs, tmp_path):
     out = tmp_path / "dpo"
-    done = run_cli(
-        "train",
-        "--method",
-        "dpo",
-        "--from-run",
-        sft,
-        "--data",
-        pairs,
-        "--output",
-        out,
-        "--max-steps",
-        3,
-        "--batch-size",
-        2,
-        "--validation-split",
-        0.2,
-        "--eval-steps",
-        3,
-        "--logging-steps",
-        1,
-        "--learning-rate",
-        1e-3,
-        "--dtype",
-        "fp32",
-    )
+    done = dpo_round(sft, pairs, "--output", out, "--max-steps", 3, "--validation-split", 0.2, "--eval-steps", 3)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["state"] == "completed"
     lines = metrics(out)
@@ -227,29 +209,10 @@ def test_a_rounds_report_reads_the_starting_runs_conversations(sft, pairs):
 
 
 def test_a_stopped_round_resumes_from_its_own_adapter_not_the_reference(sft, pairs, tmp_path):
-    common = (
-        "--method",
-        "dpo",
-        "--from-run",
-        sft,
-        "--data",
-        pairs,
-        "--batch-size",
-        2,
-        "--logging-steps",
-        1,
-        "--scheduler",
-        "constant",
-        "--learning-rate",
-        1e-3,
-        "--dtype",
-        "fp32",
-        "--save-steps",
-        2,
-    )
+    common = ("--scheduler", "constant", "--save-steps", 2)
     straight, halves = tmp_path / "straight", tmp_path / "halves"
-    assert run_cli("train", *common, "--max-steps", 4, "--output", straight).returncode == 0
-    assert run_cli("train", *common, "--max-steps", 2, "--output", halves).returncode == 0
+    assert dpo_round(sft, pairs, *common, "--max-steps", 4, "--output", straight).returncode == 0
+    assert dpo_round(sft, pairs, *common, "--max-steps", 2, "--output", halves).returncode == 0
     assert not (halves / "checkpoints" / "checkpoint-2" / "ref").exists()  # only the trained adapter is saved
     done = run_cli("train", halves / "config.yaml", "--resume", "--max-steps", 4)
     assert done.returncode == 0, done.stderr
