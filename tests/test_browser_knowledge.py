@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import app
-from tests.browser import WIDTH, launch_chromium, open_tab, require_chromium, save_failure
+from tests.browser import WIDTH, block, launch_chromium, open_tab, require_chromium, save_failure
 from tests.ui_client import launch
 
 try:
@@ -38,7 +38,10 @@ def test_untick_a_row_in_the_review_table_and_save_the_rest(page, isolated_data_
     try:
         open_tab(page, "Data")
         page.get_by_text("Knowledge files: what you know").click()
-        page.locator("input[type=file]").nth(1).set_input_files(
+        # By its label: the n-th file input on the page depends on what Gradio has rendered so far
+        # (a table's hidden .csv import input sometimes came second).
+        uploader = block(page, "Knowledge files (markdown/text notes, docs, code; folders as zip)")
+        uploader.locator("input[type=file]").set_input_files(
             [str(SAMPLES / "climbing.md"), str(SAMPLES / "tip_split.py")]
         )
         page.locator("[aria-label='tip_split.py']").wait_for()  # the upload finished
